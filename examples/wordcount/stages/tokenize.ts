@@ -1,0 +1,8 @@
+import { transform } from '../../../lib';
+
+/** Splits each line into lower-case words and emits (word, 1): Spark's `flatMap` + `map` in one stage. */
+export default transform<string, string, number>('tokenize', (line, emit) => {
+  for (const word of line.toLowerCase().split(/[^\p{L}\p{N}']+/u)) {
+    if (word) emit(word, 1);
+  }
+});

@@ -1,0 +1,5 @@
+import pipeline from 'sluice-pipeline';
+import { lambdaHandlers } from '../lib/runtime/lambda';
+
+/** The transform function: parses its event once and calls the shared executor in lib/. */
+export const handler = lambdaHandlers(pipeline).transform;

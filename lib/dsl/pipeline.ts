@@ -1,0 +1,153 @@
+import { toMillis, type Duration } from '../duration';
+import { PipelineDefinitionError } from '../errors';
+import type { Sink } from './sink';
+import type { Source } from './source';
+import type { AnyStage, ChainOutput, Wired } from './types';
+
+/** What to do with a record that fails to decode or throws in stage code. */
+export type OnError = 'deadLetter' | 'fail';
+
+/** How a batch's input is split into transform tasks (by bytes, so a hot shard gets several). */
+export interface TaskOptions {
+  /** At most this many transform tasks per batch. @default 64 */
+  readonly max?: number;
+  /** Aim for this many input bytes per task. @default 4 MiB */
+  readonly targetBytes?: number;
+}
+
+/** The definition a pipeline module passes to `pipeline()`. */
+export interface PipelineOptions<T, S extends readonly AnyStage[]> {
+  /** Names the deployed resources and S3 prefixes; lower-case letters, digits and '-'. */
+  readonly name: string;
+  /** The micro-batch interval, like Spark's `batchDuration`. */
+  readonly batchInterval: Duration;
+  readonly source: Source<T>;
+  /** The stages, in order; each must take what the one before it gives. */
+  readonly stages: S & Wired<T, S>;
+  /** Where output goes. The output is always written as JSON Lines (see `s3Jsonl`). @default [] */
+  readonly sinks?: readonly Sink<ChainOutput<T, S>>[];
+  /** @default 'deadLetter' */
+  readonly onError?: OnError;
+  /** Reduce partitions of keyed stages that do not set their own. @default 4 */
+  readonly partitions?: number;
+  readonly tasks?: TaskOptions;
+}
+
+/** A validated pipeline: what infra deploys and the runtime runs. */
+export interface Pipeline<T, Out> {
+  readonly name: string;
+  readonly batchIntervalMs: number;
+  readonly source: Source<T>;
+  readonly stages: readonly AnyStage[];
+  readonly sinks: readonly Sink<Out>[];
+  readonly onError: OnError;
+  readonly partitions: number;
+  readonly tasks: Required<TaskOptions>;
+}
+
+/** A pipeline of any record types, as the runtime sees it. */
+export type AnyPipeline = Pipeline<unknown, unknown>;
+
+/** Stage ids the runtime uses for its own functions. */
+export const RESERVED_IDS: readonly string[] = Object.freeze(['ingest', 'coordinator', 'read']);
+
+/**
+ * Defines a pipeline: a source, stages that type-check against each other, and sinks.
+ *
+ * @example
+ * export default pipeline({
+ *   name: 'wordcount',
+ *   batchInterval: '10s',
+ *   source: kinesis({ stream: 'lines', decode: utf8 }),
+ *   stages: [tokenize, count],
+ *   sinks: [print({ top: 10 })],
+ * });
+ */
+export function pipeline<T, const S extends readonly AnyStage[]>(
+  options: PipelineOptions<T, S>,
+): Pipeline<T, ChainOutput<T, S>> {
+  if (!/^[a-z][a-z0-9-]{0,39}$/.test(options.name)) {
+    throw new PipelineDefinitionError(
+      `pipeline name '${options.name}' must be 1-40 lower-case letters, digits and '-', starting with a letter`,
+    );
+  }
+  const stages = options.stages as readonly AnyStage[];
+  const seen = new Set<string>();
+  for (const stage of stages) {
+    if (RESERVED_IDS.includes(stage.id)) {
+      throw new PipelineDefinitionError(`stage id '${stage.id}' is reserved for the runtime`, {
+        stage: stage.id,
+      });
+    }
+    if (seen.has(stage.id)) {
+      throw new PipelineDefinitionError(`stage id '${stage.id}' is used twice`, { stage: stage.id });
+    }
+    seen.add(stage.id);
+  }
+  const sinks = options.sinks ?? [];
+  for (const sink of sinks) {
+    if (sink.spec.kind === 'sluice.sink/foreachBatch@1') {
+      if (seen.has(sink.spec.id)) throw new PipelineDefinitionError(`id '${sink.spec.id}' is used twice`);
+      seen.add(sink.spec.id);
+    }
+  }
+  if (sinks.filter((s) => s.spec.kind === 'sluice.sink/s3Jsonl@1').length > 1) {
+    throw new PipelineDefinitionError(
+      'a pipeline has at most one s3Jsonl sink: it sets where output is written',
+    );
+  }
+  const partitions = options.partitions ?? 4;
+  if (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > 10_000) {
+    throw new PipelineDefinitionError('partitions must be a whole number from 1 to 10000');
+  }
+  const max = options.tasks?.max ?? 64;
+  const targetBytes = options.tasks?.targetBytes ?? 4 * 1024 * 1024;
+  if (!Number.isSafeInteger(max) || max < 1)
+    throw new PipelineDefinitionError('tasks.max must be a positive integer');
+  if (!Number.isSafeInteger(targetBytes) || targetBytes < 1) {
+    throw new PipelineDefinitionError('tasks.targetBytes must be a positive integer');
+  }
+  return Object.freeze({
+    name: options.name,
+    batchIntervalMs: toMillis(options.batchInterval),
+    source: options.source,
+    stages: Object.freeze([...stages]),
+    sinks: Object.freeze([...sinks]) as readonly Sink<ChainOutput<T, S>>[],
+    onError: options.onError ?? 'deadLetter',
+    partitions,
+    tasks: Object.freeze({ max, targetBytes }),
+  });
+}
+
+/** Settings that may be changed for a run without changing what a pipeline computes per batch. */
+export interface PipelineSettings {
+  readonly batchInterval?: Duration;
+  readonly partitions?: number;
+  readonly tasks?: TaskOptions;
+}
+
+/**
+ * A copy of a pipeline with other run settings (the CLI's `--batch-interval`, `--partitions`,
+ * `--tasks`), validated like the original.
+ *
+ * @example
+ * const wide = withSettings(wordcount, { partitions: 16 });
+ */
+export function withSettings<T, Out>(base: Pipeline<T, Out>, settings: PipelineSettings): Pipeline<T, Out> {
+  const partitions = settings.partitions ?? base.partitions;
+  if (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > 10_000) {
+    throw new PipelineDefinitionError('partitions must be a whole number from 1 to 10000');
+  }
+  const max = settings.tasks?.max ?? base.tasks.max;
+  const targetBytes = settings.tasks?.targetBytes ?? base.tasks.targetBytes;
+  if (!Number.isSafeInteger(max) || max < 1 || !Number.isSafeInteger(targetBytes) || targetBytes < 1) {
+    throw new PipelineDefinitionError('tasks.max and tasks.targetBytes must be positive integers');
+  }
+  return Object.freeze({
+    ...base,
+    batchIntervalMs:
+      settings.batchInterval === undefined ? base.batchIntervalMs : toMillis(settings.batchInterval),
+    partitions,
+    tasks: Object.freeze({ max, targetBytes }),
+  });
+}

@@ -1,0 +1,109 @@
+import type { StageId } from '../ids';
+
+declare const stageTypes: unique symbol;
+
+/** A keyed record: what keyed stages consume and produce, like a Scala `(K, V)`. */
+export type Pair<K, V> = [K, V];
+
+/** Where a stage sends a record. */
+export type Emit<T> = (value: T) => void;
+
+/**
+ * Receives the output of a narrow stage. Keyed output takes the `pair` path so that keyed stages
+ * feeding a shuffle do not allocate a tuple per record.
+ */
+export interface Downstream {
+  value(value: unknown): void;
+  pair(key: unknown, value: unknown): void;
+}
+
+/** Compile-time only: the record types a stage takes and gives. Never present at run time. */
+interface StageTypes<In, Out> {
+  readonly [stageTypes]?: { readonly in: (value: In) => void; readonly out: Out };
+}
+
+/** Spec of a narrow (record-level) stage, as serialized into the sealed manifest. */
+export interface NarrowSpec {
+  readonly kind:
+    'sluice.stage/map@1' | 'sluice.stage/flatMap@1' | 'sluice.stage/filter@1' | 'sluice.stage/transform@1';
+  readonly id: StageId;
+}
+
+/** Spec of a wide (keyed, shuffling) stage, as serialized into the sealed manifest. */
+export interface WideSpec {
+  readonly kind:
+    | 'sluice.stage/reduceByKey@1'
+    | 'sluice.stage/groupByKey@1'
+    | 'sluice.stage/combineByKey@1'
+    | 'sluice.stage/aggregateByKey@1'
+    | 'sluice.stage/countByValue@1'
+    | 'sluice.stage/count@1'
+    | 'sluice.stage/reduce@1';
+  readonly id: StageId;
+  /** Values are combined per key inside each transform task before the shuffle. */
+  readonly mapSideCombine: boolean;
+  /** Reduce partitions; unset means the pipeline's default. `count` and `reduce` use exactly 1. */
+  readonly partitions?: number;
+}
+
+/**
+ * A record-level stage (map, flatMap, filter, keyed transform). Consecutive narrow stages fuse into
+ * one function: they run in the same task, record by record.
+ */
+export interface NarrowStage<In, Out> extends StageTypes<In, Out> {
+  readonly shape: 'narrow';
+  readonly id: StageId;
+  readonly spec: NarrowSpec;
+  /** Builds the per-record function once per task, bound to what follows it. */
+  readonly compile: (next: Downstream) => (value: In) => void;
+}
+
+/**
+ * How a wide stage aggregates the values of one key, in Spark's `combineByKey` terms.
+ * `C` is the combiner: what map-side combining produces and the shuffle carries.
+ */
+export interface Aggregator<V, C> {
+  readonly create: (value: V) => C;
+  readonly mergeValue: (combiner: C, value: V) => C;
+  readonly mergeCombiners: (left: C, right: C) => C;
+}
+
+/**
+ * A keyed stage that shuffles: records are keyed, combined per key in each transform task (when
+ * `spec.mapSideCombine`), written to the shuffle, and merged by reduce partition.
+ */
+export interface WideStage<In, Out> extends StageTypes<In, Out> {
+  readonly shape: 'wide';
+  readonly id: StageId;
+  readonly spec: WideSpec;
+  /** Turns an input record into the key and value the aggregator sees. */
+  readonly toPair: (value: In, sink: Downstream) => void;
+  readonly aggregator: Aggregator<unknown, unknown>;
+  /** Turns a key and its final combiner into the stage's output record. */
+  readonly output: (key: unknown, combiner: unknown) => Out;
+  /** Output for a batch with no input at all (`count` gives 0, as Spark's does). */
+  readonly whenEmpty?: () => Out[];
+}
+
+/** Any stage. */
+export type Stage<In, Out> = NarrowStage<In, Out> | WideStage<In, Out>;
+
+/** A stage of any types; stages are contravariant in their input, so `never` accepts all. */
+export type AnyStage = NarrowStage<never, unknown> | WideStage<never, unknown>;
+
+/** The output record type of a stage. */
+export type StageOutput<S> = S extends StageTypes<never, infer O> ? O : never;
+
+/**
+ * What each position of a stage list must be so that the stages connect: stage i takes what stage
+ * i-1 gives (the source's type for the first). Used as `stages: S & Wired<T, S>` so a mis-wired list
+ * is a compile error at the stage that does not fit.
+ */
+export type Wired<In, S extends readonly unknown[]> = S extends readonly [infer Head, ...infer Rest]
+  ? readonly [Stage<In, StageOutput<Head>>, ...Wired<StageOutput<Head>, Rest>]
+  : readonly [];
+
+/** The record type a list of stages produces from an input of type `In`. */
+export type ChainOutput<In, S extends readonly unknown[]> = S extends readonly [...unknown[], infer Last]
+  ? StageOutput<Last>
+  : In;

@@ -1,0 +1,109 @@
+import { ByteReader, ByteWriter } from './bytes';
+
+/** One stream record as the ingest function received it. */
+export interface InputRecord {
+  /** The Kinesis sequence number: a decimal string, compared as a BigInt. */
+  readonly seq: string;
+  /** Approximate arrival time at the stream, epoch milliseconds. */
+  readonly arrivedAt: number;
+  readonly data: Uint8Array;
+}
+
+/** A run of whole records inside a segment; tasks read segments block by block with ranged GETs. */
+export interface SegmentBlock {
+  readonly offset: number;
+  readonly records: number;
+}
+
+/** Target bytes per block: small enough that a batch of a few hundred KB still splits into tasks. */
+export const BLOCK_TARGET_BYTES = 8 * 1024;
+
+/**
+ * Encodes records into a segment body (no header: any block's byte range parses on its own) and
+ * notes where blocks start.
+ *
+ * @example
+ * const { body, blocks } = encodeSegment(records);
+ */
+export function encodeSegment(
+  records: readonly InputRecord[],
+  blockTargetBytes = BLOCK_TARGET_BYTES,
+): { body: Buffer; blocks: SegmentBlock[] } {
+  const writer = new ByteWriter(Math.max(1024, records.length * 64));
+  const blocks: SegmentBlock[] = [];
+  let blockStart = 0;
+  let inBlock = 0;
+  for (const record of records) {
+    if (inBlock > 0 && writer.length - blockStart >= blockTargetBytes) {
+      blocks.push({ offset: blockStart, records: inBlock });
+      blockStart = writer.length;
+      inBlock = 0;
+    }
+    writer.string(record.seq);
+    writer.varint(record.arrivedAt);
+    writer.bytes(record.data);
+    inBlock++;
+  }
+  if (inBlock > 0) blocks.push({ offset: blockStart, records: inBlock });
+  return { body: writer.toBuffer(), blocks };
+}
+
+/**
+ * Reads the records in `[start, end)` of a segment body.
+ *
+ * @example
+ * for (const r of decodeSegment(body)) console.log(r.seq);
+ */
+export function* decodeSegment(body: Buffer, start = 0, end = body.length): Generator<InputRecord> {
+  const reader = new ByteReader(body, start, end);
+  while (!reader.done) {
+    const seq = reader.string();
+    const arrivedAt = reader.varint();
+    const data = reader.bytes();
+    yield { seq, arrivedAt, data };
+  }
+}
+
+/**
+ * Blocks as one compact string for the ledger item (`offset.records` pairs, offsets as deltas),
+ * because a 6 MB segment has hundreds of them and DynamoDB lists of numbers are bulky.
+ *
+ * @example
+ * parseBlocks(formatBlocks(blocks)); // deep-equals blocks
+ */
+export function formatBlocks(blocks: readonly SegmentBlock[]): string {
+  let previous = 0;
+  return blocks
+    .map((b) => {
+      const text = `${(b.offset - previous).toString(36)}.${b.records.toString(36)}`;
+      previous = b.offset;
+      return text;
+    })
+    .join(',');
+}
+
+/** Inverse of `formatBlocks`. */
+export function parseBlocks(text: string): SegmentBlock[] {
+  if (text === '') return [];
+  let offset = 0;
+  return text.split(',').map((part) => {
+    const [delta, records] = part.split('.');
+    offset += parseInt(delta ?? '', 36);
+    const block = { offset, records: parseInt(records ?? '', 36) };
+    if (!Number.isSafeInteger(block.offset) || !Number.isSafeInteger(block.records)) {
+      throw new RangeError(`malformed block list near '${part}'`);
+    }
+    return block;
+  });
+}
+
+/**
+ * Pads a Kinesis sequence number so that string order is numeric order (ledger sort keys).
+ *
+ * @example
+ * padSeq('49590338271490256608559692538361571095921575989136588898');
+ */
+export function padSeq(seq: string): string {
+  if (!/^\d{1,64}$/.test(seq)) throw new RangeError(`'${seq}' is not a sequence number`);
+  return seq.padStart(64, '0');
+}

@@ -1,0 +1,54 @@
+import { ByteReader, ByteWriter } from './bytes';
+import { readValue, writeValue } from './value';
+
+/**
+ * One shuffle file per task: for each reduce partition in order, a run of (key, value) pairs.
+ * `index[p]` and `index[p + 1]` bound partition p's run, so a reducer reads just its run with one
+ * ranged GET. An empty run takes no bytes.
+ */
+export interface EncodedShuffle {
+  readonly body: Buffer;
+  readonly index: readonly number[];
+}
+
+/**
+ * Encodes per-partition runs. Each run is an iterable of [key, value] (a combiner when combining
+ * map-side, a raw value otherwise); order is kept, so equal input gives equal bytes.
+ *
+ * @example
+ * const { body, index } = encodeShuffle([[['a', 2]], [], [['b', 1]]]);
+ */
+export function encodeShuffle(runs: readonly Iterable<readonly [unknown, unknown]>[]): EncodedShuffle {
+  const writer = new ByteWriter();
+  const index: number[] = [0];
+  for (const run of runs) {
+    for (const [key, value] of run) {
+      writeValue(writer, key);
+      writeValue(writer, value);
+    }
+    index.push(writer.length);
+  }
+  return { body: writer.toBuffer(), index };
+}
+
+/**
+ * Calls `onPair` for every (key, value) in a run.
+ *
+ * @example
+ * decodeRun(body, 0, body.length, (k, v) => merged.set(k, v));
+ */
+export function decodeRun(
+  body: Buffer,
+  start: number,
+  end: number,
+  onPair: (key: unknown, value: unknown) => void,
+): number {
+  const reader = new ByteReader(body, start, end);
+  let pairs = 0;
+  while (!reader.done) {
+    const key = readValue(reader);
+    onPair(key, readValue(reader));
+    pairs++;
+  }
+  return pairs;
+}

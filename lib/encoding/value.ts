@@ -1,0 +1,135 @@
+import { ByteReader, ByteWriter } from './bytes';
+
+/**
+ * Tags of the compact value encoding used for shuffle data. Records are whatever JSON-like values
+ * stages produce; the encoding keeps numbers exact (integers as varints, others as float64) and
+ * distinguishes the types JSON would blur (undefined, bigint, bytes).
+ */
+const enum Tag {
+  Null = 0,
+  Undefined = 1,
+  False = 2,
+  True = 3,
+  PositiveInt = 4,
+  NegativeInt = 5,
+  Float = 6,
+  String = 7,
+  Array = 8,
+  Object = 9,
+  BigInt = 10,
+  Bytes = 11,
+}
+
+/** Thrown for a value the shuffle cannot carry (a function, a class instance, a symbol). */
+export class UnencodableValueError extends TypeError {
+  override readonly name = 'UnencodableValueError';
+}
+
+/**
+ * Appends one value.
+ *
+ * @example
+ * const w = new ByteWriter(); writeValue(w, ['word', 3]);
+ */
+export function writeValue(writer: ByteWriter, value: unknown): void {
+  switch (typeof value) {
+    case 'string':
+      writer.u8(Tag.String);
+      writer.string(value);
+      return;
+    case 'number':
+      if (Number.isSafeInteger(value) && !Object.is(value, -0)) {
+        writer.u8(value >= 0 ? Tag.PositiveInt : Tag.NegativeInt);
+        writer.varint(value >= 0 ? value : -value);
+      } else {
+        writer.u8(Tag.Float);
+        writer.f64(value);
+      }
+      return;
+    case 'boolean':
+      writer.u8(value ? Tag.True : Tag.False);
+      return;
+    case 'undefined':
+      writer.u8(Tag.Undefined);
+      return;
+    case 'bigint':
+      writer.u8(Tag.BigInt);
+      writer.string(value.toString());
+      return;
+    case 'object':
+      if (value === null) {
+        writer.u8(Tag.Null);
+      } else if (Array.isArray(value)) {
+        writer.u8(Tag.Array);
+        writer.varint(value.length);
+        for (const item of value) writeValue(writer, item);
+      } else if (value instanceof Uint8Array) {
+        writer.u8(Tag.Bytes);
+        writer.bytes(value);
+      } else if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
+        const keys = Object.keys(value);
+        writer.u8(Tag.Object);
+        writer.varint(keys.length);
+        for (const key of keys) {
+          writer.string(key);
+          writeValue(writer, (value as Record<string, unknown>)[key]);
+        }
+      } else {
+        throw new UnencodableValueError(
+          `cannot encode a ${value.constructor?.name ?? 'object'}: stages must produce plain data`,
+        );
+      }
+      return;
+    default:
+      throw new UnencodableValueError(`cannot encode a ${typeof value}: stages must produce plain data`);
+  }
+}
+
+/**
+ * Reads one value written by `writeValue`.
+ *
+ * @example
+ * const value = readValue(new ByteReader(buffer));
+ */
+export function readValue(reader: ByteReader): unknown {
+  const tag = reader.u8();
+  switch (tag) {
+    case Tag.String:
+      return reader.string();
+    case Tag.PositiveInt:
+      return reader.varint();
+    case Tag.NegativeInt:
+      return -reader.varint();
+    case Tag.Float:
+      return reader.f64();
+    case Tag.Null:
+      return null;
+    case Tag.Undefined:
+      return undefined;
+    case Tag.False:
+      return false;
+    case Tag.True:
+      return true;
+    case Tag.Array: {
+      const length = reader.varint();
+      const items = new Array<unknown>(length);
+      for (let i = 0; i < length; i++) items[i] = readValue(reader);
+      return items;
+    }
+    case Tag.Object: {
+      const length = reader.varint();
+      const object: Record<string, unknown> = {};
+      for (let i = 0; i < length; i++) {
+        const key = reader.string();
+        object[key] = readValue(reader);
+      }
+      return object;
+    }
+    case Tag.BigInt:
+      return BigInt(reader.string());
+    case Tag.Bytes:
+      return new Uint8Array(reader.bytes());
+    default:
+      throw new RangeError(`unknown value tag ${tag}`);
+  }
+}

@@ -1,0 +1,80 @@
+export { transform, map, flatMap, filter } from './dsl/transform';
+export {
+  reduceByKey,
+  groupByKey,
+  combineByKey,
+  aggregateByKey,
+  countByValue,
+  count,
+  reduce,
+  type Combiner,
+  type CombineByKeyOptions,
+  type KeyedStageOptions,
+} from './dsl/reduce';
+export {
+  kinesis,
+  utf8,
+  json,
+  schema,
+  type Decoder,
+  type Source,
+  type SourceSpec,
+  type KinesisSourceOptions,
+} from './dsl/source';
+export {
+  s3Jsonl,
+  print,
+  foreachBatch,
+  type Sink,
+  type SinkSpec,
+  type BatchContext,
+  type S3JsonlSink,
+  type PrintSink,
+  type ForeachBatchSink,
+} from './dsl/sink';
+export {
+  pipeline,
+  withSettings,
+  type PipelineSettings,
+  type Pipeline,
+  type AnyPipeline,
+  type PipelineOptions,
+  type OnError,
+  type TaskOptions,
+} from './dsl/pipeline';
+export type {
+  Pair,
+  Emit,
+  Stage,
+  AnyStage,
+  NarrowStage,
+  WideStage,
+  NarrowSpec,
+  WideSpec,
+  Aggregator,
+  Downstream,
+  StageOutput,
+  ChainOutput,
+  Wired,
+} from './dsl/types';
+export { toMillis, type Duration } from './duration';
+export { batchId, partitionId, taskId, stageId, shardId } from './ids';
+export type { BatchId, PartitionId, TaskId, StageId, ShardId } from './ids';
+export {
+  SluiceError,
+  PipelineDefinitionError,
+  InvalidInputError,
+  PlanMismatchError,
+  RecordFailedError,
+  NotReadyError,
+  ConfigError,
+  isRetryable,
+  type ErrorScope,
+} from './errors';
+export {
+  awsTargetFromEnv,
+  createAwsClients,
+  destroyAwsClients,
+  type AwsTarget,
+  type AwsClients,
+} from './aws';

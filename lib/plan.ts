@@ -1,0 +1,109 @@
+import type { AnyPipeline, OnError } from './dsl/pipeline';
+import type { SinkSpec } from './dsl/sink';
+import type { SourceSpec } from './dsl/source';
+import type { AnyStage, NarrowSpec, NarrowStage, WideSpec, WideStage } from './dsl/types';
+import { PlanMismatchError } from './errors';
+import { stageId, type StageId } from './ids';
+
+/**
+ * A phase is the unit of work one Lambda function does: phase 0 reads input segments and runs the
+ * narrow stages before the first keyed stage (the transform function); phase k >= 1 runs keyed stage
+ * k and the narrow stages after it (a reduce function). Each phase but the last ends in a shuffle.
+ */
+export interface PhaseSpec {
+  readonly phase: number;
+  /** Names the phase's Lambda function: the first stage's id (or 'read' for a phase 0 with none). */
+  readonly function: StageId;
+  readonly stages: readonly (NarrowSpec | WideSpec)[];
+  /** Tasks of this phase: `null` for phase 0 (decided per batch from input bytes), else partitions. */
+  readonly partitions: number | null;
+}
+
+/** The serializable plan: sealed into every manifest, compared by every task with its bundle. */
+export interface PlanSpec {
+  readonly kind: 'sluice.plan/v1';
+  readonly pipeline: string;
+  readonly batchIntervalMs: number;
+  readonly onError: OnError;
+  readonly source: SourceSpec;
+  readonly phases: readonly PhaseSpec[];
+  readonly sinks: readonly SinkSpec[];
+}
+
+/** A phase with its code: what a task executes. */
+export interface CompiledPhase {
+  readonly spec: PhaseSpec;
+  /** The keyed stage a reduce phase starts with; unset for phase 0. */
+  readonly wide?: WideStage<unknown, unknown>;
+  readonly narrow: readonly NarrowStage<unknown, unknown>[];
+}
+
+/** A pipeline split into phases. */
+export interface Plan {
+  readonly spec: PlanSpec;
+  readonly phases: readonly CompiledPhase[];
+}
+
+/**
+ * Splits a pipeline into phases at its keyed stages.
+ *
+ * @example
+ * const plan = planPipeline(wordcount);
+ * plan.phases.map((p) => p.spec.function); // ['tokenize', 'count']
+ */
+export function planPipeline(pipeline: AnyPipeline): Plan {
+  const groups: { wide?: WideStage<unknown, unknown>; narrow: NarrowStage<unknown, unknown>[] }[] = [
+    { narrow: [] },
+  ];
+  for (const stage of pipeline.stages as readonly AnyStage[]) {
+    if (stage.shape === 'wide') groups.push({ wide: stage as WideStage<unknown, unknown>, narrow: [] });
+    else
+      (groups[groups.length - 1] as { narrow: NarrowStage<unknown, unknown>[] }).narrow.push(
+        stage as NarrowStage<unknown, unknown>,
+      );
+  }
+  const phases: CompiledPhase[] = groups.map((group, phase) => {
+    const stages = [...(group.wide ? [group.wide.spec] : []), ...group.narrow.map((s) => s.spec)];
+    const first = stages[0];
+    const spec: PhaseSpec = {
+      phase,
+      function: first ? first.id : stageId('read'),
+      stages,
+      partitions: group.wide ? (group.wide.spec.partitions ?? pipeline.partitions) : null,
+    };
+    return { spec, ...(group.wide ? { wide: group.wide } : {}), narrow: group.narrow };
+  });
+  return {
+    spec: {
+      kind: 'sluice.plan/v1',
+      pipeline: pipeline.name,
+      batchIntervalMs: pipeline.batchIntervalMs,
+      onError: pipeline.onError,
+      source: pipeline.source.spec,
+      phases: phases.map((p) => p.spec),
+      sinks: pipeline.sinks.map((s) => s.spec),
+    },
+    phases,
+  };
+}
+
+/**
+ * Throws unless a sealed plan is the one this bundle would make: a task must never run a batch
+ * with code other than the code its manifest was sealed for.
+ *
+ * @example
+ * assertSamePlan(manifest.plan, planPipeline(pipeline).spec);
+ */
+export function assertSamePlan(sealed: PlanSpec, bundled: PlanSpec): void {
+  const a = JSON.stringify(sealed);
+  const b = JSON.stringify(bundled);
+  if (a !== b) {
+    throw new PlanMismatchError(`the sealed plan ${a} differs from this bundle's plan ${b}`);
+  }
+}
+
+/** The output prefix: the s3Jsonl sink's, or `output`. */
+export function outputPrefix(spec: PlanSpec): string {
+  for (const sink of spec.sinks) if (sink.kind === 'sluice.sink/s3Jsonl@1') return sink.prefix;
+  return 'output';
+}

@@ -1,0 +1,151 @@
+import { mapKey, partitionOf, type MapKey } from '../encoding/key';
+import { encodeShuffle, type EncodedShuffle } from '../encoding/shuffle';
+import type { Downstream, WideStage } from '../dsl/types';
+
+interface Entry {
+  readonly key: unknown;
+  combiner: unknown;
+}
+
+/**
+ * Collects a phase's output for the shuffle into the next keyed stage, combining per key on the
+ * map side when the stage allows it. Insertion order is kept, so equal input gives equal bytes.
+ */
+export class ShuffleBuffer implements Downstream {
+  private readonly combined = new Map<MapKey, Entry>();
+  private readonly raw: [unknown, unknown][][];
+  private readonly combine: boolean;
+  private readonly create: (value: unknown) => unknown;
+  private readonly mergeValue: (combiner: unknown, value: unknown) => unknown;
+  records = 0;
+
+  constructor(
+    private readonly stage: WideStage<unknown, unknown>,
+    private readonly partitions: number,
+  ) {
+    this.combine = stage.spec.mapSideCombine;
+    this.create = stage.aggregator.create;
+    this.mergeValue = stage.aggregator.mergeValue;
+    this.raw = this.combine ? [] : Array.from({ length: partitions }, () => []);
+  }
+
+  value(value: unknown): void {
+    this.stage.toPair(value, this);
+  }
+
+  pair(key: unknown, value: unknown): void {
+    this.records++;
+    if (!this.combine) {
+      (this.raw[partitionOf(mapKey(key), this.partitions)] as [unknown, unknown][]).push([key, value]);
+      return;
+    }
+    const k = typeof key === 'string' ? key : mapKey(key);
+    const entry = this.combined.get(k);
+    if (entry === undefined) this.combined.set(k, { key, combiner: this.create(value) });
+    else entry.combiner = this.mergeValue(entry.combiner, value);
+  }
+
+  /** The shuffle file and the partitions that got data. */
+  encode(): EncodedShuffle & { withData: number[] } {
+    let runs: (readonly [unknown, unknown])[][];
+    if (this.combine) {
+      runs = Array.from({ length: this.partitions }, () => []);
+      for (const [k, entry] of this.combined) {
+        (runs[partitionOf(k, this.partitions)] as (readonly [unknown, unknown])[]).push([
+          entry.key,
+          entry.combiner,
+        ]);
+      }
+    } else {
+      runs = this.raw;
+    }
+    const encoded = encodeShuffle(runs);
+    const withData = runs.flatMap((run, p) => (run.length > 0 ? [p] : []));
+    return { ...encoded, withData };
+  }
+}
+
+/**
+ * Holds one input record's output until the record has gone through every stage, so that a record
+ * that throws half-way contributes nothing (it goes to the dead-letter prefix whole).
+ */
+export class RecordStager implements Downstream {
+  private readonly keys: unknown[] = [];
+  private readonly values: unknown[] = [];
+  private size = 0;
+
+  value(value: unknown): void {
+    this.keys[this.size] = RecordStager.NOT_A_PAIR;
+    this.values[this.size++] = value;
+  }
+
+  pair(key: unknown, value: unknown): void {
+    this.keys[this.size] = key;
+    this.values[this.size++] = value;
+  }
+
+  commit(to: Downstream): number {
+    const n = this.size;
+    for (let i = 0; i < n; i++) {
+      const key = this.keys[i];
+      if (key === RecordStager.NOT_A_PAIR) to.value(this.values[i]);
+      else to.pair(key, this.values[i]);
+    }
+    this.discard();
+    return n;
+  }
+
+  discard(): void {
+    // Drop references so large records can be collected; the arrays keep their capacity.
+    for (let i = 0; i < this.size; i++) {
+      this.keys[i] = undefined;
+      this.values[i] = undefined;
+    }
+    this.size = 0;
+  }
+
+  private static readonly NOT_A_PAIR = Symbol('value');
+}
+
+/** Collects a last phase's output records, in order. */
+export class OutputCollector implements Downstream {
+  readonly records: unknown[] = [];
+
+  value(value: unknown): void {
+    this.records.push(value);
+  }
+
+  pair(key: unknown, value: unknown): void {
+    this.records.push([key, value]);
+  }
+}
+
+/**
+ * Fuses narrow stages into one per-record function ending in `terminal`. `current.stage` names the
+ * innermost stage running when something throws, for the dead-letter reason.
+ */
+export function fuseStages(
+  stages: readonly {
+    readonly id: string;
+    readonly compile: (next: Downstream) => (value: unknown) => void;
+  }[],
+  terminal: Downstream,
+  current: { stage: string },
+): (value: unknown) => void {
+  let next: Downstream = terminal;
+  let fn: (value: unknown) => void = (value) => terminal.value(value);
+  for (let i = stages.length - 1; i >= 0; i--) {
+    const stage = stages[i] as (typeof stages)[number];
+    const inner = stage.compile(next);
+    const id = stage.id;
+    fn = (value: unknown): void => {
+      const outer = current.stage;
+      current.stage = id;
+      inner(value);
+      current.stage = outer;
+    };
+    const call = fn;
+    next = { value: call, pair: (k, v) => call([k, v]) };
+  }
+  return fn;
+}

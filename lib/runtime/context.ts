@@ -1,0 +1,119 @@
+import type { AwsClients } from '../aws';
+import type { AnyPipeline } from '../dsl/pipeline';
+import { ConfigError } from '../errors';
+import type { StageId } from '../ids';
+import { planPipeline, type Plan } from '../plan';
+import { Ledger } from '../storage/ledger';
+import { ObjectStore } from '../storage/objects';
+import type { TaskEvent } from './events';
+
+/** Names of the deployed resources a pipeline's functions use. */
+export interface RuntimeConfig {
+  readonly bucket: string;
+  /** The ledger table. */
+  readonly table: string;
+  /** Phase function id (a stage id, or 'read') to the name the invoker calls it by. */
+  readonly functions: Readonly<Record<string, string>>;
+  /** A batch with no progress for this long is swept: its missing tasks are invoked again. */
+  readonly sweepAfterMs: number;
+}
+
+/** Environment variables that carry `RuntimeConfig` into a Lambda function. */
+export const CONFIG_ENV = Object.freeze({
+  bucket: 'SLUICE_BUCKET',
+  table: 'SLUICE_TABLE',
+  functions: 'SLUICE_FUNCTIONS',
+  sweepAfterMs: 'SLUICE_SWEEP_AFTER_MS',
+});
+
+/**
+ * Reads the runtime configuration a deployment put into the environment, once per process.
+ *
+ * @example
+ * const config = configFromEnv(process.env);
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv): RuntimeConfig {
+  const bucket = env[CONFIG_ENV.bucket];
+  const table = env[CONFIG_ENV.table];
+  if (!bucket) throw new ConfigError(`${CONFIG_ENV.bucket} is not set`);
+  if (!table) throw new ConfigError(`${CONFIG_ENV.table} is not set`);
+  let functions: Record<string, string> = {};
+  const rawFunctions = env[CONFIG_ENV.functions];
+  if (rawFunctions) {
+    try {
+      functions = JSON.parse(rawFunctions) as Record<string, string>;
+    } catch (error) {
+      throw new ConfigError(`${CONFIG_ENV.functions} is not JSON: ${(error as Error).message}`);
+    }
+  }
+  const sweepAfterMs = Number(env[CONFIG_ENV.sweepAfterMs] ?? 5 * 60_000);
+  if (!Number.isFinite(sweepAfterMs) || sweepAfterMs <= 0) {
+    throw new ConfigError(`${CONFIG_ENV.sweepAfterMs} must be a positive number of milliseconds`);
+  }
+  return Object.freeze({ bucket, table, functions: Object.freeze(functions), sweepAfterMs });
+}
+
+/** Starts tasks: Lambda's asynchronous invoke on AWS, the local invoker locally. */
+export interface Invoker {
+  invoke(fn: StageId, event: TaskEvent): Promise<void>;
+}
+
+/** The time, in epoch milliseconds: the system clock on AWS, a manual clock in tests. */
+export interface Clock {
+  now(): number;
+}
+
+/** Structured log lines; Powertools' Logger fits this shape. */
+export interface RuntimeLog {
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+/** Everything an executor needs, built once per process (per cold start on Lambda). */
+export interface RuntimeContext {
+  readonly pipeline: AnyPipeline;
+  readonly plan: Plan;
+  readonly config: RuntimeConfig;
+  readonly ledger: Ledger;
+  readonly objects: ObjectStore;
+  readonly invoker: Invoker;
+  readonly clock: Clock;
+  readonly log: RuntimeLog;
+  /** Where the `print` sink writes: standard output on AWS (the log), a collector locally. */
+  readonly print: (text: string) => void;
+}
+
+/** What `createRuntimeContext` takes besides the pipeline. */
+export interface RuntimeDeps {
+  readonly config: RuntimeConfig;
+  readonly clients: Pick<AwsClients, 's3' | 'dynamo'>;
+  readonly invoker: Invoker;
+  readonly clock?: Clock;
+  readonly log?: RuntimeLog;
+  readonly print?: (text: string) => void;
+}
+
+const systemClock: Clock = Object.freeze({ now: () => Date.now() });
+const silentLog: RuntimeLog = Object.freeze({ info() {}, warn() {}, error() {} });
+
+/**
+ * Binds a pipeline to its resources and services. The Lambda adapters and the local runtime both
+ * build one of these and call the same executors with it.
+ *
+ * @example
+ * const ctx = createRuntimeContext(pipeline, { config, clients, invoker: new LambdaInvoker(clients.lambda, config) });
+ */
+export function createRuntimeContext(pipeline: AnyPipeline, deps: RuntimeDeps): RuntimeContext {
+  return Object.freeze({
+    pipeline,
+    plan: planPipeline(pipeline),
+    config: deps.config,
+    ledger: new Ledger(deps.clients.dynamo, deps.config.table),
+    objects: new ObjectStore(deps.clients.s3, deps.config.bucket),
+    invoker: deps.invoker,
+    clock: deps.clock ?? systemClock,
+    log: deps.log ?? silentLog,
+    print: deps.print ?? ((text: string) => void process.stdout.write(`${text}\n`)),
+  });
+}

@@ -1,0 +1,182 @@
+import { batchId, type BatchId, type ShardId } from '../ids';
+import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
+import { manifestKey } from '../storage/keys';
+import type { BatchItem, Cursors, SegmentItem, ShardCursor } from '../storage/ledger';
+import { padSeq } from '../encoding/segment';
+import type { RuntimeContext } from './context';
+import { advance, pendingWork } from './progress';
+
+/** What one coordinator pass did. */
+export interface CoordinatorReport {
+  readonly sealed: readonly BatchId[];
+  /** Batches whose missing work was invoked again. */
+  readonly swept: readonly BatchId[];
+  /** The time of the next batch to seal. */
+  readonly nextBatchTime: number;
+}
+
+/** Options of one coordinator pass. */
+export interface CoordinateOptions {
+  /** Seal at most this many overdue batches in one pass (catching up after downtime). @default 100 */
+  readonly maxBatches?: number;
+  /** Sweep batches with no progress since this time. @default now - config.sweepAfterMs */
+  readonly stuckBefore?: number;
+}
+
+/**
+ * One pass of the coordinator (Spark's job generator): seals every batch whose interval has ended,
+ * in order, writes its manifest and starts its tasks; then sweeps batches that stopped moving.
+ * Any number of coordinators may run at once: sealing is a conditional write per batch.
+ *
+ * @example
+ * const report = await coordinate(ctx);
+ */
+export async function coordinate(
+  ctx: RuntimeContext,
+  options: CoordinateOptions = {},
+): Promise<CoordinatorReport> {
+  const now = ctx.clock.now();
+  const interval = ctx.pipeline.batchIntervalMs;
+  const state =
+    (await ctx.ledger.pipelineState()) ??
+    (await ctx.ledger.initPipeline(Math.floor(now / interval) * interval));
+  const sealed: BatchId[] = [];
+  let next = state.lastSealed + 1;
+  const limit = options.maxBatches ?? 100;
+  while (state.zeroTime + next * interval <= now && sealed.length < limit) {
+    await sealBatch(ctx, batchId(next), state.zeroTime + next * interval);
+    sealed.push(batchId(next));
+    next++;
+  }
+  const swept = await sweep(ctx, options.stuckBefore ?? now - ctx.config.sweepAfterMs);
+  return { sealed, swept, nextBatchTime: state.zeroTime + next * interval };
+}
+
+/**
+ * Seals batch n: fixes its input (every shard's cursor) with a conditional create of its ledger
+ * item, advances the pipeline's cursors, writes the manifest and starts phase 0. Re-running it at
+ * any point after the item exists rebuilds the same manifest from the item's cursors.
+ */
+export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: number): Promise<Manifest> {
+  let item = await ctx.ledger.batch(batch);
+  if (!item) {
+    const state = await ctx.ledger.pipelineState();
+    // If another coordinator seals this batch between our reads, our conditional create fails and
+    // its item (not these cursors) is used.
+    const previousCursors = state?.cursors ?? {};
+    {
+      const input = await gatherInput(ctx, previousCursors);
+      const tasks = splitIntoTasks(input.segments, taskOptions(ctx), (s) => afterSeqOf(s, previousCursors));
+      ({ item } = await ctx.ledger.sealBatch({
+        batch,
+        time,
+        cursors: input.cursors,
+        previousCursors,
+        inputRecords: countRecords(tasks),
+        inputBytes: tasks.flat().reduce((sum, s) => sum + (s.end - s.start), 0),
+        tasks: tasks.length,
+        sealedAt: ctx.clock.now(),
+        updatedAt: ctx.clock.now(),
+      }));
+    }
+  }
+  await ctx.ledger.advanceSealed(batch, item.cursors);
+  const manifest = await buildManifest(ctx, item);
+  await ctx.objects.put(manifestKey(batch), serializeManifest(manifest), 'application/json');
+  ctx.log.info('batch sealed', { batch, time, records: manifest.records, tasks: manifest.tasks.length });
+  await startBatch(ctx, item);
+  return manifest;
+}
+
+async function startBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {
+  // Starting is the same as re-driving a batch that has done nothing yet.
+  await advance(ctx, item, { redrive: true });
+}
+
+function taskOptions(ctx: RuntimeContext): { maxTasks: number; targetBytes: number } {
+  return { maxTasks: ctx.pipeline.tasks.max, targetBytes: ctx.pipeline.tasks.targetBytes };
+}
+
+function afterSeqOf(segment: SegmentItem, previous: Cursors): string | undefined {
+  const cursor = previous[segment.shard];
+  // A segment that starts at or below the last sequence already taken overlaps an earlier batch
+  // (a re-batched redelivery): its records up to that point are skipped.
+  if (cursor && BigInt(segment.firstSeq) <= BigInt(cursor.lastSeq)) return cursor.lastSeq;
+  return undefined;
+}
+
+function countRecords(tasks: readonly (readonly Slice[])[]): number {
+  return tasks.flat().reduce((sum, s) => sum + s.records, 0);
+}
+
+/** Every registered segment after each shard's cursor, and the cursors after them. */
+async function gatherInput(
+  ctx: RuntimeContext,
+  previous: Cursors,
+): Promise<{ segments: SegmentItem[]; cursors: Cursors }> {
+  const cursors: Record<string, ShardCursor> = { ...previous };
+  const segments: SegmentItem[] = [];
+  for (const shard of await ctx.ledger.shards()) {
+    const found = await ctx.ledger.segments(shard, previous[shard]?.segment);
+    const last = found[found.length - 1];
+    if (!last) continue;
+    segments.push(...found);
+    cursors[shard] = { segment: padSeq(last.firstSeq), lastSeq: maxSeq(found, previous[shard]?.lastSeq) };
+  }
+  return { segments, cursors };
+}
+
+function maxSeq(segments: readonly SegmentItem[], floor: string | undefined): string {
+  let max = floor === undefined ? -1n : BigInt(floor);
+  for (const s of segments) if (BigInt(s.lastSeq) > max) max = BigInt(s.lastSeq);
+  return max.toString();
+}
+
+/** The manifest of a sealed batch, rebuilt from its ledger item alone. */
+async function buildManifest(ctx: RuntimeContext, item: BatchItem): Promise<Manifest> {
+  const segments: SegmentItem[] = [];
+  for (const shard of Object.keys(item.cursors).sort() as ShardId[]) {
+    const cursor = item.cursors[shard] as ShardCursor;
+    const previous = item.previousCursors[shard];
+    if (previous && previous.segment === cursor.segment) continue;
+    segments.push(...(await ctx.ledger.segments(shard, previous?.segment, cursor.segment)));
+  }
+  const tasks = splitIntoTasks(segments, taskOptions(ctx), (s) => afterSeqOf(s, item.previousCursors));
+  return {
+    kind: 'sluice.manifest/v1',
+    pipeline: ctx.pipeline.name,
+    batch: item.batch,
+    time: item.time,
+    plan: ctx.plan.spec,
+    previousCursors: item.previousCursors,
+    cursors: item.cursors,
+    records: countRecords(tasks),
+    bytes: tasks.flat().reduce((sum, s) => sum + (s.end - s.start), 0),
+    tasks,
+  };
+}
+
+/** Re-drives open batches that have not moved since `stuckBefore`. */
+async function sweep(ctx: RuntimeContext, stuckBefore: number): Promise<BatchId[]> {
+  const state = await ctx.ledger.pipelineState();
+  if (!state) return [];
+  const swept: BatchId[] = [];
+  // Open batches are few and recent; scan back from the newest sealed one.
+  const from = Math.max(1, state.lastSealed - 99);
+  for (const item of await ctx.ledger.batchesFrom(from)) {
+    if (item.status !== 'sealed' || item.updatedAt >= stuckBefore) continue;
+    if (pendingWork(item, ctx.plan).kind === 'none') continue;
+    ctx.log.warn('sweeping stuck batch', { batch: item.batch, updatedAt: item.updatedAt });
+    // The manifest may be what is missing (a coordinator that died after sealing).
+    if (!(await ctx.objects.getIfExists(manifestKey(item.batch)))) {
+      await ctx.objects.put(
+        manifestKey(item.batch),
+        serializeManifest(await buildManifest(ctx, item)),
+        'application/json',
+      );
+    }
+    await advance(ctx, item, { redrive: true });
+    swept.push(item.batch);
+  }
+  return swept;
+}

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { InvalidInputError } from '../errors';
+import { batchId, taskId, type BatchId, type TaskId } from '../ids';
+
+/** Starts one task of one phase of a batch: a transform task (phase 0) or a reduce partition. */
+export interface TaskEvent {
+  readonly kind: 'sluice.task/v1';
+  readonly pipeline: string;
+  readonly batch: BatchId;
+  readonly phase: number;
+  readonly task: TaskId;
+}
+
+const taskEventSchema = z.object({
+  kind: z.literal('sluice.task/v1'),
+  pipeline: z.string(),
+  batch: z.number().int().positive(),
+  phase: z.number().int().nonnegative(),
+  task: z.number().int().nonnegative(),
+});
+
+/**
+ * Validates a task event where it enters a function.
+ *
+ * @example
+ * const event = parseTaskEvent(JSON.parse(payload));
+ */
+export function parseTaskEvent(raw: unknown): TaskEvent {
+  const parsed = taskEventSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidInputError(`not a task event: ${parsed.error.message}`);
+  return { ...parsed.data, batch: batchId(parsed.data.batch), task: taskId(parsed.data.task) };
+}
+
+/** One record of a Kinesis event-source mapping event, as Lambda delivers it. */
+export interface KinesisEventRecord {
+  readonly eventID: string;
+  readonly eventSourceARN: string;
+  readonly kinesis: {
+    readonly sequenceNumber: string;
+    readonly data: string;
+    readonly partitionKey: string;
+    readonly approximateArrivalTimestamp: number;
+  };
+}
+
+/** The Kinesis event a Lambda event-source mapping delivers (one shard per event). */
+export interface KinesisEvent {
+  readonly Records: readonly KinesisEventRecord[];
+}
+
+const kinesisEventSchema = z.object({
+  Records: z.array(
+    z.object({
+      eventID: z.string(),
+      eventSourceARN: z.string(),
+      kinesis: z.object({
+        sequenceNumber: z.string().regex(/^\d+$/),
+        data: z.string(),
+        partitionKey: z.string(),
+        approximateArrivalTimestamp: z.number(),
+      }),
+    }),
+  ),
+});
+
+/**
+ * Validates a Kinesis event where it enters the ingest function.
+ *
+ * @example
+ * const event = parseKinesisEvent(lambdaEvent);
+ */
+export function parseKinesisEvent(raw: unknown): KinesisEvent {
+  const parsed = kinesisEventSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidInputError(`not a Kinesis event: ${parsed.error.message}`);
+  return parsed.data;
+}

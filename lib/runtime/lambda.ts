@@ -1,0 +1,136 @@
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { Context } from 'aws-lambda';
+import { awsTargetFromEnv, createAwsClients } from '../aws';
+import type { AnyPipeline } from '../dsl/pipeline';
+import { ConfigError, InvalidInputError, isRetryable, SluiceError } from '../errors';
+import type { StageId } from '../ids';
+import {
+  configFromEnv,
+  createRuntimeContext,
+  type Invoker,
+  type RuntimeConfig,
+  type RuntimeContext,
+} from './context';
+import { coordinate, type CoordinatorReport } from './coordinator';
+import { parseKinesisEvent, parseTaskEvent, type TaskEvent } from './events';
+import { ingest } from './ingest';
+import { runTask } from './tasks';
+
+/**
+ * Starts tasks with Lambda's asynchronous invoke: Lambda queues the event, retries failures twice
+ * and sends exhausted events to the function's on-failure destination.
+ *
+ * @example
+ * const invoker = new LambdaInvoker(clients.lambda, config);
+ */
+export class LambdaInvoker implements Invoker {
+  constructor(
+    private readonly lambda: LambdaClient,
+    private readonly config: RuntimeConfig,
+  ) {}
+
+  async invoke(fn: StageId, event: TaskEvent): Promise<void> {
+    const name = this.config.functions[fn];
+    if (!name) throw new ConfigError(`no function is configured for phase function '${fn}'`);
+    await this.lambda.send(
+      new InvokeCommand({
+        FunctionName: name,
+        InvocationType: 'Event',
+        Payload: Buffer.from(JSON.stringify(event)),
+      }),
+    );
+  }
+}
+
+/**
+ * Records a task's non-retryable failure on its batch and swallows it: retrying cannot help, and
+ * the batch's `failed` status is what operators and alarms look at. Retryable errors are rethrown
+ * so that Lambda's asynchronous retries re-drive the task.
+ *
+ * @example
+ * await runTask(ctx, event).catch((e) => failOrRethrow(ctx, event, e));
+ */
+export async function failOrRethrow(ctx: RuntimeContext, event: TaskEvent, error: unknown): Promise<void> {
+  if (isRetryable(error)) throw error;
+  const message = error instanceof SluiceError ? `${error.message} (${error.hint})` : String(error);
+  ctx.log.error('task failed', { batch: event.batch, phase: event.phase, task: event.task, error: message });
+  await ctx.ledger.failBatch(event.batch, { message, phase: event.phase, task: event.task }, ctx.clock.now());
+}
+
+/** The three Lambda handlers of a pipeline. */
+export interface LambdaHandlers {
+  ingest(event: unknown): Promise<void>;
+  coordinator(
+    event: unknown,
+    context: Pick<Context, 'getRemainingTimeInMillis'>,
+  ): Promise<CoordinatorReport[]>;
+  /** Phase 0 tasks: segment slices in, one shuffle file (or the output) out. */
+  transform(event: unknown): Promise<void>;
+  /** Phase 1+ tasks: one reduce partition's shuffle runs in, a shuffle file or the output out. */
+  reduce(event: unknown): Promise<void>;
+}
+
+/** How long before its timeout the looping coordinator stops starting new passes. */
+const COORDINATOR_MARGIN_MS = 5_000;
+
+/**
+ * Builds a pipeline's Lambda handlers from the environment, once per cold start: SDK clients and
+ * frozen configuration are the only module-level state.
+ *
+ * @example
+ * // functions/task.ts
+ * export const handler = lambdaHandlers(pipeline).task;
+ */
+export function lambdaHandlers(pipeline: AnyPipeline, env: NodeJS.ProcessEnv = process.env): LambdaHandlers {
+  const config = configFromEnv(env);
+  const clients = createAwsClients(awsTargetFromEnv(env));
+  const logger = new Logger({ serviceName: `sluice-${pipeline.name}` });
+  const ctx = createRuntimeContext(pipeline, {
+    config,
+    clients,
+    invoker: new LambdaInvoker(clients.lambda, config),
+    log: {
+      info: (message, extra) => logger.info(message, extra ?? {}),
+      warn: (message, extra) => logger.warn(message, extra ?? {}),
+      error: (message, extra) => logger.error(message, extra ?? {}),
+    },
+  });
+  return {
+    async ingest(event) {
+      await ingest(ctx, parseKinesisEvent(event));
+    },
+    async coordinator(_event, context) {
+      // Batch intervals under a minute: EventBridge Scheduler's minimum rate is one minute, so one
+      // invocation loops, sealing each batch at its boundary, until its time is nearly up.
+      const reports: CoordinatorReport[] = [];
+      for (;;) {
+        const report = await coordinate(ctx);
+        reports.push(report);
+        const wait = report.nextBatchTime - ctx.clock.now();
+        if (context.getRemainingTimeInMillis() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS + 2_000)
+          return reports;
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    },
+    transform: (event) => task(event, 'transform'),
+    reduce: (event) => task(event, 'reduce'),
+  };
+
+  async function task(event: unknown, kind: 'transform' | 'reduce'): Promise<void> {
+    const parsed = parseTaskEvent(event);
+    if ((parsed.phase === 0) !== (kind === 'transform')) {
+      throw new InvalidInputError(`the ${kind} function got a task of phase ${parsed.phase}`, {
+        batch: parsed.batch,
+      });
+    }
+    logger.appendKeys({ batch: parsed.batch, phase: parsed.phase, task: parsed.task });
+    try {
+      await runTask(ctx, parsed);
+    } catch (error) {
+      await failOrRethrow(ctx, parsed, error);
+    } finally {
+      logger.removeKeys(['batch', 'phase', 'task']);
+    }
+  }
+}

@@ -1,0 +1,153 @@
+import { batchId, taskId, type BatchId } from '../ids';
+import type { Plan } from '../plan';
+import { outputPrefix } from '../plan';
+import type { BatchItem, BatchSummary } from '../storage/ledger';
+import type { RuntimeContext } from './context';
+import { formatBatch, readBatchOutput } from './output';
+
+/** What a batch needs next, decided from its ledger item alone. */
+export type PendingWork =
+  | { readonly kind: 'run'; readonly phase: number; readonly tasks: readonly number[] }
+  | { readonly kind: 'start'; readonly phase: number }
+  | { readonly kind: 'complete' }
+  | { readonly kind: 'none' };
+
+/** Tasks of a phase: all transform tasks for phase 0; the started partitions after that. */
+function expectedTasks(item: BatchItem, phase: number): readonly number[] | undefined {
+  if (phase === 0) return Array.from({ length: item.tasks }, (_, i) => i);
+  return item.expected[phase];
+}
+
+/**
+ * The first phase of a batch that is not done, and what it lacks. Pure: the coordinator's sweep and
+ * every finishing task use it, so progress has one definition.
+ *
+ * @example
+ * pendingWork(item, plan); // { kind: 'run', phase: 1, tasks: [2] }
+ */
+export function pendingWork(item: BatchItem, plan: Plan): PendingWork {
+  if (item.status !== 'sealed') return { kind: 'none' };
+  for (let phase = 0; phase < plan.phases.length; phase++) {
+    const expected = expectedTasks(item, phase);
+    if (expected === undefined) return { kind: 'start', phase };
+    const done = new Set(item.done[phase] ?? []);
+    const missing = expected.filter((t) => !done.has(t));
+    if (missing.length > 0) return { kind: 'run', phase, tasks: missing };
+  }
+  return { kind: 'complete' };
+}
+
+/** Partitions of a reduce phase that must run: those with data, and partition 0 of a stage that emits on empty input. */
+export function partitionsToStart(item: BatchItem, plan: Plan, phase: number): number[] {
+  const withData = new Set(item.withData[phase] ?? []);
+  if (plan.phases[phase]?.wide?.whenEmpty) withData.add(0);
+  return [...withData].sort((a, b) => a - b);
+}
+
+/** Invokes the given tasks of a phase. */
+export async function invokeTasks(
+  ctx: RuntimeContext,
+  batch: BatchId,
+  phase: number,
+  tasks: readonly number[],
+): Promise<void> {
+  const fn = ctx.plan.phases[phase]?.spec.function;
+  if (!fn) throw new Error(`no phase ${phase}`);
+  await Promise.all(
+    tasks.map((task) =>
+      ctx.invoker.invoke(fn, {
+        kind: 'sluice.task/v1',
+        pipeline: ctx.pipeline.name,
+        batch,
+        phase,
+        task: taskId(task),
+      }),
+    ),
+  );
+}
+
+/**
+ * Moves a batch on from what its ledger item says: starts the next phase, re-invokes missing tasks
+ * (when `redrive`), or completes it. Safe to call any number of times from anywhere.
+ *
+ * @example
+ * await advance(ctx, await ctx.ledger.markTaskDone(batch, phase, task, withData, now), { redrive: false });
+ */
+export async function advance(
+  ctx: RuntimeContext,
+  item: BatchItem,
+  options: { redrive: boolean },
+): Promise<void> {
+  let current = item;
+  for (;;) {
+    const work = pendingWork(current, ctx.plan);
+    switch (work.kind) {
+      case 'none':
+        return;
+      case 'run':
+        if (options.redrive) await invokeTasks(ctx, current.batch, work.phase, work.tasks);
+        return;
+      case 'complete':
+        await completeBatch(ctx, current);
+        return;
+      case 'start': {
+        const tasks = partitionsToStart(current, ctx.plan, work.phase);
+        await ctx.ledger.setExpected(current.batch, work.phase, tasks, ctx.clock.now());
+        current = { ...current, expected: { ...current.expected, [work.phase]: tasks } };
+        if (tasks.length > 0) {
+          await invokeTasks(ctx, current.batch, work.phase, tasks);
+          return;
+        }
+        // A phase with no work is done at once; go on to the next.
+      }
+    }
+  }
+}
+
+async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {
+  const summary = await summarize(ctx, item);
+  const first = await ctx.ledger.completeBatch(item.batch, summary, ctx.clock.now());
+  if (!first) return;
+  const done = await ctx.ledger.batch(item.batch);
+  ctx.log.info('batch complete', {
+    batch: item.batch,
+    time: item.time,
+    inputRecords: summary.inputRecords,
+    deadLetters: summary.deadLetters,
+    outputRecords: summary.outputRecords,
+    processingMs: (done?.completedAt ?? item.sealedAt) - item.sealedAt,
+    schedulingDelayMs: item.sealedAt - item.time,
+  });
+  for (const sink of ctx.plan.spec.sinks) {
+    if (sink.kind !== 'sluice.sink/print@1' || !done) continue;
+    const output = await readBatchOutput(ctx.objects, outputPrefix(ctx.plan.spec), done, sink.top);
+    const header = {
+      batch: done.batch,
+      time: done.time,
+      inputRecords: summary.inputRecords,
+      outputRecords: summary.outputRecords,
+      deadLetters: summary.deadLetters,
+      processingMs: (done.completedAt ?? done.sealedAt) - done.sealedAt,
+    };
+    ctx.print(formatBatch(header, output, sink.top));
+  }
+}
+
+/** Totals of a batch from its task reports. */
+async function summarize(ctx: RuntimeContext, item: BatchItem): Promise<BatchSummary> {
+  let deadLetters = 0;
+  let outputRecords = 0;
+  const outputPartitions: number[] = [];
+  const last = ctx.plan.phases.length - 1;
+  for (let phase = 0; phase <= last; phase++) {
+    const reports = await ctx.ledger.taskReports(batchId(item.batch), phase);
+    for (const report of reports) {
+      deadLetters += report.deadLetters;
+      if (phase === last) {
+        outputRecords += report.recordsOut;
+        if (report.output) outputPartitions.push(report.task);
+      }
+    }
+  }
+  return { inputRecords: item.inputRecords, deadLetters, outputRecords, outputPartitions };
+}

@@ -1,0 +1,148 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * Faults the local runtime injects, so that tests and `sluice local run --faults` exercise the
+ * exactly-once machinery the way Lambda's at-least-once delivery and crashes would.
+ */
+export interface FaultOptions {
+  /** Deliver every invocation twice, concurrently. @default false */
+  readonly duplicate?: boolean;
+  /**
+   * Probability that an invocation attempt crashes: before it starts, between two of its writes,
+   * or after it finished its work but before it reported success. Async retries re-drive it. @default 0
+   */
+  readonly crash?: number;
+  /** Seed of the fault dice, for reproducible runs. @default 1 */
+  readonly seed?: number;
+}
+
+/** The error an injected crash throws. Nothing in the runtime catches it, as nothing catches a real crash. */
+export class InjectedCrash extends Error {
+  override readonly name = 'InjectedCrash';
+}
+
+/**
+ * Parses `--faults duplicate,crash=0.2` into fault options.
+ *
+ * @example
+ * parseFaults('duplicate,crash=0.1'); // { duplicate: true, crash: 0.1 }
+ */
+export function parseFaults(text: string | undefined, seed?: number): FaultOptions {
+  const options: { duplicate?: boolean; crash?: number; seed?: number } = seed === undefined ? {} : { seed };
+  for (const part of (text ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [name, value] = part.split('=');
+    if (name === 'duplicate') options.duplicate = true;
+    else if (name === 'crash') {
+      const p = value === undefined ? 0.1 : Number(value);
+      if (!(p >= 0 && p < 1)) throw new RangeError(`crash probability must be in [0, 1), got '${value}'`);
+      options.crash = p;
+    } else throw new RangeError(`unknown fault '${name}': use duplicate, crash or crash=<probability>`);
+  }
+  return options;
+}
+
+/** Where one attempt will crash, decided when it starts. */
+type CrashPlan = { readonly at: 'before' | 'after' } | { readonly at: 'write'; afterWrites: number };
+
+/** Writes that count as "a write" for a crash between writes. */
+const WRITE_COMMANDS = new Set([
+  'PutObjectCommand',
+  'PutCommand',
+  'UpdateCommand',
+  'PutItemCommand',
+  'UpdateItemCommand',
+]);
+
+/**
+ * Rolls the fault dice (a seeded PRNG, so a run can be repeated) and carries each attempt's crash
+ * plan through its async calls, where the SDK middleware finds it.
+ */
+export class FaultInjector {
+  private state: number;
+  private readonly attempt = new AsyncLocalStorage<{ plan: CrashPlan | undefined }>();
+  crashes = 0;
+
+  constructor(readonly options: FaultOptions = {}) {
+    this.state = (options.seed ?? 1) >>> 0 || 1;
+  }
+
+  get duplicate(): boolean {
+    return this.options.duplicate === true;
+  }
+
+  /** mulberry32: tiny, fast and good enough for dice. */
+  private random(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Runs one attempt under its crash plan. */
+  async run<T>(attempt: () => Promise<T>): Promise<T> {
+    const p = this.options.crash ?? 0;
+    let plan: CrashPlan | undefined;
+    if (p > 0 && this.random() < p) {
+      const where = this.random();
+      plan =
+        where < 1 / 3
+          ? { at: 'before' }
+          : where < 2 / 3
+            ? { at: 'after' }
+            : { at: 'write', afterWrites: 1 + Math.floor(this.random() * 3) };
+    }
+    if (plan?.at === 'before') this.crash('before it started');
+    const result = await this.attempt.run({ plan }, attempt);
+    if (plan?.at === 'after') this.crash('after its work, before reporting success');
+    return result;
+  }
+
+  /** Called by the SDK middleware after each successful request. */
+  afterRequest(commandName: string): void {
+    const store = this.attempt.getStore();
+    const plan = store?.plan;
+    if (!plan || plan.at !== 'write' || !WRITE_COMMANDS.has(commandName)) return;
+    plan.afterWrites--;
+    if (plan.afterWrites === 0) {
+      store.plan = undefined;
+      this.crash(`after a ${commandName}`);
+    }
+  }
+
+  private crash(where: string): never {
+    this.crashes++;
+    throw new InjectedCrash(`injected crash ${where}`);
+  }
+}
+
+/** The part of an SDK client the fault middleware needs. */
+interface MiddlewareClient {
+  middlewareStack: {
+    add(
+      middleware: (
+        next: (args: unknown) => Promise<unknown>,
+        context: { commandName?: string },
+      ) => (args: unknown) => Promise<unknown>,
+      options: { step: 'initialize'; name: string },
+    ): void;
+  };
+}
+
+/**
+ * Lets the injector crash an attempt between two writes, after a write the store has accepted,
+ * which is where a real crash hurts most.
+ */
+export function addFaultMiddleware(client: unknown, injector: FaultInjector): void {
+  (client as MiddlewareClient).middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      injector.afterRequest(context.commandName ?? '');
+      return result;
+    },
+    { step: 'initialize', name: 'sluiceFaultInjection' },
+  );
+}
