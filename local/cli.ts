@@ -38,7 +38,10 @@ interface RunFlags {
   concurrency: number;
 }
 
-/** Reads lines from a file or standard input, in chunks, without holding the whole input. */
+/**
+ * Reads lines from a file or standard input, in chunks, without holding the whole input. Each line
+ * is one record's bytes as they would be on the stream; the source's decoder reads them.
+ */
 async function* lineChunks(input: string, size: number): AsyncGenerator<string[]> {
   const stream = input === '-' ? process.stdin : createReadStream(input, 'utf8');
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
@@ -124,7 +127,7 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
   try {
     if (manual) {
       for await (const chunk of lineChunks(flags.input, flags.linesPerBatch as number)) {
-        await run.push(chunk);
+        await run.pushRaw(chunk.map((line) => Buffer.from(line, 'utf8')));
         reporter.pushed += chunk.length;
         for (const result of await run.advance()) reporter.batch(result);
       }
@@ -160,10 +163,13 @@ async function runRealtime(run: LocalRuntime, flags: RunFlags, reporter: Reporte
       next++;
     }
   };
-  const printer = setInterval(() => void printReady().catch(() => {}), 200);
+  // One print pass at a time: overlapping passes would print a batch twice.
+  let printing = Promise.resolve();
+  const schedulePrint = (): Promise<void> => (printing = printing.then(printReady).catch(() => {}));
+  const printer = setInterval(() => void schedulePrint(), 200);
   try {
     for await (const chunk of lineChunks(flags.input, 500)) {
-      await run.push(chunk);
+      await run.pushRaw(chunk.map((line) => Buffer.from(line, 'utf8')));
       reporter.pushed += chunk.length;
       reporter.progress();
     }
@@ -181,7 +187,7 @@ async function runRealtime(run: LocalRuntime, flags: RunFlags, reporter: Reporte
   } finally {
     clearInterval(printer);
   }
-  await printReady();
+  await schedulePrint();
 }
 
 async function serveCommand(flags: { port: number; host: string; dataDir?: string }): Promise<void> {

@@ -32,6 +32,8 @@ export interface LocalRunOptions {
   readonly faults?: FaultOptions;
   /** Task invocations running at once. @default 8 */
   readonly concurrency?: number;
+  /** Retries of a failed asynchronous invocation, as Lambda's `MaximumRetryAttempts`. @default 2 */
+  readonly retries?: number;
   /**
    * `manual`: time moves only with `advance()` (tests, `--lines-per-batch`); `system`: the wall
    * clock, with a scheduler and a poller running in the background. @default 'manual'
@@ -54,7 +56,7 @@ export interface LocalResources {
 }
 
 /** What a finished batch gave: its totals and its output records, by partition and in order. */
-export interface BatchResult {
+export interface BatchResult<Out = unknown> {
   readonly batch: BatchId;
   readonly time: number;
   readonly status: BatchItem['status'];
@@ -67,7 +69,7 @@ export interface BatchResult {
   readonly schedulingDelayMs: number;
   readonly outputs: readonly PartitionOutput[];
   /** All output records: partition 0's first, in the order they were written. */
-  readonly records: readonly unknown[];
+  readonly records: readonly Out[];
   readonly failure?: string;
 }
 
@@ -146,7 +148,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     const invoker = new LocalInvoker(
       (fn, event) => (ref.runtime as LocalRuntime<T, Out>).handle(fn, event),
       faults,
-      { concurrency: options.concurrency ?? 8 },
+      { concurrency: options.concurrency ?? 8, retries: options.retries ?? 2 },
     );
     const clockKind = options.clock ?? 'manual';
     const interval = configured.batchIntervalMs;
@@ -155,7 +157,9 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       config: { bucket: resources.bucket, table: resources.table, functions: {}, sweepAfterMs: 30_000 },
       clients,
       invoker,
-      clock: { now: () => (clockKind === 'manual' ? (ref.runtime as LocalRuntime<T, Out>).time : Date.now()) },
+      clock: {
+        now: () => (clockKind === 'manual' ? (ref.runtime as LocalRuntime<T, Out>).time : Date.now()),
+      },
       ...(options.print ? { print: options.print } : { print: () => {} }),
     });
     const self = new LocalRuntime(

@@ -1,4 +1,4 @@
-import { kinesis, pipeline, print, s3Jsonl, utf8 } from '../../lib';
+import { kinesis, pipeline, print, s3Jsonl, utf8 } from 'sluice';
 import count from './stages/count';
 import tokenize from './stages/tokenize';
 

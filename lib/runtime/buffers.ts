@@ -149,3 +149,46 @@ export function fuseStages(
   }
   return fn;
 }
+
+/**
+ * Merges the shuffle runs of one reduce partition per key: combiners with `mergeCombiners` when
+ * the map side combined, raw values with `create`/`mergeValue` otherwise. A key whose merge throws
+ * is dropped whole and reported once, never merged half-way.
+ */
+export class ShuffleMerger {
+  private readonly merged = new Map<MapKey, Entry>();
+  private readonly failed = new Set<MapKey>();
+  private readonly combined: boolean;
+
+  constructor(
+    private readonly stage: WideStage<unknown, unknown>,
+    private readonly onMergeError: (key: unknown, error: unknown) => void,
+  ) {
+    this.combined = stage.spec.mapSideCombine;
+  }
+
+  /** Takes one (key, value) pair of a run; pass it as `decodeRun`'s callback. */
+  readonly add = (key: unknown, value: unknown): void => {
+    const k = typeof key === 'string' ? key : mapKey(key);
+    if (this.failed.has(k)) return;
+    const { create, mergeValue, mergeCombiners } = this.stage.aggregator;
+    const entry = this.merged.get(k);
+    try {
+      if (entry === undefined) this.merged.set(k, { key, combiner: this.combined ? value : create(value) });
+      else
+        entry.combiner = this.combined
+          ? mergeCombiners(entry.combiner, value)
+          : mergeValue(entry.combiner, value);
+    } catch (error) {
+      this.failed.add(k);
+      this.merged.delete(k);
+      this.onMergeError(key, error);
+    }
+  };
+
+  /** The stage's output records, in the order keys were first seen. */
+  *outputs(): Generator<{ key: unknown; record: unknown }> {
+    for (const { key, combiner } of this.merged.values())
+      yield { key, record: this.stage.output(key, combiner) };
+  }
+}

@@ -1,13 +1,12 @@
 import { decodeSegment } from '../encoding/segment';
 import { decodeRun } from '../encoding/shuffle';
-import { mapKey, type MapKey } from '../encoding/key';
 import { InvalidInputError, RecordFailedError, type ErrorScope } from '../errors';
 import { partitionId, type BatchId, type TaskId } from '../ids';
 import { parseManifest, type Manifest, type Slice } from '../manifest';
 import { assertSamePlan, outputPrefix, type CompiledPhase } from '../plan';
 import { deadLetterKey, manifestKey, outputKey, shuffleKey } from '../storage/keys';
 import type { TaskReport } from '../storage/ledger';
-import { OutputCollector, RecordStager, ShuffleBuffer, fuseStages } from './buffers';
+import { OutputCollector, RecordStager, ShuffleBuffer, ShuffleMerger, fuseStages } from './buffers';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { toJsonLines } from './output';
@@ -284,11 +283,7 @@ async function readShuffle(
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
   const reports = await ctx.ledger.taskReports(manifest.batch, phase.spec.phase - 1);
-  const { create, mergeValue, mergeCombiners } = wide.aggregator;
-  const combined = wide.spec.mapSideCombine;
-  const merged = new Map<MapKey, { key: unknown; combiner: unknown }>();
-  // A key whose merge threw is dropped whole (and dead-lettered once), not merged half-way.
-  const failed = new Set<MapKey>();
+  const merger = new ShuffleMerger(wide, onMergeError);
   let pairs = 0;
   let bytes = 0;
   for (const report of reports) {
@@ -297,23 +292,8 @@ async function readShuffle(
     const end = report.index[partition + 1] ?? start;
     const body = await ctx.objects.getRange(report.shuffle, start, end, scope);
     bytes += body.length;
-    pairs += decodeRun(body, 0, body.length, (key, value) => {
-      const k = mapKey(key);
-      if (failed.has(k)) return;
-      const entry = merged.get(k);
-      try {
-        if (entry === undefined) merged.set(k, { key, combiner: combined ? value : create(value) });
-        else
-          entry.combiner = combined
-            ? mergeCombiners(entry.combiner, value)
-            : mergeValue(entry.combiner, value);
-      } catch (error) {
-        failed.add(k);
-        merged.delete(k);
-        onMergeError(key, error);
-      }
-    });
+    pairs += decodeRun(body, 0, body.length, merger.add);
   }
-  for (const { key, combiner } of merged.values()) onRecord(wide.output(key, combiner), key);
+  for (const { key, record } of merger.outputs()) onRecord(record, key);
   return { records: pairs, bytes };
 }

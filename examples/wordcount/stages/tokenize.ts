@@ -1,4 +1,4 @@
-import { transform } from '../../../lib';
+import { transform } from 'sluice';
 
 /** Splits each line into lower-case words and emits (word, 1): Spark's `flatMap` + `map` in one stage. */
 export default transform<string, string, number>('tokenize', (line, emit) => {

@@ -1,0 +1,92 @@
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAwsClients, destroyAwsClients, type AwsClients } from '../../lib/aws';
+import { runCli, startCli } from '../support/cli';
+
+function hasAwsCli(): boolean {
+  try {
+    execFileSync('aws', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('sluice local serve', () => {
+  let endpoint: string;
+  let stop: () => void;
+  let bucket: string;
+  let table: string;
+  let clients: AwsClients;
+
+  beforeAll(async () => {
+    const { child, match } = await startCli(['local', 'serve', '--port', '0'], /listening on (http:\/\/\S+)/);
+    endpoint = match[1] as string;
+    stop = () => child.kill('SIGTERM');
+    clients = createAwsClients({
+      endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    const run = await runCli(
+      [
+        'local',
+        'run',
+        'examples/wordcount/pipeline.ts',
+        '-i',
+        'examples/wordcount/input.txt',
+        '--lines-per-batch',
+        '8',
+      ],
+      {
+        env: { AWS_ENDPOINT_URL: endpoint },
+      },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const names = /on endpoint \S+: bucket (\S+), table (\S+),/.exec(run.stderr);
+    bucket = names?.[1] as string;
+    table = names?.[2] as string;
+  });
+  afterAll(() => {
+    destroyAwsClients(clients);
+    stop();
+  });
+
+  it('keeps the run in the served emulator: manifests and outputs are there to list', async () => {
+    const listed = await clients.s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+    const keys = (listed.Contents ?? []).map((o) => o.Key);
+
+    expect(keys).toContain('manifests/batch-0000000001.json');
+    expect(keys).toContain('manifests/batch-0000000002.json');
+    expect(keys.some((k) => k?.startsWith('wordcount/counts/batch-0000000001/part-'))).toBe(true);
+  });
+
+  it('keeps the ledger there too', async () => {
+    const scanned = await clients.dynamo.send(new ScanCommand({ TableName: table }));
+
+    expect(scanned.Items?.filter((i) => i.pk === 'batch').map((i) => i.status)).toEqual([
+      'complete',
+      'complete',
+    ]);
+  });
+
+  it.skipIf(!hasAwsCli())('answers the AWS CLI', () => {
+    const env = {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_DEFAULT_REGION: 'us-east-1',
+    };
+
+    const listing = execFileSync(
+      'aws',
+      ['--endpoint-url', endpoint, 's3', 'ls', `s3://${bucket}/`, '--recursive'],
+      { env },
+    ).toString();
+
+    expect(listing).toContain('manifests/batch-0000000001.json');
+    expect(listing).toContain('wordcount/counts/batch-0000000001/part-');
+  });
+});
