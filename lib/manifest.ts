@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseBlocks } from './encoding/segment';
 import { InvalidInputError } from './errors';
 import type { BatchId } from './ids';

@@ -33,6 +33,7 @@ interface ShardState {
  */
 export class LocalPoller {
   private shards: ShardState[] | undefined;
+  private passes: Promise<number> = Promise.resolve(0);
   delivered = 0;
 
   constructor(
@@ -61,11 +62,19 @@ export class LocalPoller {
     return this.shards;
   }
 
-  /** One GetRecords per shard, each batch delivered; returns how many records were delivered. */
-  async pollOnce(): Promise<number> {
-    const shards = await this.shardStates();
-    const counts = await Promise.all(shards.map((shard) => this.pollShard(shard)));
-    return counts.reduce((a, b) => a + b, 0);
+  /**
+   * One GetRecords per shard, each batch delivered; returns how many records were delivered.
+   * Passes never overlap: two readers of one shard iterator would deliver overlapping batches cut
+   * differently, which the event-source mapping never does (one batch per shard at a time).
+   */
+  pollOnce(): Promise<number> {
+    const pass = this.passes.then(async () => {
+      const shards = await this.shardStates();
+      const counts = await Promise.all(shards.map((shard) => this.pollShard(shard)));
+      return counts.reduce((a, b) => a + b, 0);
+    });
+    this.passes = pass.catch(() => 0);
+    return pass;
   }
 
   /** Polls until a round finds nothing new on any shard. */

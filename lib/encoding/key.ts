@@ -14,20 +14,36 @@ const COMPOSITE = '\u0000';
  * mapKey(['a', 1]) === mapKey(['a', 1]); // true
  */
 export function mapKey(key: unknown): MapKey {
+  if (typeof key === 'string') return key.charCodeAt(0) === 0 ? COMPOSITE + canonical(key) : key;
   if (key === null || typeof key !== 'object') return key as MapKey;
-  return COMPOSITE + canonicalJson(key);
+  return COMPOSITE + canonical(key);
 }
 
-function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    if (typeof value === 'bigint') return `{"$bigint":"${value.toString()}"}`;
-    if (value === undefined) return '{"$undefined":1}';
-    return JSON.stringify(value);
+/**
+ * A canonical text of a value, tagged by type so that no two distinct keys share it: strings are
+ * quoted, numbers keep NaN and Infinity, and bigint, undefined and bytes have forms no object has.
+ */
+function canonical(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      return Object.is(value, -0) ? '0' : String(value);
+    case 'bigint':
+      return `${value}n`;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'undefined':
+      return 'undefined';
+    default:
+      break;
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value instanceof Uint8Array) return `{"$bytes":"${Buffer.from(value).toString('base64')}"}`;
-  const keys = Object.keys(value).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value instanceof Uint8Array) return `<${Buffer.from(value).toString('base64')}>`;
+  const object = value as Record<string, unknown>;
+  const keys = Object.keys(object).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(object[k])}`).join(',')}}`;
 }
 
 /**

@@ -87,6 +87,7 @@ export function parseBlocks(text: string): SegmentBlock[] {
   if (text === '') return [];
   let offset = 0;
   return text.split(',').map((part) => {
+    if (!/^[0-9a-z]+\.[0-9a-z]+$/.test(part)) throw new RangeError(`malformed block list near '${part}'`);
     const [delta, records] = part.split('.');
     offset += parseInt(delta ?? '', 36);
     const block = { offset, records: parseInt(records ?? '', 36) };

@@ -34,6 +34,11 @@ export class UnencodableValueError extends TypeError {
 export function writeValue(writer: ByteWriter, value: unknown): void {
   switch (typeof value) {
     case 'string':
+      // UTF-8 cannot hold a lone surrogate: writing one would silently turn it into U+FFFD and
+      // merge distinct keys.
+      if (!(value as string & { isWellFormed(): boolean }).isWellFormed()) {
+        throw new UnencodableValueError('cannot encode a string with a lone surrogate');
+      }
       writer.u8(Tag.String);
       writer.string(value);
       return;
@@ -71,6 +76,9 @@ export function writeValue(writer: ByteWriter, value: unknown): void {
         writer.u8(Tag.Object);
         writer.varint(keys.length);
         for (const key of keys) {
+          if (!(key as string & { isWellFormed(): boolean }).isWellFormed()) {
+            throw new UnencodableValueError('cannot encode a property name with a lone surrogate');
+          }
           writer.string(key);
           writeValue(writer, (value as Record<string, unknown>)[key]);
         }
@@ -121,7 +129,13 @@ export function readValue(reader: ByteReader): unknown {
       const object: Record<string, unknown> = {};
       for (let i = 0; i < length; i++) {
         const key = reader.string();
-        object[key] = readValue(reader);
+        const value = readValue(reader);
+        // Assigning '__proto__' would set the prototype instead of keeping the data.
+        if (key === '__proto__') {
+          Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+        } else {
+          object[key] = value;
+        }
       }
       return object;
     }

@@ -34,15 +34,17 @@ export class ShuffleBuffer implements Downstream {
   }
 
   pair(key: unknown, value: unknown): void {
-    this.records++;
     if (!this.combine) {
       (this.raw[partitionOf(mapKey(key), this.partitions)] as [unknown, unknown][]).push([key, value]);
+      this.records++;
       return;
     }
-    const k = typeof key === 'string' ? key : mapKey(key);
+    // Plain strings are their own map key (the common case, kept off the slow path).
+    const k = typeof key === 'string' && key.charCodeAt(0) !== 0 ? key : mapKey(key);
     const entry = this.combined.get(k);
     if (entry === undefined) this.combined.set(k, { key, combiner: this.create(value) });
     else entry.combiner = this.mergeValue(entry.combiner, value);
+    this.records++;
   }
 
   /** The shuffle file and the partitions that got data. */
@@ -67,12 +69,16 @@ export class ShuffleBuffer implements Downstream {
 
 /**
  * Holds one input record's output until the record has gone through every stage, so that a record
- * that throws half-way contributes nothing (it goes to the dead-letter prefix whole).
+ * whose stage code throws half-way contributes nothing (it goes to the dead-letter prefix whole).
+ * If the next keyed stage's own merge function throws while the output is committed, the pairs
+ * merged before it cannot be taken back (merge functions may mutate combiners): `unapplied()` then
+ * says exactly which outputs did not go in, for the dead letter.
  */
 export class RecordStager implements Downstream {
   private readonly keys: unknown[] = [];
   private readonly values: unknown[] = [];
   private size = 0;
+  private applied = 0;
 
   value(value: unknown): void {
     this.keys[this.size] = RecordStager.NOT_A_PAIR;
@@ -86,13 +92,23 @@ export class RecordStager implements Downstream {
 
   commit(to: Downstream): number {
     const n = this.size;
-    for (let i = 0; i < n; i++) {
-      const key = this.keys[i];
-      if (key === RecordStager.NOT_A_PAIR) to.value(this.values[i]);
-      else to.pair(key, this.values[i]);
+    for (this.applied = 0; this.applied < n; this.applied++) {
+      const key = this.keys[this.applied];
+      if (key === RecordStager.NOT_A_PAIR) to.value(this.values[this.applied]);
+      else to.pair(key, this.values[this.applied]);
     }
     this.discard();
     return n;
+  }
+
+  /** After a commit threw: how many outputs went in, and the ones that did not. */
+  unapplied(): { applied: number; rest: unknown[] } {
+    const rest: unknown[] = [];
+    for (let i = this.applied; i < this.size; i++) {
+      const key = this.keys[i];
+      rest.push(key === RecordStager.NOT_A_PAIR ? this.values[i] : [key, this.values[i]]);
+    }
+    return { applied: this.applied, rest };
   }
 
   discard(): void {
@@ -102,6 +118,7 @@ export class RecordStager implements Downstream {
       this.values[i] = undefined;
     }
     this.size = 0;
+    this.applied = 0;
   }
 
   private static readonly NOT_A_PAIR = Symbol('value');
@@ -169,7 +186,8 @@ export class ShuffleMerger {
 
   /** Takes one (key, value) pair of a run; pass it as `decodeRun`'s callback. */
   readonly add = (key: unknown, value: unknown): void => {
-    const k = typeof key === 'string' ? key : mapKey(key);
+    // Plain strings are their own map key (the common case, kept off the slow path).
+    const k = typeof key === 'string' && key.charCodeAt(0) !== 0 ? key : mapKey(key);
     if (this.failed.has(k)) return;
     const { create, mergeValue, mergeCombiners } = this.stage.aggregator;
     const entry = this.merged.get(k);

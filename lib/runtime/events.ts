@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInputError } from '../errors';
 import { batchId, taskId, type BatchId, type TaskId } from '../ids';
 

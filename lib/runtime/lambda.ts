@@ -1,5 +1,6 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { awsTargetFromEnv, createAwsClients } from '../aws';
 import type { AnyPipeline } from '../dsl/pipeline';
@@ -11,6 +12,7 @@ import {
   type Invoker,
   type RuntimeConfig,
   type RuntimeContext,
+  type RuntimeLog,
 } from './context';
 import { coordinate, type CoordinatorReport } from './coordinator';
 import { parseKinesisEvent, parseTaskEvent, type TaskEvent } from './events';
@@ -58,7 +60,76 @@ export async function failOrRethrow(ctx: RuntimeContext, event: TaskEvent, error
   await ctx.ledger.failBatch(event.batch, { message, phase: event.phase, task: event.task }, ctx.clock.now());
 }
 
-/** The three Lambda handlers of a pipeline. */
+/** The CloudWatch namespace of sluice's batch metrics. */
+export const METRICS_NAMESPACE = 'Sluice';
+
+/** Names of the metrics the functions publish, in CloudWatch embedded metric format. */
+export const BATCH_METRICS = Object.freeze({
+  inputRecords: 'InputRecords',
+  outputRecords: 'OutputRecords',
+  deadLetters: 'DeadLetters',
+  processingTime: 'ProcessingTime',
+  schedulingDelay: 'SchedulingDelay',
+  failedBatches: 'FailedBatches',
+});
+
+/** The service name of a pipeline's logs and metrics. */
+export function serviceName(pipelineName: string): string {
+  return `sluice-${pipelineName}`;
+}
+
+/**
+ * The dimensions every batch metric carries. Powertools always adds `service`, so dashboards and
+ * alarms must name both to find the metrics.
+ *
+ * @example
+ * metricDimensions('wordcount'); // { service: 'sluice-wordcount', pipeline: 'wordcount' }
+ */
+export function metricDimensions(pipelineName: string): Readonly<Record<'service' | 'pipeline', string>> {
+  return Object.freeze({ service: serviceName(pipelineName), pipeline: pipelineName });
+}
+
+type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
+
+/** Fields of the 'batch complete' log event that become metrics, with their metric and unit. */
+const BATCH_COMPLETE_METRICS: readonly (readonly [string, string, Unit])[] = [
+  ['inputRecords', BATCH_METRICS.inputRecords, MetricUnit.Count],
+  ['outputRecords', BATCH_METRICS.outputRecords, MetricUnit.Count],
+  ['deadLetters', BATCH_METRICS.deadLetters, MetricUnit.Count],
+  ['processingMs', BATCH_METRICS.processingTime, MetricUnit.Milliseconds],
+  ['schedulingDelayMs', BATCH_METRICS.schedulingDelay, MetricUnit.Milliseconds],
+];
+
+/**
+ * Wraps a runtime log so that the events that matter to operators also become metrics: the
+ * executors already report a finished batch ('batch complete') and a task that failed for good
+ * ('task failed') through the log, so metrics need no second reporting path through them.
+ * Metrics are buffered; the caller publishes them (`publishStoredMetrics`) once per invocation.
+ *
+ * @example
+ * const log = withMetrics(baseLog, new Metrics({ namespace: METRICS_NAMESPACE }));
+ */
+export function withMetrics(log: RuntimeLog, metrics: Metrics): RuntimeLog {
+  return {
+    info(message, extra) {
+      log.info(message, extra);
+      if (message !== 'batch complete' || !extra) return;
+      for (const [field, name, unit] of BATCH_COMPLETE_METRICS) {
+        const value = extra[field];
+        if (typeof value === 'number' && Number.isFinite(value)) metrics.addMetric(name, unit, value);
+      }
+    },
+    warn(message, extra) {
+      log.warn(message, extra);
+    },
+    error(message, extra) {
+      log.error(message, extra);
+      if (message === 'task failed') metrics.addMetric(BATCH_METRICS.failedBatches, MetricUnit.Count, 1);
+    },
+  };
+}
+
+/** The four Lambda handlers of a pipeline. */
 export interface LambdaHandlers {
   ingest(event: unknown): Promise<void>;
   coordinator(
@@ -85,32 +156,55 @@ const COORDINATOR_MARGIN_MS = 5_000;
 export function lambdaHandlers(pipeline: AnyPipeline, env: NodeJS.ProcessEnv = process.env): LambdaHandlers {
   const config = configFromEnv(env);
   const clients = createAwsClients(awsTargetFromEnv(env));
-  const logger = new Logger({ serviceName: `sluice-${pipeline.name}` });
+  const logger = new Logger({ serviceName: serviceName(pipeline.name) });
+  const metrics = new Metrics({
+    namespace: METRICS_NAMESPACE,
+    serviceName: serviceName(pipeline.name),
+    defaultDimensions: { pipeline: pipeline.name },
+  });
   const ctx = createRuntimeContext(pipeline, {
     config,
     clients,
     invoker: new LambdaInvoker(clients.lambda, config),
-    log: {
-      info: (message, extra) => logger.info(message, extra ?? {}),
-      warn: (message, extra) => logger.warn(message, extra ?? {}),
-      error: (message, extra) => logger.error(message, extra ?? {}),
-    },
+    log: withMetrics(
+      {
+        info: (message, extra) => logger.info(message, extra ?? {}),
+        warn: (message, extra) => logger.warn(message, extra ?? {}),
+        error: (message, extra) => logger.error(message, extra ?? {}),
+      },
+      metrics,
+    ),
   });
+  // Publishing an empty buffer makes Powertools warn in the log; most invocations record nothing.
+  const publish = (): void => {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  };
   return {
     async ingest(event) {
-      await ingest(ctx, parseKinesisEvent(event));
+      try {
+        await ingest(ctx, parseKinesisEvent(event));
+      } finally {
+        publish();
+      }
     },
     async coordinator(_event, context) {
       // Batch intervals under a minute: EventBridge Scheduler's minimum rate is one minute, so one
       // invocation loops, sealing each batch at its boundary, until its time is nearly up.
       const reports: CoordinatorReport[] = [];
-      for (;;) {
-        const report = await coordinate(ctx);
-        reports.push(report);
-        const wait = report.nextBatchTime - ctx.clock.now();
-        if (context.getRemainingTimeInMillis() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS + 2_000)
-          return reports;
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      try {
+        for (;;) {
+          const report = await coordinate(ctx);
+          reports.push(report);
+          // Per pass, not per invocation: EMF stamps metrics when they are published, and one
+          // invocation spans more than a minute of batches.
+          publish();
+          const wait = report.nextBatchTime - ctx.clock.now();
+          if (context.getRemainingTimeInMillis() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS + 2_000)
+            return reports;
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+      } finally {
+        publish();
       }
     },
     transform: (event) => task(event, 'transform'),
@@ -130,6 +224,7 @@ export function lambdaHandlers(pipeline: AnyPipeline, env: NodeJS.ProcessEnv = p
     } catch (error) {
       await failOrRethrow(ctx, parsed, error);
     } finally {
+      publish();
       logger.removeKeys(['batch', 'phase', 'task']);
     }
   }

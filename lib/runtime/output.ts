@@ -9,9 +9,11 @@ export interface PartitionOutput {
   readonly records: readonly unknown[];
 }
 
-function replacer(_key: string, value: unknown): unknown {
+function replacer(this: unknown, key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  // A Buffer's own toJSON has run by now; the holder still has the raw bytes.
+  const raw = (this as Record<string, unknown>)[key];
+  if (raw instanceof Uint8Array) return Buffer.from(raw).toString('base64');
   return value;
 }
 
@@ -65,7 +67,7 @@ export function formatRecord(record: unknown): string {
   if (Array.isArray(record) && record.length === 2)
     return `(${formatRecord(record[0])},${formatRecord(record[1])})`;
   if (Array.isArray(record)) return `[${record.map(formatRecord).join(',')}]`;
-  if (typeof record === 'string') return record;
+  if (typeof record === 'string' || typeof record === 'bigint') return String(record);
   return JSON.stringify(record, replacer) ?? String(record);
 }
 

@@ -29,6 +29,12 @@ export interface DeadLetter {
   readonly data?: string;
   readonly record?: unknown;
   readonly key?: unknown;
+  /**
+   * When a keyed stage's merge function threw part-way through a record's output: how many of its
+   * outputs were merged before the throw, and the outputs that were not (the record is not whole).
+   */
+  readonly applied?: number;
+  readonly unapplied?: unknown;
 }
 
 /** Reads and checks a batch's manifest. */

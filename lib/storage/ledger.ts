@@ -6,6 +6,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { InvalidInputError } from '../errors';
 import type { BatchId, ShardId, TaskId } from '../ids';
 import { padSeq } from '../encoding/segment';
 
@@ -154,14 +155,30 @@ export class Ledger {
     return ids ? ([...ids].sort() as ShardId[]) : [];
   }
 
-  /** Registers a segment: the commit point of ingest. A replay writes the same item. */
+  /**
+   * Registers a segment: the commit point of ingest. A replay writes the same item; a different
+   * segment starting at the same sequence number (input re-batched differently, which the
+   * event-source mapping never does) is refused loudly rather than silently replacing the first.
+   */
   async registerSegment(segment: SegmentItem): Promise<void> {
-    await this.dynamo.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: { pk: `segment#${segment.shard}`, sk: padSeq(segment.firstSeq), ...segment },
-      }),
-    );
+    try {
+      await this.dynamo.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: `segment#${segment.shard}`, sk: padSeq(segment.firstSeq), ...segment },
+          ConditionExpression: 'attribute_not_exists(pk) OR (lastSeq = :last AND #records = :records)',
+          ExpressionAttributeNames: { '#records': 'records' },
+          ExpressionAttributeValues: { ':last': segment.lastSeq, ':records': segment.records },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      throw new InvalidInputError(
+        `shard ${segment.shard}: a segment starting at ${segment.firstSeq} is already registered with other records`,
+        {},
+        error,
+      );
+    }
   }
 
   /** Segments of a shard with sort keys in `(after, upTo]`, in sequence order. */

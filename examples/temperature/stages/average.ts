@@ -4,7 +4,7 @@ import { map, reduceByKey, type Pair } from 'sluice';
 export const totals = reduceByKey<string, [number, number]>('totals', (a, b) => [a[0] + b[0], a[1] + b[1]]);
 
 /** Turns (sum, count) into the batch's average, rounded to a hundredth of a degree. */
-export const average = map<Pair<string, [number, number]>, Pair<string, number>>('average', ([sensor, [sum, n]]) => [
-  sensor,
-  Math.round((sum / n) * 100) / 100,
-]);
+export const average = map<Pair<string, [number, number]>, Pair<string, number>>(
+  'average',
+  ([sensor, [sum, n]]) => [sensor, Math.round((sum / n) * 100) / 100],
+);

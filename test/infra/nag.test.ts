@@ -1,0 +1,118 @@
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { describe, expect, it } from 'vitest';
+import { SluicePipeline } from '../../infra/pipeline-construct';
+import { build, FIXTURES, fixturePath, logicalId, type FixtureName } from './helpers';
+
+function acknowledged(scope: IConstruct): string[] {
+  return scope.node
+    .findAll()
+    .flatMap((c) => c.node.metadata)
+    .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+    .flatMap((entry) => Object.keys(entry.data as Record<string, string>))
+    .map((id) => id.replace(/^annotation::/i, ''));
+}
+
+describe('cdk-nag AwsSolutions checks', () => {
+  it.each<FixtureName>(['two-phase', 'three-phase', 'single-phase'])('pass for the %s fixture', (name) => {
+    // Arrange
+    const { stack } = build(name);
+
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(stack);
+
+    // Assert
+    expect(report.violations).toEqual([]);
+    expect(report.success).toBe(true);
+  });
+
+  it('pass with server access logs, an alarm topic and an existing bucket', () => {
+    // Arrange
+    const app = new App({
+      context: { 'aws:cdk:bundling-stacks': [] },
+      builtinCloudFormationValidation: false,
+    });
+    const stack = new Stack(app, 'Test');
+    const topic = new sns.Topic(stack, 'Topic', { enforceSSL: true });
+    Validations.of(topic).acknowledge({ id: 'AwsSolutions-SNS2', reason: 'test topic' });
+    new SluicePipeline(stack, 'Logged', {
+      pipeline: FIXTURES['two-phase'],
+      pipelineModule: fixturePath('two-phase'),
+      accessLogsBucket: s3.Bucket.fromBucketName(stack, 'Logs', 'access-logs'),
+      alarmTopic: topic,
+    });
+    new SluicePipeline(stack, 'Existing', {
+      pipeline: FIXTURES['single-phase'],
+      pipelineModule: fixturePath('single-phase'),
+      bucket: s3.Bucket.fromBucketName(stack, 'Data', 'existing-data'),
+      dashboardName: 'other',
+    });
+
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(stack);
+
+    // Assert
+    expect(report.violations).toEqual([]);
+  });
+
+  it('acknowledges only inherent findings, each by its exact id', () => {
+    // Arrange
+    const { stack, sluice } = build('two-phase');
+    const bucket = `<${logicalId(stack, sluice.bucket)}.Arn>`;
+    const coordinator = `<${logicalId(stack, sluice.coordinator)}.Arn>`;
+
+    // Act
+    const ids = new Set(acknowledged(stack));
+
+    // Assert
+    expect(ids).toEqual(
+      new Set([
+        'AwsSolutions-S1',
+        'AwsSolutions-SQS3',
+        'AwsSolutions-L1',
+        ...['segments/', 'manifests/', 'shuffle/', 'dead-letter/', 'results/words/'].map(
+          (prefix) => `AwsSolutions-IAM5[Resource::${bucket}/${prefix}*]`,
+        ),
+        `AwsSolutions-IAM5[Resource::${coordinator}:*]`,
+      ]),
+    );
+  });
+
+  it('still reports a wildcard that is not a granted prefix', () => {
+    // Arrange
+    const { stack, sluice } = build('two-phase');
+    const transform = sluice.functions.split;
+    if (!transform?.role) throw new Error('no transform role');
+    transform.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [sluice.bucket.arnForObjects('*')] }),
+    );
+
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(stack);
+
+    // Assert
+    expect(report.violations.map((v) => v.ruleName)).toEqual([
+      `AwsSolutions-IAM5[Resource::<${logicalId(stack, sluice.bucket)}.Arn>/*]`,
+    ]);
+  });
+
+  it('reports server access logs when they are off and unacknowledged', () => {
+    // Arrange
+    const app = new App({
+      context: { 'aws:cdk:bundling-stacks': [] },
+      builtinCloudFormationValidation: false,
+    });
+    const stack = new Stack(app, 'Test');
+    new s3.Bucket(stack, 'Plain', { enforceSSL: true });
+
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(stack);
+
+    // Assert
+    expect(report.violations.map((v) => v.ruleName)).toContain('AwsSolutions-S1');
+  });
+});

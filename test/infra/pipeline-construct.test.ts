@@ -1,0 +1,521 @@
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { describe, expect, it } from 'vitest';
+import { SluicePipeline } from '../../infra/pipeline-construct';
+import { pipeline, s3Jsonl, kinesis as kinesisSource, utf8, map } from '../../lib';
+import type { AnyPipeline } from '../../lib/dsl/pipeline';
+import { build, fixturePath, FIXTURES, logicalId } from './helpers';
+
+const twoPhase = build('two-phase');
+
+function only(template: Template, type: string): Record<string, unknown> {
+  const found = Object.values(template.findResources(type));
+  expect(found).toHaveLength(1);
+  return (found[0] as { Properties: Record<string, unknown> }).Properties;
+}
+
+describe('SluicePipeline: bucket', () => {
+  it('is encrypted, private and owner-enforced', () => {
+    // Arrange
+    const { template } = twoPhase;
+
+    // Act
+    const bucket = only(template, 'AWS::S3::Bucket');
+
+    // Assert
+    expect(bucket).toMatchObject({
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+    });
+  });
+
+  it('denies requests without TLS 1.2', () => {
+    // Arrange
+    const { template } = twoPhase;
+
+    // Act
+    const policy = only(template, 'AWS::S3::BucketPolicy');
+
+    // Assert
+    expect(policy.PolicyDocument).toMatchObject({
+      Statement: expect.arrayContaining([
+        expect.objectContaining({
+          Effect: 'Deny',
+          Action: 's3:*',
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        }),
+        expect.objectContaining({
+          Effect: 'Deny',
+          Action: 's3:*',
+          Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } },
+        }),
+      ]),
+    });
+  });
+
+  it('expires shuffle files after 7 days, segments after the retention and keeps manifests and dead letters longer', () => {
+    // Arrange
+    const { template } = build('two-phase', { segmentRetention: Duration.days(14) });
+
+    // Act
+    const rules = (
+      only(template, 'AWS::S3::Bucket').LifecycleConfiguration as {
+        Rules: { Prefix?: string; ExpirationInDays?: number }[];
+      }
+    ).Rules;
+    const days = Object.fromEntries(rules.filter((r) => r.Prefix).map((r) => [r.Prefix, r.ExpirationInDays]));
+
+    // Assert
+    expect(days).toEqual({ 'shuffle/': 7, 'segments/': 14, 'manifests/': 90, 'dead-letter/': 90 });
+  });
+
+  it('is retained by default and never expires the output', () => {
+    // Arrange
+    const { template } = twoPhase;
+
+    // Act
+    const buckets = template.findResources('AWS::S3::Bucket');
+    const rules = JSON.stringify(buckets);
+
+    // Assert
+    expect(Object.values(buckets)[0]).toMatchObject({ DeletionPolicy: 'Retain' });
+    expect(rules).not.toContain('results/words');
+  });
+
+  it('writes server access logs when given a log bucket', () => {
+    // Arrange
+    const app = new App({
+      context: { 'aws:cdk:bundling-stacks': [] },
+      builtinCloudFormationValidation: false,
+    });
+    const stack = new Stack(app, 'Test');
+    const logs = s3.Bucket.fromBucketName(stack, 'Logs', 'my-access-logs');
+
+    // Act
+    new SluicePipeline(stack, 'Pipeline', {
+      pipeline: FIXTURES['two-phase'],
+      pipelineModule: fixturePath('two-phase'),
+      accessLogsBucket: logs,
+    });
+
+    // Assert
+    Template.fromStack(stack).hasResourceProperties('AWS::S3::Bucket', {
+      LoggingConfiguration: {
+        DestinationBucketName: 'my-access-logs',
+        LogFilePrefix: 'sluice/fixture-words/',
+      },
+    });
+  });
+
+  it('uses an existing bucket and stream instead of creating them', () => {
+    // Arrange
+    const app = new App({
+      context: { 'aws:cdk:bundling-stacks': [] },
+      builtinCloudFormationValidation: false,
+    });
+    const stack = new Stack(app, 'Test');
+    const bucket = s3.Bucket.fromBucketName(stack, 'Existing', 'existing-bucket');
+    const stream = kinesis.Stream.fromStreamArn(
+      stack,
+      'ExistingStream',
+      'arn:aws:kinesis:us-east-1:123456789012:stream/existing',
+    );
+
+    // Act
+    new SluicePipeline(stack, 'Pipeline', {
+      pipeline: FIXTURES['two-phase'],
+      pipelineModule: fixturePath('two-phase'),
+      bucket,
+      stream,
+    });
+    const template = Template.fromStack(stack);
+
+    // Assert
+    template.resourceCountIs('AWS::S3::Bucket', 0);
+    template.resourceCountIs('AWS::Kinesis::Stream', 0);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: 'arn:aws:kinesis:us-east-1:123456789012:stream/existing',
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ SLUICE_BUCKET: 'existing-bucket' }) },
+    });
+  });
+});
+
+describe('SluicePipeline: ledger table and stream', () => {
+  it('creates one on-demand table keyed by pk/sk strings with point-in-time recovery', () => {
+    // Arrange
+    const { template } = twoPhase;
+
+    // Act
+    const table = only(template, 'AWS::DynamoDB::Table');
+
+    // Assert
+    expect(table).toMatchObject({
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+  });
+
+  it('creates the source stream by its name, encrypted with the aws/kinesis key', () => {
+    // Arrange
+    const { template } = build('two-phase', { shardCount: 3 });
+
+    // Act
+    const stream = only(template, 'AWS::Kinesis::Stream');
+
+    // Assert
+    expect(stream).toMatchObject({
+      Name: 'fixture-lines',
+      ShardCount: 3,
+      RetentionPeriodHours: 24,
+      StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+    });
+  });
+
+  it('applies the removal policy to the stateful resources', () => {
+    // Arrange
+    const { template } = build('two-phase', { removalPolicy: RemovalPolicy.DESTROY });
+
+    // Act
+    const policies = [
+      'AWS::S3::Bucket',
+      'AWS::DynamoDB::Table',
+      'AWS::Kinesis::Stream',
+      'AWS::Logs::LogGroup',
+    ].map((type) =>
+      Object.values(template.findResources(type)).map(
+        (r) => (r as { DeletionPolicy?: string }).DeletionPolicy,
+      ),
+    );
+
+    // Assert
+    expect(new Set(policies.flat())).toEqual(new Set(['Delete']));
+  });
+});
+
+describe('SluicePipeline: functions', () => {
+  it('creates ingest, coordinator and one function per phase', () => {
+    // Arrange
+    const { sluice, template } = build('three-phase');
+
+    // Act
+    const functions = template.findResources('AWS::Lambda::Function');
+
+    // Assert
+    expect(Object.keys(sluice.functions)).toEqual(['histogram', 'sum', 'split']);
+    expect(Object.keys(functions)).toHaveLength(5);
+  });
+
+  it('runs every function on nodejs22.x, arm64, with its own log group', () => {
+    // Arrange
+    const { template } = twoPhase;
+
+    // Act
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')) as {
+      Properties: Record<string, unknown>;
+    }[];
+
+    // Assert
+    expect(functions).toHaveLength(4);
+    for (const fn of functions) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        LoggingConfig: { LogGroup: { Ref: expect.any(String) } },
+      });
+    }
+    template.resourceCountIs('AWS::Logs::LogGroup', 4);
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('configures each function from CONFIG_ENV, naming only the functions it invokes', () => {
+    // Arrange
+    const { stack, sluice, template } = twoPhase;
+    const ref = (fn: Parameters<typeof logicalId>[1]) => ({ Ref: logicalId(stack, fn) });
+    const sum = sluice.functions.sum;
+    if (!sum) throw new Error('no sum function');
+
+    // Act
+    const env = (fn: Parameters<typeof logicalId>[1]) =>
+      (
+        template.findResources('AWS::Lambda::Function')[logicalId(stack, fn)] as {
+          Properties: { Environment: { Variables: Record<string, unknown> } };
+        }
+      ).Properties.Environment.Variables;
+
+    // Assert
+    expect(env(sluice.coordinator)).toEqual({
+      SLUICE_BUCKET: ref(sluice.bucket),
+      SLUICE_TABLE: ref(sluice.table),
+      SLUICE_FUNCTIONS: {
+        'Fn::Join': ['', ['{"split":"', ref(sluice.functions.split ?? sum), '","sum":"', ref(sum), '"}']],
+      },
+      SLUICE_SWEEP_AFTER_MS: '300000',
+    });
+    expect(env(sum).SLUICE_FUNCTIONS).toBe('{}');
+    expect(env(sluice.ingest).SLUICE_FUNCTIONS).toBe('{}');
+  });
+
+  it('sizes functions from the props', () => {
+    // Arrange
+    const props = {
+      taskMemorySize: 2048,
+      taskTimeout: Duration.minutes(3),
+      coordinatorTimeout: Duration.seconds(90),
+      ingestMemorySize: 256,
+    };
+
+    // Act
+    const { stack, sluice, template } = build('two-phase', props);
+    const fn = (c: Parameters<typeof logicalId>[1]) =>
+      (
+        template.findResources('AWS::Lambda::Function')[logicalId(stack, c)] as {
+          Properties: Record<string, unknown>;
+        }
+      ).Properties;
+
+    // Assert
+    expect(fn(sluice.functions.split ?? sluice.ingest)).toMatchObject({ MemorySize: 2048, Timeout: 180 });
+    expect(fn(sluice.coordinator)).toMatchObject({ MemorySize: 256, Timeout: 90 });
+    expect(fn(sluice.ingest)).toMatchObject({ MemorySize: 256, Timeout: 60 });
+  });
+
+  it('retries task invocations twice, then sends them to the failure queue', () => {
+    // Arrange
+    const { stack, sluice, template } = twoPhase;
+    const queue = { 'Fn::GetAtt': [logicalId(stack, sluice.failureQueue), 'Arn'] };
+
+    // Act
+    const configs = Object.values(template.findResources('AWS::Lambda::EventInvokeConfig')) as {
+      Properties: { FunctionName: { Ref: string } } & Record<string, unknown>;
+    }[];
+    const byFunction = Object.fromEntries(configs.map((c) => [c.Properties.FunctionName.Ref, c.Properties]));
+
+    // Assert
+    for (const fn of Object.values(sluice.functions)) {
+      expect(byFunction[logicalId(stack, fn)]).toMatchObject({
+        MaximumRetryAttempts: 2,
+        MaximumEventAgeInSeconds: 3600,
+        DestinationConfig: { OnFailure: { Destination: queue } },
+      });
+    }
+    expect(byFunction[logicalId(stack, sluice.coordinator)]).toMatchObject({
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 60,
+    });
+  });
+
+  it('encrypts the failure queue and requires TLS on it', () => {
+    // Arrange
+    const { template } = twoPhase;
+
+    // Act
+    const queue = only(template, 'AWS::SQS::Queue');
+    const policy = only(template, 'AWS::SQS::QueuePolicy');
+
+    // Assert
+    expect(queue).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+    expect(JSON.stringify(policy.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+  });
+});
+
+describe('SluicePipeline: triggers', () => {
+  it('maps the stream to ingest from the trim horizon, one batch per shard, never bisected', () => {
+    // Arrange
+    const { stack, sluice, template } = build('two-phase', { ingestBatchSize: 500 });
+
+    // Act
+    const mapping = only(template, 'AWS::Lambda::EventSourceMapping');
+
+    // Assert
+    expect(mapping).toEqual({
+      FunctionName: { Ref: logicalId(stack, sluice.ingest) },
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(stack, sluice.stream), 'Arn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 500,
+      MaximumBatchingWindowInSeconds: 1,
+      ParallelizationFactor: 1,
+      BisectBatchOnFunctionError: false,
+      DestinationConfig: {
+        OnFailure: { Destination: { 'Fn::GetAtt': [logicalId(stack, sluice.failureQueue), 'Arn'] } },
+      },
+    });
+  });
+
+  it('ticks the coordinator every minute from EventBridge Scheduler', () => {
+    // Arrange
+    const { stack, sluice, template } = twoPhase;
+
+    // Act
+    const schedule = only(template, 'AWS::Scheduler::Schedule');
+
+    // Assert
+    expect(schedule).toMatchObject({
+      ScheduleExpression: 'rate(1 minute)',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      State: 'ENABLED',
+      Target: {
+        Arn: { 'Fn::GetAtt': [logicalId(stack, sluice.coordinator), 'Arn'] },
+        RetryPolicy: { MaximumEventAgeInSeconds: 60, MaximumRetryAttempts: 2 },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(stack, sluice.failureQueue), 'Arn'] } },
+      },
+    });
+  });
+});
+
+describe('SluicePipeline: observability', () => {
+  it('alarms on scheduling delay, treating no completed batches as breaching', () => {
+    // Arrange
+    const { template } = build('three-phase');
+
+    // Act
+    const alarms = template.findResources('AWS::CloudWatch::Alarm', {
+      Properties: { MetricName: 'SchedulingDelay' },
+    });
+
+    // Assert
+    expect(Object.values(alarms)[0]).toMatchObject({
+      Properties: {
+        Namespace: 'Sluice',
+        Dimensions: expect.arrayContaining([
+          { Name: 'service', Value: 'sluice-fixture-histogram' },
+          { Name: 'pipeline', Value: 'fixture-histogram' },
+        ]),
+        Statistic: 'Maximum',
+        // The fixture's batch interval is two minutes: three intervals, over two-minute periods.
+        Threshold: 360_000,
+        Period: 120,
+        TreatMissingData: 'breaching',
+      },
+    });
+  });
+
+  it('alarms on failed batches and failed invocations, notifying the topic', () => {
+    // Arrange
+    const app = new App({
+      context: { 'aws:cdk:bundling-stacks': [] },
+      builtinCloudFormationValidation: false,
+    });
+    const stack = new Stack(app, 'Test');
+    const topic = sns.Topic.fromTopicArn(stack, 'Topic', 'arn:aws:sns:us-east-1:123456789012:ops');
+
+    // Act
+    new SluicePipeline(stack, 'Pipeline', {
+      pipeline: FIXTURES['two-phase'],
+      pipelineModule: fixturePath('two-phase'),
+      alarmTopic: topic,
+    });
+    const template = Template.fromStack(stack);
+
+    // Assert
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'FailedBatches',
+      Namespace: 'Sluice',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: ['arn:aws:sns:us-east-1:123456789012:ops'],
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      AlarmActions: ['arn:aws:sns:us-east-1:123456789012:ops'],
+    });
+  });
+
+  it('builds a dashboard of batch metrics and per-function errors and durations', () => {
+    // Arrange
+    const { template } = twoPhase;
+
+    // Act
+    const body = JSON.stringify(only(template, 'AWS::CloudWatch::Dashboard'));
+
+    // Assert
+    for (const text of [
+      'InputRecords',
+      'OutputRecords',
+      'DeadLetters',
+      'ProcessingTime',
+      'SchedulingDelay',
+      'FailedBatches',
+      'IncomingRecords',
+      'IteratorAge',
+      'Errors',
+      'Duration',
+      'Batch processing time',
+      'Scheduling delay',
+    ]) {
+      expect(body).toContain(text);
+    }
+    expect(body).toContain('sluice-fixture-words');
+  });
+});
+
+describe('SluicePipeline: validation', () => {
+  it('refuses a sweep that would re-drive tasks still within their timeout', () => {
+    // Arrange
+    const props = { taskTimeout: Duration.minutes(5), sweepAfter: Duration.minutes(5) };
+
+    // Act
+    const attempt = () => build('two-phase', props);
+
+    // Assert
+    expect(attempt).toThrow(/sweepAfter .* must be longer than taskTimeout/);
+  });
+
+  it('refuses a pipeline module that does not exist', () => {
+    // Arrange
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Test');
+
+    // Act
+    const attempt = () =>
+      new SluicePipeline(stack, 'Pipeline', {
+        pipeline: FIXTURES['two-phase'],
+        pipelineModule: 'nowhere/p.ts',
+      });
+
+    // Assert
+    expect(attempt).toThrow(/pipeline module 'nowhere\/p.ts' does not exist/);
+  });
+
+  it('refuses an output prefix inside the runtime prefixes', () => {
+    // Arrange
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Test');
+    const clash = pipeline({
+      name: 'clash',
+      batchInterval: '10s',
+      source: kinesisSource({ stream: 's', decode: utf8 }),
+      stages: [map<string, string>('id', (s) => s)],
+      sinks: [s3Jsonl({ prefix: 'segments/out' })],
+    }) as AnyPipeline;
+
+    // Act
+    const attempt = () =>
+      new SluicePipeline(stack, 'Pipeline', { pipeline: clash, pipelineModule: fixturePath('two-phase') });
+
+    // Assert
+    expect(attempt).toThrow(/overlaps the runtime's 'segments\/' prefix/);
+  });
+});

@@ -1,0 +1,170 @@
+import { describe, expect, it } from 'vitest';
+import { filter, flatMap, map, transform } from '../../lib/dsl/transform';
+import { count, groupByKey, reduce, reduceByKey } from '../../lib/dsl/reduce';
+import { pipeline, withSettings, type AnyPipeline } from '../../lib/dsl/pipeline';
+import { kinesis, utf8 } from '../../lib/dsl/source';
+import { print, s3Jsonl } from '../../lib/dsl/sink';
+import { PlanMismatchError } from '../../lib/errors';
+import { assertSamePlan, outputPrefix, planPipeline } from '../../lib/plan';
+import type { AnyStage, Pair } from '../../lib/dsl/types';
+
+const source = kinesis({ stream: 'lines', decode: utf8 });
+const tokenize = transform<string, string, number>('tokenize', (line, emit) => {
+  for (const w of line.split(' ')) emit(w, 1);
+});
+const sum = reduceByKey<string, number>('count', (a, b) => a + b);
+
+function build(stages: readonly AnyStage[], extra: { partitions?: number } = {}): AnyPipeline {
+  return pipeline({
+    name: 'test',
+    batchInterval: '1s',
+    source,
+    stages: stages as never,
+    ...extra,
+  }) as AnyPipeline;
+}
+
+describe('planPipeline', () => {
+  it('makes one phase of a narrow-only pipeline', () => {
+    const plan = planPipeline(
+      build([map<string, number>('len', (s) => s.length), filter('pos', () => true)]),
+    );
+
+    expect(plan.phases).toHaveLength(1);
+    expect(plan.phases[0]?.spec).toMatchObject({ phase: 0, function: 'len', partitions: null });
+    expect(plan.phases[0]?.narrow.map((s) => s.id)).toEqual(['len', 'pos']);
+  });
+
+  it('splits [tokenize, count] into two phases named after their first stage', () => {
+    const plan = planPipeline(build([tokenize, sum]));
+
+    expect(plan.phases.map((p) => p.spec.function)).toEqual(['tokenize', 'count']);
+    expect(plan.phases[1]?.wide?.id).toBe('count');
+    expect(plan.phases[1]?.narrow).toEqual([]);
+  });
+
+  it('splits [map, reduceByKey, map, reduceByKey] into three phases', () => {
+    const pairs = map<string, Pair<string, number>>('pairs', (s) => [s, 1]);
+    const first = reduceByKey<string, number>('first', (a, b) => a + b);
+    const rekey = map<Pair<string, number>, Pair<number, number>>('rekey', ([, n]) => [n, 1]);
+    const second = reduceByKey<number, number>('second', (a, b) => a + b);
+
+    const plan = planPipeline(build([pairs, first, rekey, second]));
+
+    expect(plan.phases.map((p) => p.spec.stages.map((s) => s.id))).toEqual([
+      ['pairs'],
+      ['first', 'rekey'],
+      ['second'],
+    ]);
+    expect(plan.phases.map((p) => p.spec.function)).toEqual(['pairs', 'first', 'second']);
+    expect(plan.phases.map((p) => p.spec.phase)).toEqual([0, 1, 2]);
+  });
+
+  it("names a phase 0 without stages 'read' when the pipeline starts with a keyed stage", () => {
+    const plan = planPipeline(build([count('n')]));
+
+    expect(plan.phases.map((p) => p.spec.function)).toEqual(['read', 'n']);
+    expect(plan.phases[0]?.spec.stages).toEqual([]);
+  });
+
+  it("takes a keyed stage's partitions from its options", () => {
+    const plan = planPipeline(build([tokenize, reduceByKey('sum', (a) => a, { partitions: 9 })]));
+
+    expect(plan.phases[1]?.spec.partitions).toBe(9);
+  });
+
+  it("takes the pipeline's default partitions when the stage sets none", () => {
+    expect(planPipeline(build([tokenize, sum], { partitions: 7 })).phases[1]?.spec.partitions).toBe(7);
+    expect(planPipeline(build([tokenize, sum])).phases[1]?.spec.partitions).toBe(4);
+  });
+
+  it('gives count and reduce exactly one partition whatever the default', () => {
+    const toNumber = map<string, number>('num', Number);
+    const plan = planPipeline(
+      build([toNumber, reduce<number>('max', Math.max), count('n')], { partitions: 8 }),
+    );
+
+    expect(plan.phases.slice(1).map((p) => p.spec.partitions)).toEqual([1, 1]);
+  });
+
+  it('follows withSettings partitions', () => {
+    const base = build([tokenize, sum]);
+
+    expect(planPipeline(withSettings(base, { partitions: 12 })).phases[1]?.spec.partitions).toBe(12);
+  });
+
+  it('serializes source, sinks and settings into the spec', () => {
+    const p = pipeline({
+      name: 'wc',
+      batchInterval: '2s',
+      source,
+      stages: [flatMap<string, string>('words', (l) => l.split(' ')), groupByKey('g')] as never,
+      sinks: [print({ top: 3 }), s3Jsonl({ prefix: 'out/wc' })],
+      onError: 'fail',
+    }) as AnyPipeline;
+
+    const spec = planPipeline(p).spec;
+
+    expect(spec).toMatchObject({
+      kind: 'sluice.plan/v1',
+      pipeline: 'wc',
+      batchIntervalMs: 2000,
+      onError: 'fail',
+      source: { kind: 'sluice.source/kinesis@1', stream: 'lines', decoder: 'utf8' },
+      sinks: [
+        { kind: 'sluice.sink/print@1', top: 3 },
+        { kind: 'sluice.sink/s3Jsonl@1', prefix: 'out/wc' },
+      ],
+    });
+    expect(JSON.parse(JSON.stringify(spec))).toEqual(spec);
+  });
+});
+
+describe('assertSamePlan', () => {
+  it('accepts the plan of an identical definition', () => {
+    const a = planPipeline(build([tokenize, sum])).spec;
+    const b = planPipeline(build([tokenize, sum])).spec;
+
+    expect(() => assertSamePlan(a, b)).not.toThrow();
+  });
+
+  it('accepts a plan that went through JSON (as sealed in a manifest)', () => {
+    const spec = planPipeline(build([tokenize, sum])).spec;
+
+    expect(() => assertSamePlan(JSON.parse(JSON.stringify(spec)), spec)).not.toThrow();
+  });
+
+  it.each([
+    ['other partitions', build([tokenize, sum], { partitions: 5 })],
+    [
+      'another stage',
+      build([tokenize, reduceByKey('count', (a) => a, { partitions: 4 }), map('x', (v) => v)]),
+    ],
+    ['a renamed stage', build([tokenize, reduceByKey('total', (a) => a)])],
+    ['a different keyed kind', build([tokenize, groupByKey('count')])],
+  ])('throws PlanMismatchError for %s', (_name, other) => {
+    const sealed = planPipeline(build([tokenize, sum])).spec;
+
+    expect(() => assertSamePlan(sealed, planPipeline(other).spec)).toThrow(PlanMismatchError);
+  });
+});
+
+describe('outputPrefix', () => {
+  it("is the s3Jsonl sink's prefix", () => {
+    const p = pipeline({
+      name: 'x',
+      batchInterval: '1s',
+      source,
+      stages: [],
+      sinks: [s3Jsonl({ prefix: '/a/b/' })],
+    });
+
+    expect(outputPrefix(planPipeline(p as AnyPipeline).spec)).toBe('a/b');
+  });
+
+  it("is 'output' without an s3Jsonl sink", () => {
+    const p = pipeline({ name: 'x', batchInterval: '1s', source, stages: [], sinks: [print()] });
+
+    expect(outputPrefix(planPipeline(p as AnyPipeline).spec)).toBe('output');
+  });
+});
