@@ -12,6 +12,23 @@ export {
   type KeyedStageOptions,
 } from './dsl/reduce';
 export {
+  reduceByKeyAndWindow,
+  groupByKeyAndWindow,
+  countByValueAndWindow,
+  countByWindow,
+  reduceByWindow,
+  window,
+  type WindowOptions,
+  type InverseWindowOptions,
+} from './dsl/window';
+export {
+  updateStateByKey,
+  mapWithState,
+  type KeyState,
+  type UpdateStateByKeyOptions,
+  type MapWithStateOptions,
+} from './dsl/state';
+export {
   kinesis,
   utf8,
   json,
@@ -56,6 +73,9 @@ export type {
   StageOutput,
   ChainOutput,
   Wired,
+  StatefulOperator,
+  StatefulBatch,
+  KeyedState,
 } from './dsl/types';
 export { toMillis, type Duration } from './duration';
 export { batchId, partitionId, taskId, stageId, shardId } from './ids';

@@ -48,6 +48,28 @@ export interface Pipeline<T, Out> {
 /** A pipeline of any record types, as the runtime sees it. */
 export type AnyPipeline = Pipeline<unknown, unknown>;
 
+/**
+ * Windows are whole numbers of batches, as in Spark: a window's length and slide must be multiples
+ * of the batch interval. Checked when the pipeline is defined, and again when settings change it.
+ */
+function checkWindows(stages: readonly AnyStage[], intervalMs: number): void {
+  for (const stage of stages) {
+    if (stage.shape !== 'wide' || !stage.spec.window) continue;
+    const { lengthMs, slideMs } = stage.spec.window;
+    for (const [what, ms] of [
+      ['length', lengthMs],
+      ['slide', slideMs],
+    ] as const) {
+      if (ms % intervalMs !== 0) {
+        throw new PipelineDefinitionError(
+          `stage '${stage.id}': window ${what} ${ms} ms is not a multiple of the batch interval ${intervalMs} ms`,
+          { stage: stage.id },
+        );
+      }
+    }
+  }
+}
+
 /** Stage ids the runtime uses for its own functions. */
 export const RESERVED_IDS: readonly string[] = Object.freeze(['ingest', 'coordinator', 'read']);
 
@@ -107,9 +129,11 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
   if (!Number.isSafeInteger(targetBytes) || targetBytes < 1) {
     throw new PipelineDefinitionError('tasks.targetBytes must be a positive integer');
   }
+  const batchIntervalMs = toMillis(options.batchInterval);
+  checkWindows(stages, batchIntervalMs);
   return Object.freeze({
     name: options.name,
-    batchIntervalMs: toMillis(options.batchInterval),
+    batchIntervalMs,
     source: options.source,
     stages: Object.freeze([...stages]),
     sinks: Object.freeze([...sinks]) as readonly Sink<ChainOutput<T, S>>[],

@@ -1,6 +1,6 @@
 import { PipelineDefinitionError } from '../errors';
 import { stageId } from '../ids';
-import type { Aggregator, Downstream, Pair, WideSpec, WideStage } from './types';
+import type { Aggregator, Downstream, Pair, StatefulOperator, WideSpec, WideStage } from './types';
 
 /** Options every keyed stage takes. */
 export interface KeyedStageOptions {
@@ -16,20 +16,27 @@ function checkPartitions(id: string, partitions: number | undefined): number | u
   return partitions;
 }
 
-const fromPair = (value: Pair<unknown, unknown>, sink: Downstream): void => sink.pair(value[0], value[1]);
-const toPair = (key: unknown, combiner: unknown): Pair<unknown, unknown> => [key, combiner];
+export const fromPair = (value: Pair<unknown, unknown>, sink: Downstream): void =>
+  sink.pair(value[0], value[1]);
+export const toPair = (key: unknown, combiner: unknown): Pair<unknown, unknown> => [key, combiner];
 
-function wide<In, Out>(
+/** The parts of a keyed stage; every keyed operator is built from these. */
+export interface WideStageParts<In, Out> {
+  readonly mapSideCombine: boolean;
+  readonly partitions?: number;
+  readonly toPair: (value: In, sink: Downstream) => void;
+  readonly aggregator: Aggregator<unknown, unknown>;
+  readonly output: (key: unknown, combiner: unknown) => Out;
+  readonly whenEmpty?: () => Out[];
+  readonly stateful?: StatefulOperator;
+  readonly spec?: Pick<WideSpec, 'window' | 'timeoutMs'>;
+}
+
+/** Builds a keyed stage from its parts (for operator modules, not for pipeline authors). */
+export function wide<In, Out>(
   kind: WideSpec['kind'],
   id: string,
-  parts: {
-    mapSideCombine: boolean;
-    partitions?: number;
-    toPair: (value: In, sink: Downstream) => void;
-    aggregator: Aggregator<unknown, unknown>;
-    output: (key: unknown, combiner: unknown) => Out;
-    whenEmpty?: () => Out[];
-  },
+  parts: WideStageParts<In, Out>,
 ): WideStage<In, Out> {
   const sid = stageId(id);
   const partitions = checkPartitions(id, parts.partitions);
@@ -38,6 +45,8 @@ function wide<In, Out>(
     id: sid,
     mapSideCombine: parts.mapSideCombine,
     ...(partitions === undefined ? {} : { partitions }),
+    ...(parts.stateful ? { stateful: true } : {}),
+    ...parts.spec,
   });
   return Object.freeze({
     shape: 'wide',
@@ -47,6 +56,7 @@ function wide<In, Out>(
     aggregator: parts.aggregator,
     output: parts.output,
     ...(parts.whenEmpty ? { whenEmpty: parts.whenEmpty } : {}),
+    ...(parts.stateful ? { stateful: parts.stateful } : {}),
   });
 }
 
@@ -72,6 +82,16 @@ export function reduceByKey<K, V>(
   });
 }
 
+/** Collects values into arrays, in arrival order. */
+export const listing: Aggregator<unknown, unknown> = {
+  create: (v) => [v],
+  mergeValue: (c, v) => {
+    (c as unknown[]).push(v);
+    return c;
+  },
+  mergeCombiners: (l, r) => (l as unknown[]).concat(r as unknown[]),
+};
+
 /**
  * Collects the values of each key into an array, like Spark's `groupByKey`. No map-side combining:
  * it would not make the shuffle smaller.
@@ -87,14 +107,7 @@ export function groupByKey<K, V>(
     mapSideCombine: false,
     partitions: options.partitions,
     toPair: fromPair,
-    aggregator: {
-      create: (v) => [v],
-      mergeValue: (c, v) => {
-        (c as unknown[]).push(v);
-        return c;
-      },
-      mergeCombiners: (l, r) => (l as unknown[]).concat(r as unknown[]),
-    },
+    aggregator: listing,
     output: toPair as (k: unknown, c: unknown) => Pair<K, V[]>,
   });
 }
@@ -168,8 +181,8 @@ export function aggregateByKey<K, V, A>(
   });
 }
 
-const sum = (a: unknown, b: unknown): unknown => (a as number) + (b as number);
-const counting: Aggregator<unknown, unknown> = {
+export const sum = (a: unknown, b: unknown): unknown => (a as number) + (b as number);
+export const counting: Aggregator<unknown, unknown> = {
   create: () => 1,
   mergeValue: (c) => (c as number) + 1,
   mergeCombiners: sum,

@@ -38,12 +38,57 @@ export interface WideSpec {
     | 'sluice.stage/aggregateByKey@1'
     | 'sluice.stage/countByValue@1'
     | 'sluice.stage/count@1'
-    | 'sluice.stage/reduce@1';
+    | 'sluice.stage/reduce@1'
+    | 'sluice.stage/reduceByKeyAndWindow@1'
+    | 'sluice.stage/groupByKeyAndWindow@1'
+    | 'sluice.stage/countByValueAndWindow@1'
+    | 'sluice.stage/countByWindow@1'
+    | 'sluice.stage/reduceByWindow@1'
+    | 'sluice.stage/window@1'
+    | 'sluice.stage/updateStateByKey@1'
+    | 'sluice.stage/mapWithState@1';
   readonly id: StageId;
   /** Values are combined per key inside each transform task before the shuffle. */
   readonly mapSideCombine: boolean;
   /** Reduce partitions; unset means the pipeline's default. `count` and `reduce` use exactly 1. */
   readonly partitions?: number;
+  /** A window over processing time: its length and slide, multiples of the batch interval. */
+  readonly window?: { readonly lengthMs: number; readonly slideMs: number; readonly inverse: boolean };
+  /** Keyed state kept across batches (windows and state operators). */
+  readonly stateful?: boolean;
+  /** mapWithState: the idle time after which a key's state times out. */
+  readonly timeoutMs?: number;
+}
+
+/** What a stateful operator is told about the batch it applies. */
+export interface StatefulBatch {
+  readonly batch: number;
+  /** Batch time, epoch ms. */
+  readonly time: number;
+  readonly intervalMs: number;
+}
+
+/** The state of one partition, as a stateful operator sees it. */
+export interface KeyedState {
+  get(key: unknown): { readonly key: unknown; value: unknown } | undefined;
+  set(key: unknown, value: unknown): void;
+  delete(key: unknown): void;
+  values(): IterableIterator<{ readonly key: unknown; value: unknown }>;
+}
+
+/**
+ * How a stateful keyed stage applies one batch to one partition's state: `input` holds the batch's
+ * merged combiners per key; `emit` gives the stage's output records.
+ */
+export interface StatefulOperator {
+  readonly apply: (
+    input: Iterable<{ readonly key: unknown; readonly combiner: unknown }>,
+    state: KeyedState,
+    batch: StatefulBatch,
+    emit: (record: unknown) => void,
+  ) => void;
+  /** State before the first batch (all partitions' keys; the runtime keeps each partition's own). */
+  readonly initial?: () => Iterable<readonly [unknown, unknown]>;
 }
 
 /**
@@ -83,6 +128,8 @@ export interface WideStage<In, Out> extends StageTypes<In, Out> {
   readonly output: (key: unknown, combiner: unknown) => Out;
   /** Output for a batch with no input at all (`count` gives 0, as Spark's does). */
   readonly whenEmpty?: () => Out[];
+  /** Set for stages that keep state across batches; they run every batch on every partition. */
+  readonly stateful?: StatefulOperator;
 }
 
 /** Any stage. */

@@ -204,6 +204,11 @@ export class ShuffleMerger {
     }
   };
 
+  /** The merged combiner of every key, in the order keys were first seen. */
+  *entries(): Generator<{ key: unknown; combiner: unknown }> {
+    yield* this.merged.values();
+  }
+
   /** The stage's output records, in the order keys were first seen. */
   *outputs(): Generator<{ key: unknown; record: unknown }> {
     for (const { key, combiner } of this.merged.values())

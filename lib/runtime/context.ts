@@ -5,6 +5,7 @@ import type { StageId } from '../ids';
 import { planPipeline, type Plan } from '../plan';
 import { Ledger } from '../storage/ledger';
 import { ObjectStore } from '../storage/objects';
+import { StateStore } from '../storage/state';
 import type { TaskEvent } from './events';
 
 /** Names of the deployed resources a pipeline's functions use. */
@@ -77,6 +78,8 @@ export interface RuntimeContext {
   readonly config: RuntimeConfig;
   readonly ledger: Ledger;
   readonly objects: ObjectStore;
+  /** Keyed state of stateful stages, in chunks in the ledger table. */
+  readonly state: StateStore;
   readonly invoker: Invoker;
   readonly clock: Clock;
   readonly log: RuntimeLog;
@@ -111,6 +114,7 @@ export function createRuntimeContext(pipeline: AnyPipeline, deps: RuntimeDeps): 
     config: deps.config,
     ledger: new Ledger(deps.clients.dynamo, deps.config.table),
     objects: new ObjectStore(deps.clients.s3, deps.config.bucket),
+    state: new StateStore(deps.clients.dynamo, deps.config.table),
     invoker: deps.invoker,
     clock: deps.clock ?? systemClock,
     log: deps.log ?? silentLog,

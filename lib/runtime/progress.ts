@@ -37,8 +37,15 @@ export function pendingWork(item: BatchItem, plan: Plan): PendingWork {
   return { kind: 'complete' };
 }
 
-/** Partitions of a reduce phase that must run: those with data, and partition 0 of a stage that emits on empty input. */
+/**
+ * Partitions of a reduce phase that must run: those with data, partition 0 of a stage that emits on
+ * empty input, and every partition of a stateful stage.
+ */
 export function partitionsToStart(item: BatchItem, plan: Plan, phase: number): number[] {
+  const compiled = plan.phases[phase];
+  // Stateful stages apply every batch to every partition, in order: windows slide and state times
+  // out with no new data, and each partition's state moves exactly one batch at a time.
+  if (compiled?.wide?.stateful) return Array.from({ length: compiled.spec.partitions ?? 1 }, (_, p) => p);
   const withData = new Set(item.withData[phase] ?? []);
   if (plan.phases[phase]?.wide?.whenEmpty) withData.add(0);
   return [...withData].sort((a, b) => a - b);

@@ -1,6 +1,6 @@
 import { decodeSegment } from '../encoding/segment';
 import { decodeRun } from '../encoding/shuffle';
-import { InvalidInputError, RecordFailedError, type ErrorScope } from '../errors';
+import { InvalidInputError, NotReadyError, RecordFailedError, type ErrorScope } from '../errors';
 import { partitionId, type BatchId, type TaskId } from '../ids';
 import { parseManifest, type Manifest, type Slice } from '../manifest';
 import { assertSamePlan, outputPrefix, type CompiledPhase } from '../plan';
@@ -11,6 +11,14 @@ import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { toJsonLines } from './output';
 import { advance } from './progress';
+import {
+  commitState,
+  loadState,
+  prepareState,
+  stateCommitted,
+  StateAlreadyCommitted,
+  type PendingState,
+} from './stateful';
 
 /** A record that went to the dead-letter prefix, and why. */
 export interface DeadLetter {
@@ -62,10 +70,15 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
   const scope: ErrorScope = { batch: event.batch, task: event.task, stage: phase.spec.function };
   const manifest = await loadManifest(ctx, event.batch, scope);
   let report = await ctx.ledger.taskReport(event.batch, event.phase, event.task);
-  if (!report) {
-    report = await execute(ctx, manifest, phase, event.task, scope);
+  if (
+    report?.pendingState &&
+    (await stateCommitted(ctx.state, phase.spec.function, event.task, event.batch))
+  ) {
+    // A run that committed the state stopped before marking its report final.
+    report = { ...report, pendingState: false };
     await ctx.ledger.putTaskReport(report);
   }
+  if (!report || report.pendingState) report = await executeAndReport(ctx, manifest, phase, event, scope);
   const item = await ctx.ledger.markTaskDone(
     event.batch,
     event.phase,
@@ -74,6 +87,35 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
     ctx.clock.now(),
   );
   await advance(ctx, item, { redrive: false });
+  return report;
+}
+
+async function executeAndReport(
+  ctx: RuntimeContext,
+  manifest: Manifest,
+  phase: CompiledPhase,
+  event: TaskEvent,
+  scope: ErrorScope,
+): Promise<TaskReport> {
+  let result: { report: TaskReport; state?: PendingState };
+  try {
+    result = await execute(ctx, manifest, phase, event.task, scope);
+  } catch (error) {
+    if (!(error instanceof StateAlreadyCommitted)) throw error;
+    // A duplicate committed this batch's state; its report (written before its commit) stands.
+    const theirs = await ctx.ledger.taskReport(event.batch, event.phase, event.task);
+    if (!theirs)
+      throw new NotReadyError(`state of batch ${event.batch} committed but its report not found`, scope);
+    return { ...theirs, pendingState: false };
+  }
+  const { report, state } = result;
+  if (state) {
+    // Outputs are written; the report is stored before the state is committed, so a run that
+    // stops after the commit can be finished by any replay without computing again.
+    await ctx.ledger.putTaskReport({ ...report, pendingState: true });
+    await commitState(ctx.state, state);
+  }
+  await ctx.ledger.putTaskReport(report);
   return report;
 }
 
@@ -107,7 +149,7 @@ async function execute(
   phase: CompiledPhase,
   task: TaskId,
   scope: ErrorScope,
-): Promise<TaskReport> {
+): Promise<{ report: TaskReport; state?: PendingState }> {
   const index = phase.spec.phase;
   const next = ctx.plan.phases[index + 1];
   const terminal = next?.wide
@@ -119,7 +161,7 @@ async function execute(
   const run = fuseStages(phase.narrow, stager, current);
   const base = { batch: manifest.batch, phase: index, task };
 
-  const read =
+  const read: { records: number; bytes: number; state?: () => PendingState } =
     index === 0
       ? await readSegments(ctx, manifest, task, scope, (raw) => {
           let value: unknown;
@@ -143,7 +185,7 @@ async function execute(
           }
           processRecord(value, { ...base, shard: raw.shard, seq: raw.seq, segment: raw.segment });
         })
-      : await readShuffle(
+      : await reduceInput(
           ctx,
           manifest,
           phase,
@@ -178,6 +220,7 @@ async function execute(
     }
   }
 
+  const state = read.state;
   if (index > 0 && read.records === 0 && phase.wide?.whenEmpty) {
     for (const value of phase.wide.whenEmpty()) processRecord(value, base);
   }
@@ -205,13 +248,14 @@ async function execute(
       await ctx.objects.put(key, encoded.body);
       bytesWritten += encoded.body.length;
     }
-    return {
+    const report: TaskReport = {
       ...common,
       recordsOut: terminal.records,
       withData: encoded.withData,
       ...(encoded.withData.length > 0 ? { shuffle: key, index: encoded.index } : {}),
       bytesWritten,
     };
+    return state ? { report, state: state() } : { report };
   }
   const records = terminal.records;
   let output: string | undefined;
@@ -230,7 +274,14 @@ async function execute(
       });
     }
   }
-  return { ...common, recordsOut: records.length, withData: [], ...(output ? { output } : {}), bytesWritten };
+  const report: TaskReport = {
+    ...common,
+    recordsOut: records.length,
+    withData: [],
+    ...(output ? { output } : {}),
+    bytesWritten,
+  };
+  return state ? { report, state: state() } : { report };
 }
 
 function jsonSafe(value: unknown): unknown {
@@ -274,10 +325,11 @@ async function readSegments(
 }
 
 /**
- * Reads this partition's run from every previous-phase task that has one, merges per key, and feeds
- * the keyed stage's output records. Runs are read in task order, so the merge order is fixed.
+ * Reads this partition's run from every previous-phase task that has one and merges per key (in
+ * task order, so the merge order is fixed); then feeds the keyed stage's output records, or, for a
+ * stateful stage, applies the batch to the partition's state and feeds what the operator emits.
  */
-async function readShuffle(
+async function reduceInput(
   ctx: RuntimeContext,
   manifest: Manifest,
   phase: CompiledPhase,
@@ -285,9 +337,15 @@ async function readShuffle(
   scope: ErrorScope,
   onRecord: (value: unknown, key: unknown) => void,
   onMergeError: (key: unknown, error: unknown) => void,
-): Promise<{ records: number; bytes: number }> {
+): Promise<{ records: number; bytes: number; state?: () => PendingState }> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
+  const stage = phase.spec.function;
+  const partitions = phase.spec.partitions ?? 1;
+  // State first: if the previous batch is not applied yet there is no point reading the shuffle.
+  const loaded = wide.stateful
+    ? await loadState(ctx.state, stage, partition, partitions, manifest.batch, wide.stateful, scope)
+    : undefined;
   const reports = await ctx.ledger.taskReports(manifest.batch, phase.spec.phase - 1);
   const merger = new ShuffleMerger(wide, onMergeError);
   let pairs = 0;
@@ -300,6 +358,20 @@ async function readShuffle(
     bytes += body.length;
     pairs += decodeRun(body, 0, body.length, merger.add);
   }
-  for (const { key, record } of merger.outputs()) onRecord(record, key);
-  return { records: pairs, bytes };
+  if (!wide.stateful || !loaded) {
+    for (const { key, record } of merger.outputs()) onRecord(record, key);
+    return { records: pairs, bytes };
+  }
+  const { head, table, before } = loaded;
+  wide.stateful.apply(
+    merger.entries(),
+    table,
+    { batch: manifest.batch, time: manifest.time, intervalMs: ctx.pipeline.batchIntervalMs },
+    (record) => onRecord(record, undefined),
+  );
+  return {
+    records: pairs,
+    bytes,
+    state: () => prepareState(stage, partition, manifest.batch, head, table, before),
+  };
 }

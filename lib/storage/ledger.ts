@@ -94,6 +94,8 @@ export interface TaskReport {
   readonly output?: string;
   readonly bytesRead: number;
   readonly bytesWritten: number;
+  /** Set while a stateful task's outputs are written but its state may not be committed yet. */
+  readonly pendingState?: boolean;
 }
 
 const PIPELINE_KEY = { pk: 'pipeline', sk: 'pipeline' };

@@ -1,0 +1,121 @@
+import { mapKey, partitionOf } from '../encoding/key';
+import { NotReadyError, type ErrorScope } from '../errors';
+import type { StageId } from '../ids';
+import type { StatefulOperator } from '../dsl/types';
+import { StateTable } from '../state/table';
+import type { StateHead, StateStore } from '../storage/state';
+
+/** A stateful partition's new state, computed but not yet stored. */
+export interface PendingState {
+  readonly stage: StageId;
+  readonly partition: number;
+  readonly previous: StateHead;
+  readonly next: StateHead;
+  readonly writes: readonly { readonly chunk: number; readonly slot: string; readonly data: Buffer }[];
+}
+
+/** Thrown when the batch's state is already committed: the task's report says what it did. */
+export class StateAlreadyCommitted extends Error {
+  override readonly name = 'StateAlreadyCommitted';
+}
+
+/**
+ * Loads one partition's state as of batch n-1. State is applied in batch order: if batch n-1 is not
+ * applied yet this is `NotReadyError` (retried, then swept); if batch n already is, the caller
+ * reports what the committing run did.
+ */
+export async function loadState(
+  store: StateStore,
+  stage: StageId,
+  partition: number,
+  partitions: number,
+  batch: number,
+  operator: StatefulOperator,
+  scope: ErrorScope,
+): Promise<{ head: StateHead; table: StateTable; before: Buffer[] }> {
+  const head = await store.head(stage, partition);
+  if (head.version >= batch)
+    throw new StateAlreadyCommitted(`state of ${stage}/${partition} is at batch ${head.version}`);
+  if (head.version < batch - 1) {
+    throw new NotReadyError(
+      `state of ${stage}/${partition} is at batch ${head.version}, not ${batch - 1}`,
+      scope,
+    );
+  }
+  const table = new StateTable();
+  for (const chunk of await store.read(stage, partition, head)) table.load(chunk);
+  if (head.version === 0 && operator.initial) {
+    for (const [key, value] of operator.initial()) {
+      if (partitionOf(mapKey(key), partitions) === partition) table.set(key, value);
+    }
+  }
+  // What is stored now, chunk by chunk, to find the chunks a batch changed.
+  const before = head.version === 0 ? [] : table.encode(head.chunks).bodies;
+  return { head, table, before };
+}
+
+/** The writes that take a partition's state from `head` to batch n: only the chunks that changed. */
+export function prepareState(
+  stage: StageId,
+  partition: number,
+  batch: number,
+  head: StateHead,
+  table: StateTable,
+  before: readonly Buffer[],
+  meta: Readonly<Record<string, number>> = head.meta,
+): PendingState {
+  const encoded = table.encode(head.chunks);
+  const resized = encoded.chunks !== head.chunks;
+  const slots: string[] = [];
+  const writes: { chunk: number; slot: string; data: Buffer }[] = [];
+  encoded.bodies.forEach((data, chunk) => {
+    const current = resized ? '-' : (head.slots[chunk] ?? '-');
+    const unchanged = !resized && before[chunk] !== undefined && before[chunk].equals(data);
+    if (data.length === 0) slots.push('-');
+    else if (unchanged && current !== '-') slots.push(current);
+    else {
+      // The inactive slot: the head keeps pointing at the active one until the commit.
+      const previousSlot = head.slots[chunk] ?? '-';
+      const slot = previousSlot === '0' ? '1' : '0';
+      slots.push(slot);
+      writes.push({ chunk, slot, data });
+    }
+  });
+  return {
+    stage,
+    partition,
+    previous: head,
+    next: { version: batch, chunks: encoded.chunks, slots: slots.join(''), meta },
+    writes,
+  };
+}
+
+/** Writes the changed chunks (fenced by batch), then commits the head. */
+export async function commitState(store: StateStore, pending: PendingState): Promise<void> {
+  const queue = [...pending.writes];
+  const workers = Array.from({ length: Math.min(8, queue.length) }, async () => {
+    for (let write = queue.shift(); write; write = queue.shift()) {
+      await store.writeChunk(
+        pending.stage,
+        pending.partition,
+        write.chunk,
+        write.slot,
+        pending.next.version,
+        write.data,
+      );
+    }
+  });
+  await Promise.all(workers);
+  // False means a duplicate committed the same batch first: its state is this state.
+  await store.commit(pending.stage, pending.partition, pending.previous, pending.next);
+}
+
+/** Whether a partition's state has been committed for a batch. */
+export async function stateCommitted(
+  store: StateStore,
+  stage: StageId,
+  partition: number,
+  batch: number,
+): Promise<boolean> {
+  return (await store.head(stage, partition)).version >= batch;
+}

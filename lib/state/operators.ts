@@ -1,0 +1,264 @@
+import type { KeyedState, StatefulBatch, StatefulOperator } from '../dsl/types';
+
+/**
+ * Processing-time window geometry in batches, as Spark's DStream defines windows: output at
+ * batches n that are multiples of the slide s (counted from the stream's zero time), covering
+ * batches n-l+1 .. n. Batches are grouped into panes of g = gcd(l, s) batches, so a window is a
+ * whole number of panes and a slide moves it by whole panes.
+ */
+export interface WindowShape {
+  readonly length: number;
+  readonly slide: number;
+  readonly pane: number;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/** The window shape, in batches, of a window given in milliseconds. */
+export function windowShape(lengthMs: number, slideMs: number, intervalMs: number): WindowShape {
+  const length = lengthMs / intervalMs;
+  const slide = slideMs / intervalMs;
+  return { length, slide, pane: gcd(length, slide) };
+}
+
+/** Pane number of a batch (batch 1 is in pane 0). */
+export function paneOf(batch: number, shape: WindowShape): number {
+  return Math.floor((batch - 1) / shape.pane);
+}
+
+/** A key's window state: its recent panes, and (inverse form) the window value last output. */
+type WindowEntry = [panes: [number, unknown][], window?: unknown];
+
+/** Options of the windowed reduction every processing-time window operator is built on. */
+export interface WindowedReduceOptions {
+  readonly lengthMs: number;
+  readonly slideMs: number;
+  /** Merges two combiners (values of panes). */
+  readonly reduce: (left: unknown, right: unknown) => unknown;
+  /**
+   * Spark's incremental form: the new window is the previous one, minus the panes that left
+   * (`inverse`), plus the panes that entered. Keys then stay (with the value the inverse leaves,
+   * say 0) unless `keep` drops them.
+   */
+  readonly inverse?: (left: unknown, right: unknown) => unknown;
+  readonly keep?: (key: unknown, value: unknown) => boolean;
+  /** Turns a key and its window value into output records. */
+  readonly output: (key: unknown, value: unknown, emit: (record: unknown) => void) => void;
+}
+
+function reduceAll(values: readonly unknown[], reduce: (l: unknown, r: unknown) => unknown): unknown {
+  let result = values[0];
+  for (let i = 1; i < values.length; i++) result = reduce(result, values[i]);
+  return result;
+}
+
+function panesIn(panes: readonly [number, unknown][], from: number, to: number): unknown[] {
+  return panes.filter(([p]) => p >= from && p <= to).map(([, v]) => v);
+}
+
+/**
+ * The windowed reduction: adds each batch's combiners to the key's current pane, and at window
+ * batches outputs every key's window (plainly, or incrementally with an inverse function).
+ *
+ * @example
+ * const op = windowedReduce({ lengthMs: 30_000, slideMs: 10_000, reduce: sum, output: (k, v, emit) => emit([k, v]) });
+ */
+export function windowedReduce(options: WindowedReduceOptions): StatefulOperator {
+  const { reduce, inverse, keep, output } = options;
+  return {
+    apply(input, state, batch, emit) {
+      const shape = windowShape(options.lengthMs, options.slideMs, batch.intervalMs);
+      const pane = paneOf(batch.batch, shape);
+      for (const { key, combiner } of input) {
+        const entry = (state.get(key)?.value as WindowEntry | undefined) ?? [[]];
+        const panes = entry[0];
+        const last = panes[panes.length - 1];
+        if (last && last[0] === pane) last[1] = reduce(last[1], combiner);
+        else panes.push([pane, combiner]);
+        state.set(key, entry);
+      }
+      const n = batch.batch;
+      if (n % shape.slide !== 0) return;
+      const first = (n - shape.length) / shape.pane;
+      const last = n / shape.pane - 1;
+      if (!inverse) {
+        const nextFirst = (n + shape.slide - shape.length) / shape.pane;
+        for (const item of [...state.values()]) {
+          const entry = item.value as WindowEntry;
+          const values = panesIn(entry[0], first, last);
+          if (values.length > 0) output(item.key, reduceAll(values, reduce), emit);
+          entry[0] = entry[0].filter(([p]) => p >= nextFirst);
+          if (entry[0].length === 0) state.delete(item.key);
+        }
+        return;
+      }
+      const previousLast = (n - shape.slide) / shape.pane - 1;
+      for (const item of [...state.values()]) {
+        const entry = item.value as WindowEntry;
+        const leaving = panesIn(entry[0], -Infinity, first - 1);
+        const entering = panesIn(entry[0], previousLast + 1, last);
+        let value = entry.length > 1 ? entry[1] : undefined;
+        const had = entry.length > 1;
+        if (had) {
+          if (leaving.length > 0) value = inverse(value, reduceAll(leaving, reduce));
+          if (entering.length > 0) value = reduce(value, reduceAll(entering, reduce));
+        } else if (entering.length > 0) {
+          value = reduceAll(entering, reduce);
+        }
+        // Panes before this window are not needed again: they were subtracted now.
+        const panes = entry[0].filter(([p]) => p >= first);
+        const kept = (had || entering.length > 0) && (!keep || keep(item.key, value));
+        if (kept) {
+          state.set(item.key, [panes, value]);
+          output(item.key, value, emit);
+        } else if (panes.length > 0) {
+          state.set(item.key, [panes]);
+        } else {
+          state.delete(item.key);
+        }
+      }
+    },
+  };
+}
+
+/** Options of updateStateByKey. */
+export interface UpdateStateOptions {
+  readonly update: (values: unknown[], state: unknown) => unknown;
+  readonly initial?: () => Iterable<readonly [unknown, unknown]>;
+}
+
+/**
+ * Spark's updateStateByKey: every key with new values or with state gets `update(values, state)`;
+ * `undefined` removes it; the output is every key's state after the batch.
+ */
+export function updateState(options: UpdateStateOptions): StatefulOperator {
+  return {
+    ...(options.initial ? { initial: options.initial } : {}),
+    apply(input, state, _batch, emit) {
+      // Keys with state are updated in state order, then new keys in input order: a fixed order.
+      const incoming = new Map<object, unknown[]>();
+      const fresh: { key: unknown; values: unknown[] }[] = [];
+      for (const { key, combiner } of input) {
+        const existing = state.get(key);
+        if (existing) incoming.set(existing, combiner as unknown[]);
+        else fresh.push({ key, values: combiner as unknown[] });
+      }
+      for (const entry of [...state.values()]) {
+        const next = options.update(incoming.get(entry) ?? [], entry.value);
+        if (next === undefined) state.delete(entry.key);
+        else state.set(entry.key, next);
+      }
+      for (const { key, values } of fresh) {
+        const next = options.update(values, undefined);
+        if (next !== undefined) state.set(key, next);
+      }
+      for (const entry of state.values()) emit([entry.key, entry.value]);
+    },
+  };
+}
+
+/** A key's state as `mapWithState` functions see it, as Spark's `State[S]`. */
+export interface KeyState<S> {
+  /** Whether the key has state. */
+  exists(): boolean;
+  /** The state; throws if there is none. */
+  get(): S;
+  /** Sets the state (not allowed while timing out). */
+  update(state: S): void;
+  /** Removes the state. */
+  remove(): void;
+  /** True when called because the key was idle for the timeout; the state goes after this call. */
+  isTimingOut(): boolean;
+}
+
+/** Options of mapWithState. */
+export interface MapWithStateOptions {
+  readonly fn: (key: unknown, value: unknown, state: KeyState<unknown>) => unknown;
+  readonly timeoutMs?: number;
+  readonly initial?: () => Iterable<readonly [unknown, unknown]>;
+  /** Output every key's state after each batch instead of the mapped records (Spark's stateSnapshots). */
+  readonly snapshots?: boolean;
+}
+
+class Cell implements KeyState<unknown> {
+  present: boolean;
+  changed = false;
+  constructor(
+    public value: unknown,
+    present: boolean,
+    private readonly timingOut: boolean,
+  ) {
+    this.present = present;
+  }
+  exists(): boolean {
+    return this.present;
+  }
+  get(): unknown {
+    if (!this.present) throw new Error('the key has no state: check exists() first');
+    return this.value;
+  }
+  update(state: unknown): void {
+    if (this.timingOut) throw new Error('a state that is timing out cannot be updated');
+    if (state === undefined) throw new Error('state cannot be undefined: use remove()');
+    this.value = state;
+    this.present = true;
+    this.changed = true;
+  }
+  remove(): void {
+    this.present = false;
+    this.changed = true;
+  }
+  isTimingOut(): boolean {
+    return this.timingOut;
+  }
+}
+
+/**
+ * Spark's mapWithState: `fn(key, value, state)` for each record in the batch, in order; with a
+ * timeout, once more with no value for each key idle that long, after which its state is gone.
+ * Stored per key: `[state, lastTouched]` (batch time of the last record or update).
+ */
+export function mapWithState(options: MapWithStateOptions): StatefulOperator {
+  return {
+    ...(options.initial
+      ? { initial: () => [...(options.initial?.() ?? [])].map(([k, s]) => [k, [s, null]] as const) }
+      : {}),
+    apply(input, state, batch, emit) {
+      const seen = new Set<object>();
+      for (const { key, combiner } of input) {
+        const entry = state.get(key);
+        if (entry) seen.add(entry);
+        const stored = entry?.value as [unknown, number | null] | undefined;
+        const cell = new Cell(stored?.[0], stored !== undefined, false);
+        for (const value of combiner as unknown[]) {
+          const mapped = options.fn(key, value, cell);
+          if (mapped !== undefined && !options.snapshots) emit(mapped);
+        }
+        if (!cell.present) state.delete(key);
+        else state.set(key, [cell.value, batch.time]);
+      }
+      if (options.timeoutMs !== undefined) {
+        for (const entry of [...state.values()]) {
+          if (seen.has(entry)) continue;
+          const [value, touched] = entry.value as [unknown, number | null];
+          if (touched === null) {
+            // Initial state counts as touched at the first batch, as in Spark.
+            entry.value = [value, batch.time];
+            continue;
+          }
+          if (batch.time - touched < options.timeoutMs) continue;
+          const mapped = options.fn(entry.key, undefined, new Cell(value, true, true));
+          if (mapped !== undefined && !options.snapshots) emit(mapped);
+          state.delete(entry.key);
+        }
+      }
+      if (options.snapshots)
+        for (const entry of state.values()) emit([entry.key, (entry.value as [unknown, number])[0]]);
+    },
+  };
+}
+
+/** Re-exported for the runtime: a partition's state as operators see it. */
+export type { KeyedState, StatefulBatch };
