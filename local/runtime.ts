@@ -20,6 +20,7 @@ import { runTask, type DeadLetter } from '../lib/runtime/tasks';
 import type { BatchItem } from '../lib/storage/ledger';
 import { startEmulator, type Emulator } from './emulator';
 import { addFaultMiddleware, FaultInjector, type FaultOptions } from './faults';
+import { RequestCounter } from './requests';
 import { LocalInvoker } from './invoker';
 import { LocalPoller } from './poller';
 
@@ -100,6 +101,8 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     readonly ctx: RuntimeContext,
     readonly invoker: LocalInvoker,
     readonly faults: FaultInjector,
+    /** AWS requests made by the runtime (not by the harness), by command name. */
+    readonly requests: RequestCounter,
     private readonly clockKind: 'manual' | 'system',
     manualStart: number,
   ) {
@@ -126,6 +129,9 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     const faults = new FaultInjector(options.faults);
     addFaultMiddleware(clients.s3, faults);
     addFaultMiddleware(clients.dynamo, faults);
+    const requests = new RequestCounter();
+    requests.attach(clients.s3);
+    requests.attach(clients.dynamo);
 
     const run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
     const resources: LocalResources = {
@@ -162,7 +168,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       },
       ...(options.print ? { print: options.print } : { print: () => {} }),
     });
-    const self = new LocalRuntime(
+    const self: LocalRuntime<T, Out> = new LocalRuntime(
       configured,
       resources,
       clients,
@@ -170,6 +176,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       ctx,
       invoker,
       faults,
+      requests,
       clockKind,
       manualStart,
     );

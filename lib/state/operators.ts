@@ -248,7 +248,8 @@ export function mapWithState(options: MapWithStateOptions): StatefulOperator {
             entry.value = [value, batch.time];
             continue;
           }
-          if (batch.time - touched < options.timeoutMs) continue;
+          // Strictly longer than the timeout, as Spark's `updateTime < batchTime - timeout`.
+          if (batch.time - touched <= options.timeoutMs) continue;
           const mapped = options.fn(entry.key, undefined, new Cell(value, true, true));
           if (mapped !== undefined && !options.snapshots) emit(mapped);
           state.delete(entry.key);
