@@ -11,17 +11,18 @@ const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
  * @example
  * toMillis('10s'); // 10000
  */
-export function toMillis(duration: Duration): number {
-  if (typeof duration === 'number') return checkPositive(duration, String(duration));
+export function toMillis(duration: Duration, options: { readonly allowZero?: boolean } = {}): number {
+  if (typeof duration === 'number') return check(duration, String(duration), options.allowZero === true);
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(duration);
   if (!match) throw new PipelineDefinitionError(`'${duration}' is not a duration like '500ms', '10s', '1m'`);
   const [, amount, unit] = match as unknown as [string, string, keyof typeof UNIT_MS];
-  return checkPositive(Number(amount) * UNIT_MS[unit], duration);
+  return check(Number(amount) * UNIT_MS[unit], duration, options.allowZero === true);
 }
 
-function checkPositive(ms: number, text: string): number {
-  if (!Number.isInteger(ms) || ms <= 0) {
-    throw new PipelineDefinitionError(`duration '${text}' must be a positive whole number of milliseconds`);
+function check(ms: number, text: string, allowZero: boolean): number {
+  if (!Number.isInteger(ms) || ms < 0 || (ms === 0 && !allowZero)) {
+    const what = allowZero ? 'a whole, non-negative' : 'a positive whole';
+    throw new PipelineDefinitionError(`duration '${text}' must be ${what} number of milliseconds`);
   }
   return ms;
 }

@@ -22,6 +22,13 @@ export {
   type InverseWindowOptions,
 } from './dsl/window';
 export {
+  eventTimeWindow,
+  windowStarts,
+  type EventWindow,
+  type EventTimeAggregate,
+  type EventTimeWindowOptions,
+} from './dsl/event-time';
+export {
   updateStateByKey,
   mapWithState,
   type KeyState,
@@ -76,7 +83,9 @@ export type {
   StatefulOperator,
   StatefulBatch,
   KeyedState,
+  EventTimeSink,
 } from './dsl/types';
+export { LateRecordError } from './dsl/types';
 export { toMillis, type Duration } from './duration';
 export { batchId, partitionId, taskId, stageId, shardId } from './ids';
 export type { BatchId, PartitionId, TaskId, StageId, ShardId } from './ids';

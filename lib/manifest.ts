@@ -30,6 +30,11 @@ export interface Manifest {
   readonly bytes: number;
   /** tasks[i]: the slices transform task i reads. */
   readonly tasks: readonly (readonly Slice[])[];
+  /**
+   * For a pipeline with an event-time stage: the highest event time of the batches completed
+   * before this one was sealed (the watermark before lateness), `null` before any.
+   */
+  readonly eventTime?: number | null;
 }
 
 const sliceSchema = z.object({
@@ -52,6 +57,7 @@ const manifestSchema = z.object({
   records: z.number().int().nonnegative(),
   bytes: z.number().int().nonnegative(),
   tasks: z.array(z.array(sliceSchema)),
+  eventTime: z.number().nullable().optional(),
 });
 
 /**

@@ -106,6 +106,11 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
     }
     seen.add(stage.id);
   }
+  if (stages.filter((s) => s.shape === 'wide' && s.spec.eventTime).length > 1) {
+    throw new PipelineDefinitionError(
+      'a pipeline has at most one event-time stage: the watermark is per pipeline',
+    );
+  }
   const sinks = options.sinks ?? [];
   for (const sink of sinks) {
     if (sink.spec.kind === 'sluice.sink/foreachBatch@1') {

@@ -29,7 +29,7 @@ export interface WideStageParts<In, Out> {
   readonly output: (key: unknown, combiner: unknown) => Out;
   readonly whenEmpty?: () => Out[];
   readonly stateful?: StatefulOperator;
-  readonly spec?: Pick<WideSpec, 'window' | 'timeoutMs'>;
+  readonly spec?: Pick<WideSpec, 'window' | 'timeoutMs' | 'eventTime'>;
 }
 
 /** Builds a keyed stage from its parts (for operator modules, not for pipeline authors). */

@@ -17,6 +17,20 @@ export interface Downstream {
   pair(key: unknown, value: unknown): void;
 }
 
+/**
+ * The shuffle into an event-time stage: it knows the batch's watermark (records of windows that
+ * closed before it are late) and notes the event times it sees (they move the next watermark).
+ */
+export interface EventTimeSink extends Downstream {
+  readonly eventTime: number | null;
+  observeEventTime(ms: number): void;
+}
+
+/** Thrown for a record whose every window has closed: it goes to the dead-letter prefix as late. */
+export class LateRecordError extends Error {
+  override readonly name = 'LateRecordError';
+}
+
 /** Compile-time only: the record types a stage takes and gives. Never present at run time. */
 interface StageTypes<In, Out> {
   readonly [stageTypes]?: { readonly in: (value: In) => void; readonly out: Out };
@@ -46,7 +60,8 @@ export interface WideSpec {
     | 'sluice.stage/reduceByWindow@1'
     | 'sluice.stage/window@1'
     | 'sluice.stage/updateStateByKey@1'
-    | 'sluice.stage/mapWithState@1';
+    | 'sluice.stage/mapWithState@1'
+    | 'sluice.stage/eventTimeWindow@1';
   readonly id: StageId;
   /** Values are combined per key inside each transform task before the shuffle. */
   readonly mapSideCombine: boolean;
@@ -58,6 +73,13 @@ export interface WideSpec {
   readonly stateful?: boolean;
   /** mapWithState: the idle time after which a key's state times out. */
   readonly timeoutMs?: number;
+  /** An event-time window: length, slide, allowed lateness, and what is output when. */
+  readonly eventTime?: {
+    readonly lengthMs: number;
+    readonly slideMs: number;
+    readonly latenessMs: number;
+    readonly mode: 'final' | 'update';
+  };
 }
 
 /** What a stateful operator is told about the batch it applies. */
@@ -66,6 +88,11 @@ export interface StatefulBatch {
   /** Batch time, epoch ms. */
   readonly time: number;
   readonly intervalMs: number;
+  /**
+   * The highest event time of the batches completed before this one was sealed (fixed in its
+   * manifest); the watermark is this minus the allowed lateness. `null` (or unset) before any.
+   */
+  readonly eventTime?: number | null;
 }
 
 /** The state of one partition, as a stateful operator sees it. */

@@ -1,6 +1,6 @@
 import { mapKey, partitionOf, type MapKey } from '../encoding/key';
 import { encodeShuffle, type EncodedShuffle } from '../encoding/shuffle';
-import type { Downstream, WideStage } from '../dsl/types';
+import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
 
 interface Entry {
   readonly key: unknown;
@@ -11,17 +11,21 @@ interface Entry {
  * Collects a phase's output for the shuffle into the next keyed stage, combining per key on the
  * map side when the stage allows it. Insertion order is kept, so equal input gives equal bytes.
  */
-export class ShuffleBuffer implements Downstream {
+export class ShuffleBuffer implements EventTimeSink {
   private readonly combined = new Map<MapKey, Entry>();
   private readonly raw: [unknown, unknown][][];
   private readonly combine: boolean;
   private readonly create: (value: unknown) => unknown;
   private readonly mergeValue: (combiner: unknown, value: unknown) => unknown;
   records = 0;
+  /** The highest event time an event-time stage noted in this task's records. */
+  maxEventTime: number | null = null;
 
   constructor(
     private readonly stage: WideStage<unknown, unknown>,
     private readonly partitions: number,
+    /** The batch's event-time high mark from its manifest (the watermark before lateness). */
+    readonly eventTime: number | null = null,
   ) {
     this.combine = stage.spec.mapSideCombine;
     this.create = stage.aggregator.create;
@@ -31,6 +35,10 @@ export class ShuffleBuffer implements Downstream {
 
   value(value: unknown): void {
     this.stage.toPair(value, this);
+  }
+
+  observeEventTime(ms: number): void {
+    if (this.maxEventTime === null || ms > this.maxEventTime) this.maxEventTime = ms;
   }
 
   pair(key: unknown, value: unknown): void {

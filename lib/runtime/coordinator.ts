@@ -1,7 +1,7 @@
 import { batchId, type BatchId, type ShardId } from '../ids';
 import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
 import { manifestKey } from '../storage/keys';
-import type { BatchItem, Cursors, SegmentItem, ShardCursor } from '../storage/ledger';
+import type { BatchItem, Cursors, EventTimeMark, SegmentItem, ShardCursor } from '../storage/ledger';
 import { padSeq } from '../encoding/segment';
 import type { RuntimeContext } from './context';
 import { advance, pendingWork } from './progress';
@@ -67,9 +67,11 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
     {
       const input = await gatherInput(ctx, previousCursors);
       const tasks = splitIntoTasks(input.segments, taskOptions(ctx), (s) => afterSeqOf(s, previousCursors));
+      const eventTime = hasEventTime(ctx) ? await foldEventTime(ctx, state?.eventTime, batch) : undefined;
       ({ item } = await ctx.ledger.sealBatch({
         batch,
         time,
+        ...(eventTime ? { eventTime } : {}),
         cursors: input.cursors,
         previousCursors,
         inputRecords: countRecords(tasks),
@@ -80,7 +82,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       }));
     }
   }
-  await ctx.ledger.advanceSealed(batch, item.cursors);
+  await ctx.ledger.advanceSealed(batch, item.cursors, item.eventTime);
   const manifest = await buildManifest(ctx, item);
   await ctx.objects.put(manifestKey(batch), serializeManifest(manifest), 'application/json');
   ctx.log.info('batch sealed', { batch, time, records: manifest.records, tasks: manifest.tasks.length });
@@ -153,7 +155,32 @@ async function buildManifest(ctx: RuntimeContext, item: BatchItem): Promise<Mani
     records: countRecords(tasks),
     bytes: tasks.flat().reduce((sum, s) => sum + (s.end - s.start), 0),
     tasks,
+    ...(item.eventTime ? { eventTime: item.eventTime.max } : {}),
   };
+}
+
+function hasEventTime(ctx: RuntimeContext): boolean {
+  return ctx.plan.phases.some((p) => p.wide?.spec.eventTime !== undefined);
+}
+
+/**
+ * The event-time high mark for sealing batch n: the previous mark, extended over the following
+ * batches, in order, whose event-time phase has started (so their highest event time is known).
+ * It stops at the first batch still on its way, so the mark only ever moves forward and what a
+ * batch is sealed with is fixed in its ledger item.
+ */
+async function foldEventTime(
+  ctx: RuntimeContext,
+  previous: EventTimeMark | undefined,
+  batch: BatchId,
+): Promise<EventTimeMark> {
+  let { max, through } = previous ?? { max: null, through: 0 };
+  for (const item of await ctx.ledger.batchesFrom(through + 1)) {
+    if (item.batch >= batch || item.batch !== through + 1 || item.eventTimeMax === undefined) break;
+    if (item.eventTimeMax !== null && (max === null || item.eventTimeMax > max)) max = item.eventTimeMax;
+    through = item.batch;
+  }
+  return { max, through };
 }
 
 /** Re-drives open batches that have not moved since `stuckBefore`. */

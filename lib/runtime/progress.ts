@@ -99,7 +99,10 @@ export async function advance(
         return;
       case 'start': {
         const tasks = partitionsToStart(current, ctx.plan, work.phase);
-        await ctx.ledger.setExpected(current.batch, work.phase, tasks, ctx.clock.now());
+        const eventTimeMax = ctx.plan.phases[work.phase]?.wide?.spec.eventTime
+          ? await batchEventTime(ctx, current.batch, work.phase - 1)
+          : undefined;
+        await ctx.ledger.setExpected(current.batch, work.phase, tasks, ctx.clock.now(), eventTimeMax);
         current = { ...current, expected: { ...current.expected, [work.phase]: tasks } };
         if (tasks.length > 0) {
           await invokeTasks(ctx, current.batch, work.phase, tasks);
@@ -109,6 +112,16 @@ export async function advance(
       }
     }
   }
+}
+
+/** The highest event time the tasks of a phase sent into an event-time stage; `null` if none. */
+async function batchEventTime(ctx: RuntimeContext, batch: BatchId, phase: number): Promise<number | null> {
+  let max: number | null = null;
+  for (const report of await ctx.ledger.taskReports(batch, phase)) {
+    if (report.maxEventTime !== undefined && (max === null || report.maxEventTime > max))
+      max = report.maxEventTime;
+  }
+  return max;
 }
 
 async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {

@@ -6,6 +6,7 @@ import { parseManifest, type Manifest, type Slice } from '../manifest';
 import { assertSamePlan, outputPrefix, type CompiledPhase } from '../plan';
 import { deadLetterKey, manifestKey, outputKey, shuffleKey } from '../storage/keys';
 import type { TaskReport } from '../storage/ledger';
+import { LateRecordError } from '../dsl/types';
 import { OutputCollector, RecordStager, ShuffleBuffer, ShuffleMerger, fuseStages } from './buffers';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
@@ -25,8 +26,11 @@ export interface DeadLetter {
   readonly batch: number;
   readonly phase: number;
   readonly task: number;
-  /** `decode` (the source could not decode it) or `stage` (stage code threw on it). */
-  readonly kind: 'decode' | 'stage';
+  /**
+   * `decode` (the source could not decode it), `stage` (stage code threw on it), or `late` (every
+   * event-time window it belongs to had closed).
+   */
+  readonly kind: 'decode' | 'stage' | 'late';
   readonly stage: string;
   readonly reason: string;
   /** For input records: where the record is in the stream. */
@@ -139,6 +143,9 @@ class DeadLetters {
   }
 }
 
+/** Marks a record that has no key to report (input records, outputs of `whenEmpty`). */
+const NO_KEY = Symbol('no key');
+
 function reasonOf(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
@@ -153,7 +160,7 @@ async function execute(
   const index = phase.spec.phase;
   const next = ctx.plan.phases[index + 1];
   const terminal = next?.wide
-    ? new ShuffleBuffer(next.wide, next.spec.partitions ?? 1)
+    ? new ShuffleBuffer(next.wide, next.spec.partitions ?? 1, manifest.eventTime ?? null)
     : new OutputCollector();
   const dead = new DeadLetters(ctx, scope);
   const current = { stage: phase.spec.function as string };
@@ -183,7 +190,7 @@ async function execute(
             );
             return;
           }
-          processRecord(value, { ...base, shard: raw.shard, seq: raw.seq, segment: raw.segment });
+          processRecord(value, raw, NO_KEY);
         })
       : await reduceInput(
           ctx,
@@ -191,7 +198,7 @@ async function execute(
           phase,
           task,
           scope,
-          (value, key) => processRecord(value, { ...base, key }),
+          (value, key) => processRecord(value, null, key),
           (key, error) =>
             dead.add(
               {
@@ -205,16 +212,39 @@ async function execute(
             ),
         );
 
-  function processRecord(value: unknown, where: Partial<DeadLetter> & typeof base): void {
+  /**
+   * Runs one record through the phase's stages into the terminal. Where it came from is only turned
+   * into a dead-letter entry if it fails: building that for every record was a quarter of the
+   * data path's time.
+   */
+  function processRecord(value: unknown, raw: RawRecord | null, key: unknown): void {
     current.stage = phase.spec.function;
+    let committing = false;
     try {
       run(value);
       current.stage = next?.wide?.id ?? 'output';
+      committing = true;
       stager.commit(terminal);
     } catch (error) {
+      // A throw while committing comes from the next keyed stage: say what did not go in.
+      const partial = committing ? stager.unapplied() : undefined;
       stager.discard();
+      const where = raw
+        ? { ...base, shard: raw.shard, seq: raw.seq, segment: raw.segment }
+        : key === NO_KEY
+          ? base
+          : { ...base, key };
       dead.add(
-        { ...where, kind: 'stage', stage: current.stage, reason: reasonOf(error), record: jsonSafe(value) },
+        {
+          ...where,
+          kind: error instanceof LateRecordError ? 'late' : 'stage',
+          stage: current.stage,
+          reason: reasonOf(error),
+          record: jsonSafe(value),
+          ...(partial && partial.applied > 0
+            ? { applied: partial.applied, unapplied: jsonSafe(partial.rest) }
+            : {}),
+        },
         error,
       );
     }
@@ -222,7 +252,7 @@ async function execute(
 
   const state = read.state;
   if (index > 0 && read.records === 0 && phase.wide?.whenEmpty) {
-    for (const value of phase.wide.whenEmpty()) processRecord(value, base);
+    for (const value of phase.wide.whenEmpty()) processRecord(value, null, NO_KEY);
   }
 
   let bytesWritten = 0;
@@ -250,6 +280,7 @@ async function execute(
     }
     const report: TaskReport = {
       ...common,
+      ...(terminal.maxEventTime === null ? {} : { maxEventTime: terminal.maxEventTime }),
       recordsOut: terminal.records,
       withData: encoded.withData,
       ...(encoded.withData.length > 0 ? { shuffle: key, index: encoded.index } : {}),
@@ -366,7 +397,12 @@ async function reduceInput(
   wide.stateful.apply(
     merger.entries(),
     table,
-    { batch: manifest.batch, time: manifest.time, intervalMs: ctx.pipeline.batchIntervalMs },
+    {
+      batch: manifest.batch,
+      time: manifest.time,
+      intervalMs: ctx.pipeline.batchIntervalMs,
+      eventTime: manifest.eventTime ?? null,
+    },
     (record) => onRecord(record, undefined),
   );
   return {

@@ -26,6 +26,14 @@ export interface PipelineItem {
   readonly zeroTime: number;
   readonly lastSealed: number;
   readonly cursors: Cursors;
+  /** Event time folded in so far: the highest seen, through which batch (event-time pipelines). */
+  readonly eventTime?: EventTimeMark;
+}
+
+/** The highest event time of batches 1..through. */
+export interface EventTimeMark {
+  readonly max: number | null;
+  readonly through: number;
 }
 
 /** A segment as registered by the ingest function. */
@@ -68,6 +76,10 @@ export interface BatchItem {
   readonly completedAt?: number;
   readonly summary?: BatchSummary;
   readonly failure?: { readonly message: string; readonly phase: number; readonly task: number };
+  /** Event-time pipelines: the mark folded in when this batch was sealed (its watermark base). */
+  readonly eventTime?: EventTimeMark;
+  /** Event-time pipelines: this batch's own highest event time, once its event-time phase started. */
+  readonly eventTimeMax?: number | null;
   /** done[p]: tasks of phase p that have reported. */
   readonly done: Readonly<Record<number, readonly number[]>>;
   /** withData[p]: partitions of phase p that some task of phase p-1 wrote data for. */
@@ -96,6 +108,8 @@ export interface TaskReport {
   readonly bytesWritten: number;
   /** Set while a stateful task's outputs are written but its state may not be committed yet. */
   readonly pendingState?: boolean;
+  /** The highest event time the task's output into an event-time stage carried. */
+  readonly maxEventTime?: number;
 }
 
 const PIPELINE_KEY = { pk: 'pipeline', sk: 'pipeline' };
@@ -229,6 +243,7 @@ export class Ledger {
       zeroTime: out.Item.zeroTime as number,
       lastSealed: out.Item.lastSealed as number,
       cursors: (out.Item.cursors ?? {}) as Cursors,
+      ...(out.Item.eventTime ? { eventTime: out.Item.eventTime as EventTimeMark } : {}),
     };
   }
 
@@ -251,15 +266,20 @@ export class Ledger {
   }
 
   /** Moves `lastSealed` from n-1 to n; false when another coordinator already did. */
-  async advanceSealed(batch: BatchId, cursors: Cursors): Promise<boolean> {
+  async advanceSealed(batch: BatchId, cursors: Cursors, eventTime?: EventTimeMark): Promise<boolean> {
     try {
       await this.dynamo.send(
         new UpdateCommand({
           TableName: this.table,
           Key: PIPELINE_KEY,
-          UpdateExpression: 'SET lastSealed = :n, cursors = :c',
+          UpdateExpression: `SET lastSealed = :n, cursors = :c${eventTime ? ', eventTime = :e' : ''}`,
           ConditionExpression: 'lastSealed = :previous',
-          ExpressionAttributeValues: { ':n': batch, ':c': cursors, ':previous': batch - 1 },
+          ExpressionAttributeValues: {
+            ':n': batch,
+            ':c': cursors,
+            ':previous': batch - 1,
+            ...(eventTime ? { ':e': eventTime } : {}),
+          },
         }),
       );
       return true;
@@ -382,14 +402,27 @@ export class Ledger {
     return toBatchItem(out.Attributes ?? {});
   }
 
-  /** Records which tasks a phase was started with. The same list on every replay. */
-  async setExpected(batch: BatchId, phase: number, tasks: readonly number[], now: number): Promise<void> {
+  /**
+   * Records which tasks a phase was started with (and, starting an event-time stage, the batch's
+   * highest event time). The same values on every replay.
+   */
+  async setExpected(
+    batch: BatchId,
+    phase: number,
+    tasks: readonly number[],
+    now: number,
+    eventTimeMax?: number | null,
+  ): Promise<void> {
     await this.dynamo.send(
       new UpdateCommand({
         TableName: this.table,
         Key: batchKey(batch),
-        UpdateExpression: `SET expected_${phase} = :tasks, updatedAt = :now`,
-        ExpressionAttributeValues: { ':tasks': [...tasks], ':now': now },
+        UpdateExpression: `SET expected_${phase} = :tasks, updatedAt = :now${eventTimeMax === undefined ? '' : ', eventTimeMax = :m'}`,
+        ExpressionAttributeValues: {
+          ':tasks': [...tasks],
+          ':now': now,
+          ...(eventTimeMax === undefined ? {} : { ':m': eventTimeMax }),
+        },
       }),
     );
   }
@@ -459,6 +492,8 @@ function toBatchItem(raw: Record<string, unknown>): BatchItem {
     ...(raw.completedAt === undefined ? {} : { completedAt: raw.completedAt as number }),
     ...(raw.summary === undefined ? {} : { summary: raw.summary as BatchSummary }),
     ...(raw.failure === undefined ? {} : { failure: raw.failure as NonNullable<BatchItem['failure']> }),
+    ...(raw.eventTime === undefined ? {} : { eventTime: raw.eventTime as EventTimeMark }),
+    ...(raw.eventTimeMax === undefined ? {} : { eventTimeMax: raw.eventTimeMax as number | null }),
     done: perPhase(raw, 'done_'),
     withData: perPhase(raw, 'withData_'),
     expected: perPhase(raw, 'expected_'),

@@ -1,0 +1,43 @@
+import type { StatefulOperator } from '../dsl/types';
+
+/** Options of the event-time window operator. */
+export interface EventTimeWindowsOptions {
+  readonly lengthMs: number;
+  readonly latenessMs: number;
+  readonly mode: 'final' | 'update';
+  readonly merge: (left: unknown, right: unknown) => unknown;
+  readonly result: (accumulator: unknown) => unknown;
+}
+
+/**
+ * Keeps one accumulator per (key, window start) and outputs a window when the batch's watermark
+ * has passed its end, then forgets it. State entries: key `[key, start]`, value `[records, acc]`.
+ */
+export function eventTimeWindows(options: EventTimeWindowsOptions): StatefulOperator {
+  return {
+    apply(input, state, batch, emit) {
+      const changed = new Set<unknown>();
+      for (const { key, combiner } of input) {
+        const [records, accumulator] = combiner as [number, unknown];
+        const entry = state.get(key);
+        if (entry) {
+          const [before, previous] = entry.value as [number, unknown];
+          state.set(key, [before + records, options.merge(previous, accumulator)]);
+        } else {
+          state.set(key, [records, accumulator]);
+        }
+        changed.add(state.get(key));
+      }
+      const watermark = batch.eventTime == null ? -Infinity : batch.eventTime - options.latenessMs;
+      for (const entry of [...state.values()]) {
+        const [userKey, start] = entry.key as [unknown, number];
+        const end = start + options.lengthMs;
+        const final = end <= watermark;
+        if (!final && !(options.mode === 'update' && changed.has(entry))) continue;
+        const [, accumulator] = entry.value as [number, unknown];
+        emit([userKey, { start, end, value: options.result(accumulator), final }]);
+        if (final) state.delete(entry.key);
+      }
+    },
+  };
+}
