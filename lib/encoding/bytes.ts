@@ -53,10 +53,18 @@ export class ByteWriter {
     const max = value.length * 3;
     this.reserve(max + 8);
     if (max < 0x80) {
-      // Short strings (most keys): write the length byte after encoding, saving a second pass.
+      // Short strings (most keys): copy ASCII by hand, which beats a native call at this size,
+      // and write the length byte after, saving a second pass.
       const start = this.position + 1;
-      const written = this.buffer.write(value, start, 'utf8');
-      this.buffer[this.position] = written;
+      const buffer = this.buffer;
+      let i = 0;
+      for (; i < value.length; i++) {
+        const code = value.charCodeAt(i);
+        if (code >= 0x80) break;
+        buffer[start + i] = code;
+      }
+      const written = i === value.length ? i : buffer.write(value, start, 'utf8');
+      buffer[this.position] = written;
       this.position = start + written;
       return;
     }

@@ -1,5 +1,6 @@
 import { mapKey, partitionOf, type MapKey } from '../encoding/key';
 import { encodeShuffle, type EncodedShuffle } from '../encoding/shuffle';
+import { fromPair } from '../dsl/reduce';
 import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
 
 interface Entry {
@@ -12,12 +13,17 @@ interface Entry {
  * map side when the stage allows it. Insertion order is kept, so equal input gives equal bytes.
  */
 export class ShuffleBuffer implements EventTimeSink {
-  private readonly combined = new Map<MapKey, Entry>();
+  /** Map key to combiner: no object per key, which showed in the garbage collector's time. */
+  private readonly combined = new Map<MapKey, unknown>();
+  /** The record key of each map key that is not the key itself (composite keys). */
+  private readonly originals = new Map<MapKey, unknown>();
   private readonly raw: [unknown, unknown][][];
   private readonly combine: boolean;
   private readonly create: (value: unknown) => unknown;
   private readonly mergeValue: (combiner: unknown, value: unknown) => unknown;
   records = 0;
+  private inStage = false;
+  private readonly takesPairs: boolean;
   /** The highest event time an event-time stage noted in this task's records. */
   maxEventTime: number | null = null;
 
@@ -28,30 +34,53 @@ export class ShuffleBuffer implements EventTimeSink {
     readonly eventTime: number | null = null,
   ) {
     this.combine = stage.spec.mapSideCombine;
+    this.takesPairs = stage.toPair === fromPair;
     this.create = stage.aggregator.create;
     this.mergeValue = stage.aggregator.mergeValue;
     this.raw = this.combine ? [] : Array.from({ length: partitions }, () => []);
   }
 
+  /** Every record goes through the stage's `toPair`, which calls back `pair` with its key and value. */
   value(value: unknown): void {
-    this.stage.toPair(value, this);
+    this.inStage = true;
+    try {
+      this.stage.toPair(value, this);
+    } finally {
+      this.inStage = false;
+    }
   }
 
   observeEventTime(ms: number): void {
     if (this.maxEventTime === null || ms > this.maxEventTime) this.maxEventTime = ms;
   }
 
+  /**
+   * A pair from the stage's `toPair`, or a keyed record from the stage before (a `transform`'s
+   * emit). A keyed record is a record like any other: it goes through `toPair` too, except for
+   * stages that take pairs as they are, where that would only cost a tuple.
+   */
   pair(key: unknown, value: unknown): void {
+    if (this.inStage || this.takesPairs) this.add(key, value);
+    else this.value([key, value]);
+  }
+
+  private add(key: unknown, value: unknown): void {
     if (!this.combine) {
       (this.raw[partitionOf(mapKey(key), this.partitions)] as [unknown, unknown][]).push([key, value]);
       this.records++;
       return;
     }
+    let k: MapKey;
     // Plain strings are their own map key (the common case, kept off the slow path).
-    const k = typeof key === 'string' && key.charCodeAt(0) !== 0 ? key : mapKey(key);
-    const entry = this.combined.get(k);
-    if (entry === undefined) this.combined.set(k, { key, combiner: this.create(value) });
-    else entry.combiner = this.mergeValue(entry.combiner, value);
+    if (typeof key === 'string' && key.charCodeAt(0) !== 0) k = key;
+    else {
+      k = mapKey(key);
+      if (!Object.is(k, key)) this.originals.set(k, key);
+    }
+    const combiner = this.combined.get(k);
+    // A combiner may itself be undefined; only a missing key starts a new one.
+    if (combiner === undefined && !this.combined.has(k)) this.combined.set(k, this.create(value));
+    else this.combined.set(k, this.mergeValue(combiner, value));
     this.records++;
   }
 
@@ -60,11 +89,9 @@ export class ShuffleBuffer implements EventTimeSink {
     let runs: (readonly [unknown, unknown])[][];
     if (this.combine) {
       runs = Array.from({ length: this.partitions }, () => []);
-      for (const [k, entry] of this.combined) {
-        (runs[partitionOf(k, this.partitions)] as (readonly [unknown, unknown])[]).push([
-          entry.key,
-          entry.combiner,
-        ]);
+      for (const [k, combiner] of this.combined) {
+        const key = this.originals.size > 0 && this.originals.has(k) ? this.originals.get(k) : k;
+        (runs[partitionOf(k, this.partitions)] as (readonly [unknown, unknown])[]).push([key, combiner]);
       }
     } else {
       runs = this.raw;

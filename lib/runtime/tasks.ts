@@ -6,12 +6,14 @@ import { parseManifest, type Manifest, type Slice } from '../manifest';
 import { assertSamePlan, outputPrefix, type CompiledPhase } from '../plan';
 import { deadLetterKey, manifestKey, outputKey, shuffleKey } from '../storage/keys';
 import type { TaskReport } from '../storage/ledger';
-import { LateRecordError } from '../dsl/types';
-import { OutputCollector, RecordStager, ShuffleBuffer, ShuffleMerger, fuseStages } from './buffers';
+import { ShuffleBuffer, ShuffleMerger } from './buffers';
+import { NO_KEY, PhaseRunner, type DeadLetter, type RawRecord } from './datapath';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { toJsonLines } from './output';
 import { advance } from './progress';
+
+export type { DeadLetter } from './datapath';
 import {
   commitState,
   loadState,
@@ -20,34 +22,6 @@ import {
   StateAlreadyCommitted,
   type PendingState,
 } from './stateful';
-
-/** A record that went to the dead-letter prefix, and why. */
-export interface DeadLetter {
-  readonly batch: number;
-  readonly phase: number;
-  readonly task: number;
-  /**
-   * `decode` (the source could not decode it), `stage` (stage code threw on it), or `late` (every
-   * event-time window it belongs to had closed).
-   */
-  readonly kind: 'decode' | 'stage' | 'late';
-  readonly stage: string;
-  readonly reason: string;
-  /** For input records: where the record is in the stream. */
-  readonly shard?: string;
-  readonly seq?: string;
-  readonly segment?: string;
-  /** The record: base64 bytes for input that did not decode, JSON for records. */
-  readonly data?: string;
-  readonly record?: unknown;
-  readonly key?: unknown;
-  /**
-   * When a keyed stage's merge function threw part-way through a record's output: how many of its
-   * outputs were merged before the throw, and the outputs that were not (the record is not whole).
-   */
-  readonly applied?: number;
-  readonly unapplied?: unknown;
-}
 
 /** Reads and checks a batch's manifest. */
 export async function loadManifest(
@@ -143,13 +117,6 @@ class DeadLetters {
   }
 }
 
-/** Marks a record that has no key to report (input records, outputs of `whenEmpty`). */
-const NO_KEY = Symbol('no key');
-
-function reasonOf(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
 async function execute(
   ctx: RuntimeContext,
   manifest: Manifest,
@@ -159,100 +126,34 @@ async function execute(
 ): Promise<{ report: TaskReport; state?: PendingState }> {
   const index = phase.spec.phase;
   const next = ctx.plan.phases[index + 1];
-  const terminal = next?.wide
-    ? new ShuffleBuffer(next.wide, next.spec.partitions ?? 1, manifest.eventTime ?? null)
-    : new OutputCollector();
   const dead = new DeadLetters(ctx, scope);
-  const current = { stage: phase.spec.function as string };
-  const stager = new RecordStager();
-  const run = fuseStages(phase.narrow, stager, current);
   const base = { batch: manifest.batch, phase: index, task };
+  const runner = new PhaseRunner({
+    phase,
+    next,
+    decoder: ctx.pipeline.source.decoder,
+    eventTime: manifest.eventTime ?? null,
+    where: base,
+    onDeadLetter: (entry, error) => dead.add(entry, error),
+  });
+  const terminal = runner.terminal;
 
   const read: { records: number; bytes: number; state?: () => PendingState } =
     index === 0
-      ? await readSegments(ctx, manifest, task, scope, (raw) => {
-          let value: unknown;
-          try {
-            value = ctx.pipeline.source.decoder.decode(raw.data);
-          } catch (error) {
-            dead.add(
-              {
-                ...base,
-                kind: 'decode',
-                stage: `source:${ctx.plan.spec.source.decoder}`,
-                reason: reasonOf(error),
-                shard: raw.shard,
-                seq: raw.seq,
-                segment: raw.segment,
-                data: Buffer.from(raw.data).toString('base64'),
-              },
-              error,
-            );
-            return;
-          }
-          processRecord(value, raw, NO_KEY);
-        })
+      ? await readSegments(ctx, manifest, task, scope, (raw) => runner.input(raw))
       : await reduceInput(
           ctx,
           manifest,
           phase,
           task,
           scope,
-          (value, key) => processRecord(value, null, key),
-          (key, error) =>
-            dead.add(
-              {
-                ...base,
-                kind: 'stage',
-                stage: phase.spec.function,
-                reason: reasonOf(error),
-                key: jsonSafe(key),
-              },
-              error,
-            ),
+          (value, key) => runner.record(value, null, key),
+          (key, error) => runner.mergeFailed(key, error),
         );
-
-  /**
-   * Runs one record through the phase's stages into the terminal. Where it came from is only turned
-   * into a dead-letter entry if it fails: building that for every record was a quarter of the
-   * data path's time.
-   */
-  function processRecord(value: unknown, raw: RawRecord | null, key: unknown): void {
-    current.stage = phase.spec.function;
-    let committing = false;
-    try {
-      run(value);
-      current.stage = next?.wide?.id ?? 'output';
-      committing = true;
-      stager.commit(terminal);
-    } catch (error) {
-      // A throw while committing comes from the next keyed stage: say what did not go in.
-      const partial = committing ? stager.unapplied() : undefined;
-      stager.discard();
-      const where = raw
-        ? { ...base, shard: raw.shard, seq: raw.seq, segment: raw.segment }
-        : key === NO_KEY
-          ? base
-          : { ...base, key };
-      dead.add(
-        {
-          ...where,
-          kind: error instanceof LateRecordError ? 'late' : 'stage',
-          stage: current.stage,
-          reason: reasonOf(error),
-          record: jsonSafe(value),
-          ...(partial && partial.applied > 0
-            ? { applied: partial.applied, unapplied: jsonSafe(partial.rest) }
-            : {}),
-        },
-        error,
-      );
-    }
-  }
 
   const state = read.state;
   if (index > 0 && read.records === 0 && phase.wide?.whenEmpty) {
-    for (const value of phase.wide.whenEmpty()) processRecord(value, null, NO_KEY);
+    for (const value of phase.wide.whenEmpty()) runner.record(value, null, NO_KEY);
   }
 
   let bytesWritten = 0;
@@ -313,21 +214,6 @@ async function execute(
     bytesWritten,
   };
   return state ? { report, state: state() } : { report };
-}
-
-function jsonSafe(value: unknown): unknown {
-  try {
-    return JSON.parse(JSON.stringify(value) ?? 'null') as unknown;
-  } catch {
-    return String(value);
-  }
-}
-
-interface RawRecord {
-  readonly shard: string;
-  readonly seq: string;
-  readonly segment: string;
-  readonly data: Uint8Array;
 }
 
 /** Reads a transform task's slices with one ranged GET each and feeds their records in order. */

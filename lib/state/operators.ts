@@ -94,11 +94,14 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
         }
         return;
       }
+      // The previous window is [previousFirst, previousLast]. With a slide longer than the window,
+      // panes between the two windows were in neither: they are neither subtracted nor added.
+      const previousFirst = (n - shape.slide - shape.length) / shape.pane;
       const previousLast = (n - shape.slide) / shape.pane - 1;
       for (const item of [...state.values()]) {
         const entry = item.value as WindowEntry;
-        const leaving = panesIn(entry[0], -Infinity, first - 1);
-        const entering = panesIn(entry[0], previousLast + 1, last);
+        const leaving = panesIn(entry[0], previousFirst, Math.min(previousLast, first - 1));
+        const entering = panesIn(entry[0], Math.max(first, previousLast + 1), last);
         let value = entry.length > 1 ? entry[1] : undefined;
         const had = entry.length > 1;
         if (had) {
