@@ -18,7 +18,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { AnyPipeline, Pipeline } from '../lib/dsl/pipeline';
-import { outputPrefix, planPipeline, type Plan } from '../lib/plan';
+import { outputPrefix, planPipeline, sourcesOf, type Plan } from '../lib/plan';
 import { CONFIG_ENV } from '../lib/runtime/context';
 import { BATCH_METRICS, METRICS_NAMESPACE, metricDimensions } from '../lib/runtime/lambda';
 import { S3_PREFIXES } from '../lib/storage/keys';
@@ -86,6 +86,11 @@ export interface SluicePipelineProps<T = unknown, Out = unknown> {
    * @default - a new stream named `pipeline.source.spec.stream`, encrypted with the `aws/kinesis` key
    */
   readonly stream?: kinesis.IStream;
+  /**
+   * Existing streams for a join's other source, by that source's stream name.
+   * @default - new streams named after the sources
+   */
+  readonly streams?: Readonly<Record<string, kinesis.IStream>>;
   /**
    * Shards of the created stream.
    * @default 1
@@ -236,8 +241,10 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
   readonly bucket: s3.IBucket;
   /** The ledger: segments, batches and task reports (`pk`/`sk` strings). */
   readonly table: dynamodb.Table;
-  /** The input stream. */
+  /** The input stream of the pipeline's source. */
   readonly stream: kinesis.IStream;
+  /** Every source's stream, by the source's stream name (a join may read a second one). */
+  readonly streams: Readonly<Record<string, kinesis.IStream>>;
   /** Writes stream records ahead to S3 segments. */
   readonly ingest: NodejsFunction;
   /** Seals batches and starts and sweeps their tasks. */
@@ -285,15 +292,23 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: this.removalPolicy,
     });
-    this.stream =
-      props.stream ??
-      new kinesis.Stream(this, 'Stream', {
-        streamName: pipeline.source.spec.stream,
-        shardCount: props.shardCount ?? 1,
-        retentionPeriod: props.streamRetention ?? Duration.hours(24),
-        encryption: kinesis.StreamEncryption.MANAGED,
-        removalPolicy: this.removalPolicy,
-      });
+    // One stream per source: the pipeline's, and a join's other source if it reads another stream.
+    const streams: Record<string, kinesis.IStream> = {};
+    sourcesOf(pipeline, this.plan).forEach((source, i) => {
+      const name = source.spec.stream;
+      const given = i === 0 ? props.stream : props.streams?.[name];
+      streams[name] =
+        given ??
+        new kinesis.Stream(this, i === 0 ? 'Stream' : `Stream${i}`, {
+          streamName: name,
+          shardCount: props.shardCount ?? 1,
+          retentionPeriod: props.streamRetention ?? Duration.hours(24),
+          encryption: kinesis.StreamEncryption.MANAGED,
+          removalPolicy: this.removalPolicy,
+        });
+    });
+    this.streams = streams;
+    this.stream = streams[pipeline.source.spec.stream] as kinesis.IStream;
     this.failureQueue = new sqs.Queue(this, 'Failures', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -374,19 +389,21 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
         invokes: [],
       },
     });
-    this.ingest.addEventSource(
-      new KinesisEventSource(this.stream, {
-        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: props.ingestBatchSize ?? 1000,
-        maxBatchingWindow: props.ingestMaxBatchingWindow ?? Duration.seconds(1),
-        parallelizationFactor: 1,
-        // A segment is named by its first sequence number: a failed batch must come back whole, so
-        // no bisecting, no partial-batch responses, and retries until the records expire.
-        bisectBatchOnError: false,
-        reportBatchItemFailures: false,
-        onFailure: new SqsDlq(this.failureQueue),
-      }),
-    );
+    for (const stream of Object.values(this.streams)) {
+      this.ingest.addEventSource(
+        new KinesisEventSource(stream, {
+          startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+          batchSize: props.ingestBatchSize ?? 1000,
+          maxBatchingWindow: props.ingestMaxBatchingWindow ?? Duration.seconds(1),
+          parallelizationFactor: 1,
+          // A segment is named by its first sequence number: a failed batch must come back whole, so
+          // no bisecting, no partial-batch responses, and retries until the records expire.
+          bisectBatchOnError: false,
+          reportBatchItemFailures: false,
+          onFailure: new SqsDlq(this.failureQueue),
+        }),
+      );
+    }
 
     this.alarms = this.createAlarms();
     this.dashboard = this.createDashboard();
@@ -539,6 +556,11 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
           Object.fromEntries(options.access.invokes.map(([fnId, target]) => [fnId, target.functionName])),
         ),
         [CONFIG_ENV.sweepAfterMs]: String(this.sweepAfter.toMilliseconds()),
+        // Deployed stream names may differ from the sources' (existing streams): as [name, source]
+        // pairs, because a stream name may be a token, and tokens resolve in values, not keys.
+        [CONFIG_ENV.streams]: Stack.of(this).toJsonString(
+          Object.entries(this.streams).map(([source, stream]) => [stream.streamName, source]),
+        ),
         ...(sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
       },
       bundling: {

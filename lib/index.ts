@@ -29,6 +29,17 @@ export {
   type EventTimeWindowOptions,
 } from './dsl/event-time';
 export {
+  branch,
+  join,
+  leftOuterJoin,
+  rightOuterJoin,
+  fullOuterJoin,
+  cogroup,
+  type Branch,
+  type JoinKind,
+  type JoinOptions,
+} from './dsl/join';
+export {
   updateStateByKey,
   mapWithState,
   type KeyState,
@@ -84,6 +95,7 @@ export type {
   StatefulBatch,
   KeyedState,
   EventTimeSink,
+  JoinSide,
 } from './dsl/types';
 export { LateRecordError } from './dsl/types';
 export { toMillis, type Duration } from './duration';

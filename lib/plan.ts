@@ -1,6 +1,6 @@
 import type { AnyPipeline, OnError } from './dsl/pipeline';
 import type { SinkSpec } from './dsl/sink';
-import type { SourceSpec } from './dsl/source';
+import type { Source, SourceSpec } from './dsl/source';
 import type { AnyStage, NarrowSpec, NarrowStage, WideSpec, WideStage } from './dsl/types';
 import { PlanMismatchError } from './errors';
 import { stageId, type StageId } from './ids';
@@ -36,6 +36,11 @@ export interface CompiledPhase {
   /** The keyed stage a reduce phase starts with; unset for phase 0. */
   readonly wide?: WideStage<unknown, unknown>;
   readonly narrow: readonly NarrowStage<unknown, unknown>[];
+  /** Phase 0 of a pipeline whose first keyed stage is a join: the join's other side. */
+  readonly right?: {
+    readonly source: Source<unknown>;
+    readonly narrow: readonly NarrowStage<unknown, unknown>[];
+  };
 }
 
 /** A pipeline split into phases. */
@@ -71,7 +76,13 @@ export function planPipeline(pipeline: AnyPipeline): Plan {
       stages,
       partitions: group.wide ? (group.wide.spec.partitions ?? pipeline.partitions) : null,
     };
-    return { spec, ...(group.wide ? { wide: group.wide } : {}), narrow: group.narrow };
+    const right = phase === 0 ? groups[1]?.wide?.join?.right : undefined;
+    return {
+      spec,
+      ...(group.wide ? { wide: group.wide } : {}),
+      narrow: group.narrow,
+      ...(right ? { right: { source: right.source, narrow: right.stages } } : {}),
+    };
   });
   return {
     spec: {
@@ -100,6 +111,19 @@ export function assertSamePlan(sealed: PlanSpec, bundled: PlanSpec): void {
   if (a !== b) {
     throw new PlanMismatchError(`the sealed plan ${a} differs from this bundle's plan ${b}`);
   }
+}
+
+/**
+ * Every source a pipeline reads: its own, then a join's other one when that is another stream.
+ *
+ * @example
+ * sourcesOf(pipeline, plan).map((s) => s.spec.stream); // ['clicks', 'users']
+ */
+export function sourcesOf(pipeline: AnyPipeline, plan: Plan): Source<unknown>[] {
+  const sources = [pipeline.source];
+  const right = plan.phases[0]?.right?.source;
+  if (right && right.spec.stream !== pipeline.source.spec.stream) sources.push(right);
+  return sources;
 }
 
 /** The output prefix: the s3Jsonl sink's, or `output`. */

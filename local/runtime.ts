@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { awsTargetFromEnv, createAwsClients, destroyAwsClients, type AwsClients } from '../lib/aws';
 import { withSettings, type Pipeline, type PipelineSettings } from '../lib/dsl/pipeline';
 import { batchId, type BatchId } from '../lib/ids';
-import { outputPrefix } from '../lib/plan';
+import { outputPrefix, planPipeline, sourcesOf } from '../lib/plan';
+import type { Source } from '../lib/dsl/source';
 import { createRuntimeContext, type RuntimeContext } from '../lib/runtime/context';
 import { coordinate } from '../lib/runtime/coordinator';
 import { parseKinesisEvent, parseTaskEvent } from '../lib/runtime/events';
@@ -26,7 +27,7 @@ import { LocalPoller } from './poller';
 
 /** Options of a local run. */
 export interface LocalRunOptions {
-  /** Shards of the stream the run creates. @default 2 */
+  /** Shards of each stream the run creates. @default 2 */
   readonly shards?: number;
   /** Run settings that override the pipeline's (batch interval, partitions, tasks). */
   readonly settings?: PipelineSettings;
@@ -51,7 +52,10 @@ export interface LocalResources {
   readonly endpoint: string;
   readonly bucket: string;
   readonly table: string;
+  /** The stream of the pipeline's source. */
   readonly stream: string;
+  /** Every source's stream: source stream name to the stream the run created for it. */
+  readonly streams: Readonly<Record<string, string>>;
   /** True when the run started its own emulator (and stops it at the end). */
   readonly embedded: boolean;
 }
@@ -89,7 +93,7 @@ const TICK_EVENT = 'sluice.tick/v1';
  */
 export class LocalRuntime<T = unknown, Out = unknown> {
   private time: number;
-  private readonly poller: LocalPoller;
+  private readonly pollers: LocalPoller[];
   private background: { stop: () => Promise<void> } | undefined;
   private pushed = 0;
 
@@ -107,11 +111,14 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     manualStart: number,
   ) {
     this.time = manualStart;
-    this.poller = new LocalPoller(
-      clients.kinesis,
-      resources.stream,
-      (event) => ingest(ctx, parseKinesisEvent(event)).then(() => {}),
-      faults,
+    this.pollers = Object.values(resources.streams).map(
+      (stream) =>
+        new LocalPoller(
+          clients.kinesis,
+          stream,
+          (event) => ingest(ctx, parseKinesisEvent(event)).then(() => {}),
+          faults,
+        ),
     );
   }
 
@@ -139,6 +146,12 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       bucket: `sluice-${configured.name}-${run}`.slice(0, 63),
       table: `sluice-${configured.name}-${run}-ledger`,
       stream: `${configured.source.spec.stream}-${run}`,
+      streams: Object.fromEntries(
+        sourcesOf(
+          configured as Pipeline<unknown, unknown>,
+          planPipeline(configured as Pipeline<unknown, unknown>),
+        ).map((source) => [source.spec.stream, `${source.spec.stream}-${run}`]),
+      ),
       embedded: emulator !== undefined,
     };
     try {
@@ -160,7 +173,15 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     const interval = configured.batchIntervalMs;
     const manualStart = Math.floor(Date.now() / interval) * interval;
     const ctx = createRuntimeContext(configured as Pipeline<unknown, unknown>, {
-      config: { bucket: resources.bucket, table: resources.table, functions: {}, sweepAfterMs: 30_000 },
+      config: {
+        bucket: resources.bucket,
+        table: resources.table,
+        functions: {},
+        sweepAfterMs: 30_000,
+        streams: Object.fromEntries(
+          Object.entries(resources.streams).map(([source, stream]) => [stream, source]),
+        ),
+      },
       clients,
       invoker,
       clock: {
@@ -209,14 +230,24 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     }
   }
 
-  /** Puts records into the stream, encoded by the source's decoder. */
+  /** Puts records into the pipeline source's stream, encoded by the source's decoder. */
   async push(records: readonly T[]): Promise<void> {
     const encode = this.pipeline.source.decoder.encode;
     await this.pushRaw(records.map((r) => encode(r)));
   }
 
-  /** Puts raw record bytes into the stream (for input that should fail to decode, say). */
-  async pushRaw(records: readonly Uint8Array[]): Promise<void> {
+  /** Puts records into another source's stream (a join's other side), encoded by its decoder. */
+  async pushTo<U>(source: Source<U>, records: readonly U[]): Promise<void> {
+    await this.pushRaw(
+      records.map((r) => source.decoder.encode(r)),
+      source.spec.stream,
+    );
+  }
+
+  /** Puts raw record bytes into a source's stream (for input that should fail to decode, say). */
+  async pushRaw(records: readonly Uint8Array[], source = this.pipeline.source.spec.stream): Promise<void> {
+    const stream = this.resources.streams[source];
+    if (!stream) throw new Error(`the pipeline has no source stream '${source}'`);
     for (let i = 0; i < records.length; i += 500) {
       let entries = records
         .slice(i, i + 500)
@@ -224,7 +255,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       // PutRecords can fail some records and succeed others; only the failed ones are sent again.
       for (let attempt = 0; entries.length > 0; attempt++) {
         const out = await this.clients.kinesis.send(
-          new PutRecordsCommand({ StreamName: this.resources.stream, Records: entries }),
+          new PutRecordsCommand({ StreamName: stream, Records: entries }),
         );
         if (!out.FailedRecordCount) break;
         if (attempt >= 10) throw new Error(`${out.FailedRecordCount} records could not be put`);
@@ -233,9 +264,11 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     }
   }
 
-  /** Delivers everything in the stream to ingest (the event-source mapping catching up). */
+  /** Delivers everything in the streams to ingest (the event-source mappings catching up). */
   async ingestPending(): Promise<number> {
-    return this.poller.drain();
+    let total = 0;
+    for (const poller of this.pollers) total += await poller.drain();
+    return total;
   }
 
   /**
@@ -325,7 +358,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     const loops = [
       (async () => {
         while (!stopped) {
-          await this.poller.pollOnce().catch(() => 0);
+          await Promise.all(this.pollers.map((p) => p.pollOnce().catch(() => 0)));
           await sleep(50);
         }
       })(),
@@ -375,13 +408,16 @@ async function provision(clients: AwsClients, resources: LocalResources, shards:
       ],
     }),
   );
-  await clients.kinesis.send(new CreateStreamCommand({ StreamName: resources.stream, ShardCount: shards }));
-  for (let i = 0; i < 200; i++) {
-    const out = await clients.kinesis.send(
-      new DescribeStreamSummaryCommand({ StreamName: resources.stream }),
-    );
-    if (out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') return;
-    await sleep(25);
+  for (const stream of Object.values(resources.streams)) {
+    await clients.kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: shards }));
   }
-  throw new Error(`stream ${resources.stream} did not become active`);
+  for (const stream of Object.values(resources.streams)) {
+    let active = false;
+    for (let i = 0; i < 200 && !active; i++) {
+      const out = await clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
+      active = out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE';
+      if (!active) await sleep(25);
+    }
+    if (!active) throw new Error(`stream ${stream} did not become active`);
+  }
 }

@@ -1,4 +1,5 @@
 import type { Pipeline } from '../lib/dsl/pipeline';
+import type { Source } from '../lib/dsl/source';
 import type { BatchId } from '../lib/ids';
 import type { DeadLetter } from '../lib/runtime/tasks';
 import { LocalRuntime, type BatchResult, type LocalRunOptions } from './runtime';
@@ -31,6 +32,12 @@ export class TestPipeline<T, Out> {
   /** Puts records into the stream; they go into the next batch `advance()` seals. Chainable. */
   push(records: readonly T[]): this {
     this.pending = this.pending.then(async () => (await this.runtime).push(records));
+    return this;
+  }
+
+  /** Puts records into another source's stream (a join's other side). Chainable. */
+  pushTo<U>(source: Source<U>, records: readonly U[]): this {
+    this.pending = this.pending.then(async () => (await this.runtime).pushTo(source, records));
     return this;
   }
 

@@ -106,6 +106,23 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
     }
     seen.add(stage.id);
   }
+  const firstWide = stages.findIndex((s) => s.shape === 'wide');
+  stages.forEach((stage, i) => {
+    if (stage.shape === 'wide' && stage.join) {
+      if (i !== firstWide) {
+        throw new PipelineDefinitionError(
+          `stage '${stage.id}': a join must be the first keyed stage (its other side runs in the transform tasks)`,
+          { stage: stage.id },
+        );
+      }
+      for (const side of stage.join.right.stages) {
+        if (seen.has(side.id) || RESERVED_IDS.includes(side.id)) {
+          throw new PipelineDefinitionError(`stage id '${side.id}' of the join's other side is already used`);
+        }
+        seen.add(side.id);
+      }
+    }
+  });
   if (stages.filter((s) => s.shape === 'wide' && s.spec.eventTime).length > 1) {
     throw new PipelineDefinitionError(
       'a pipeline has at most one event-time stage: the watermark is per pipeline',

@@ -1,6 +1,6 @@
 import { PipelineDefinitionError } from '../errors';
 import { stageId } from '../ids';
-import type { Aggregator, Downstream, Pair, StatefulOperator, WideSpec, WideStage } from './types';
+import type { Aggregator, Downstream, JoinSide, Pair, StatefulOperator, WideSpec, WideStage } from './types';
 
 /** Options every keyed stage takes. */
 export interface KeyedStageOptions {
@@ -29,6 +29,8 @@ export interface WideStageParts<In, Out> {
   readonly output: (key: unknown, combiner: unknown) => Out;
   readonly whenEmpty?: () => Out[];
   readonly stateful?: StatefulOperator;
+  readonly expand?: WideStage<In, Out>['expand'];
+  readonly join?: JoinSide;
   readonly spec?: Pick<WideSpec, 'window' | 'timeoutMs' | 'eventTime'>;
 }
 
@@ -47,6 +49,15 @@ export function wide<In, Out>(
     ...(partitions === undefined ? {} : { partitions }),
     ...(parts.stateful ? { stateful: true } : {}),
     ...parts.spec,
+    ...(parts.join
+      ? {
+          join: Object.freeze({
+            kind: parts.join.kind,
+            source: parts.join.right.source.spec,
+            stages: parts.join.right.stages.map((s) => s.spec),
+          }),
+        }
+      : {}),
   });
   return Object.freeze({
     shape: 'wide',
@@ -57,6 +68,8 @@ export function wide<In, Out>(
     output: parts.output,
     ...(parts.whenEmpty ? { whenEmpty: parts.whenEmpty } : {}),
     ...(parts.stateful ? { stateful: parts.stateful } : {}),
+    ...(parts.expand ? { expand: parts.expand } : {}),
+    ...(parts.join ? { join: parts.join } : {}),
   });
 }
 

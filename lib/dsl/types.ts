@@ -1,4 +1,5 @@
 import type { StageId } from '../ids';
+import type { Source, SourceSpec } from './source';
 
 declare const stageTypes: unique symbol;
 
@@ -61,7 +62,8 @@ export interface WideSpec {
     | 'sluice.stage/window@1'
     | 'sluice.stage/updateStateByKey@1'
     | 'sluice.stage/mapWithState@1'
-    | 'sluice.stage/eventTimeWindow@1';
+    | 'sluice.stage/eventTimeWindow@1'
+    | 'sluice.stage/join@1';
   readonly id: StageId;
   /** Values are combined per key inside each transform task before the shuffle. */
   readonly mapSideCombine: boolean;
@@ -73,6 +75,12 @@ export interface WideSpec {
   readonly stateful?: boolean;
   /** mapWithState: the idle time after which a key's state times out. */
   readonly timeoutMs?: number;
+  /** A join: which kind, and the other side's source and stages. */
+  readonly join?: {
+    readonly kind: 'inner' | 'leftOuter' | 'rightOuter' | 'fullOuter' | 'cogroup';
+    readonly source: SourceSpec;
+    readonly stages: readonly NarrowSpec[];
+  };
   /** An event-time window: length, slide, allowed lateness, and what is output when. */
   readonly eventTime?: {
     readonly lengthMs: number;
@@ -157,6 +165,20 @@ export interface WideStage<In, Out> extends StageTypes<In, Out> {
   readonly whenEmpty?: () => Out[];
   /** Set for stages that keep state across batches; they run every batch on every partition. */
   readonly stateful?: StatefulOperator;
+  /** Set for stages that give any number of records per key (joins) instead of `output`'s one. */
+  readonly expand?: (key: unknown, combiner: unknown, emit: (record: unknown) => void) => void;
+  /** A join's other side: its source, its record-level stages, and how its pairs enter the shuffle. */
+  readonly join?: JoinSide;
+}
+
+/** The other input of a join stage, run by the transform tasks beside the pipeline's own stages. */
+export interface JoinSide {
+  readonly kind: NonNullable<WideSpec['join']>['kind'];
+  readonly right: {
+    readonly source: Source<unknown>;
+    readonly stages: readonly NarrowStage<unknown, unknown>[];
+  };
+  readonly rightToPair: (value: unknown, sink: Downstream) => void;
 }
 
 /** Any stage. */

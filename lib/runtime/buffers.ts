@@ -50,6 +50,18 @@ export class ShuffleBuffer implements EventTimeSink {
     }
   }
 
+  /** A record of a join's other side: tagged by the join's own `rightToPair`. */
+  rightValue(value: unknown): void {
+    const side = this.stage.join;
+    if (!side) throw new Error(`stage '${this.stage.id}' is not a join`);
+    this.inStage = true;
+    try {
+      side.rightToPair(value, this);
+    } finally {
+      this.inStage = false;
+    }
+  }
+
   observeEventTime(ms: number): void {
     if (this.maxEventTime === null || ms > this.maxEventTime) this.maxEventTime = ms;
   }

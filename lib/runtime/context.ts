@@ -17,6 +17,8 @@ export interface RuntimeConfig {
   readonly functions: Readonly<Record<string, string>>;
   /** A batch with no progress for this long is swept: its missing tasks are invoked again. */
   readonly sweepAfterMs: number;
+  /** Deployed stream name to the source stream name it stands for, when they differ. */
+  readonly streams?: Readonly<Record<string, string>>;
 }
 
 /** Environment variables that carry `RuntimeConfig` into a Lambda function. */
@@ -25,6 +27,7 @@ export const CONFIG_ENV = Object.freeze({
   table: 'SLUICE_TABLE',
   functions: 'SLUICE_FUNCTIONS',
   sweepAfterMs: 'SLUICE_SWEEP_AFTER_MS',
+  streams: 'SLUICE_STREAMS',
 });
 
 /**
@@ -51,7 +54,24 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RuntimeConfig {
   if (!Number.isFinite(sweepAfterMs) || sweepAfterMs <= 0) {
     throw new ConfigError(`${CONFIG_ENV.sweepAfterMs} must be a positive number of milliseconds`);
   }
-  return Object.freeze({ bucket, table, functions: Object.freeze(functions), sweepAfterMs });
+  let streams: Record<string, string> | undefined;
+  const rawStreams = env[CONFIG_ENV.streams];
+  if (rawStreams) {
+    try {
+      // Either { deployed: source } or [[deployed, source], ...] (what the construct writes).
+      const parsed = JSON.parse(rawStreams) as Record<string, string> | [string, string][];
+      streams = Array.isArray(parsed) ? Object.fromEntries(parsed) : parsed;
+    } catch (error) {
+      throw new ConfigError(`${CONFIG_ENV.streams} is not JSON: ${(error as Error).message}`);
+    }
+  }
+  return Object.freeze({
+    bucket,
+    table,
+    functions: Object.freeze(functions),
+    sweepAfterMs,
+    ...(streams ? { streams: Object.freeze(streams) } : {}),
+  });
 }
 
 /** Starts tasks: Lambda's asynchronous invoke on AWS, the local invoker locally. */

@@ -2,6 +2,7 @@ import type { Decoder } from '../dsl/source';
 import { LateRecordError } from '../dsl/types';
 import type { CompiledPhase } from '../plan';
 import { OutputCollector, RecordStager, ShuffleBuffer, fuseStages } from './buffers';
+import type { Downstream } from '../dsl/types';
 
 /** A record that went to the dead-letter prefix, and why. */
 export interface DeadLetter {
@@ -39,6 +40,36 @@ export interface RawRecord {
   readonly data: Uint8Array;
 }
 
+/** One chain of fused stages, staging each record's output before it goes into its terminal. */
+interface Lane {
+  readonly stager: RecordStager;
+  readonly fused: (value: unknown) => void;
+  readonly terminal: Downstream;
+  /** The stage named when the commit into the terminal throws. */
+  readonly commitStage: string;
+  /** The stage named when the chain throws before it reaches a stage of its own. */
+  readonly stages: string;
+}
+
+function lane(
+  stages: CompiledPhase['narrow'],
+  terminal: Downstream,
+  commitStage: string,
+  current: { stage: string },
+): Lane {
+  const stager = new RecordStager();
+  return {
+    stager,
+    fused: fuseStages(stages, stager, current),
+    terminal,
+    commitStage,
+    stages: stages[0]?.id ?? commitStage,
+  };
+}
+
+/** What `decode` gives for a record that went to the dead-letter prefix. */
+const FAILED: unique symbol = Symbol('failed');
+
 /** Marks a record that has no key to report (input records, outputs of `whenEmpty`). */
 export const NO_KEY: unique symbol = Symbol('no key');
 
@@ -60,8 +91,10 @@ export interface PhaseRunnerOptions {
   readonly phase: CompiledPhase;
   /** The phase after this one; its keyed stage is what this one shuffles into. */
   readonly next: CompiledPhase | undefined;
-  /** The source's decoder, for phase 0. */
+  /** The pipeline source's decoder, for phase 0. */
   readonly decoder: Decoder<unknown>;
+  /** The pipeline source's stream name (records' shard ids start with it). */
+  readonly stream: string;
   /** The batch's event-time high mark (from its manifest), for an event-time stage next. */
   readonly eventTime: number | null;
   /** Batch, phase and task, put on every dead letter. */
@@ -83,34 +116,71 @@ export interface PhaseRunnerOptions {
  */
 export class PhaseRunner {
   readonly terminal: ShuffleBuffer | OutputCollector;
-  private readonly stager = new RecordStager();
   private readonly current: { stage: string };
-  private readonly run: (value: unknown) => void;
+  private readonly left: Lane;
+  /** A join's other side, when this is phase 0 of a pipeline whose first keyed stage is a join. */
+  private readonly right:
+    (Lane & { readonly stream: string; readonly decoder: Decoder<unknown> }) | undefined;
+  private readonly stream: string;
   private readonly decodeStage: string;
-  private readonly commitStage: string;
 
   constructor(private readonly options: PhaseRunnerOptions) {
     const { phase, next } = options;
-    this.terminal = next?.wide
+    const terminal = next?.wide
       ? new ShuffleBuffer(next.wide, next.spec.partitions ?? 1, options.eventTime)
       : new OutputCollector();
+    this.terminal = terminal;
     this.current = { stage: phase.spec.function };
-    this.run = fuseStages(phase.narrow, this.stager, this.current);
+    this.stream = options.stream;
     this.decodeStage = `source:${options.decoder.name}`;
-    this.commitStage = next?.wide?.id ?? 'output';
+    this.left = lane(phase.narrow, terminal, next?.wide?.id ?? 'output', this.current);
+    const right = phase.right;
+    if (right && terminal instanceof ShuffleBuffer) {
+      // The other side's records enter the shuffle through the join's own tagging.
+      const into = {
+        value: (v: unknown) => terminal.rightValue(v),
+        pair: (k: unknown, v: unknown) => terminal.rightValue([k, v]),
+      };
+      this.right = {
+        ...lane(right.narrow, into, next?.wide?.id ?? 'output', this.current),
+        stream: right.source.spec.stream,
+        decoder: right.source.decoder,
+      };
+    } else {
+      this.right = undefined;
+    }
   }
 
-  /** One input record (phase 0): decoded by the source, then run through the stages. */
+  /**
+   * One input record (phase 0), decoded by its source and run through the stages that read that
+   * source: this pipeline's, a join's other side's, or both when the two branch from one stream.
+   */
   input(raw: RawRecord): void {
-    let value: unknown;
+    const right = this.right;
+    if (!right) {
+      const value = this.decode(raw, this.options.decoder, this.decodeStage);
+      if (value !== FAILED) this.record(value, raw, NO_KEY);
+      return;
+    }
+    const stream = raw.shard.slice(0, raw.shard.indexOf('/'));
+    const ours = stream === this.stream;
+    const theirs = stream === right.stream;
+    const decoder = ours ? this.options.decoder : right.decoder;
+    const value = this.decode(raw, decoder, `source:${decoder.name}`);
+    if (value === FAILED) return;
+    if (ours) this.record(value, raw, NO_KEY);
+    if (theirs) this.run(right, value, raw, NO_KEY, right.stages);
+  }
+
+  private decode(raw: RawRecord, decoder: Decoder<unknown>, stage: string): unknown {
     try {
-      value = this.options.decoder.decode(raw.data);
+      return decoder.decode(raw.data);
     } catch (error) {
       this.options.onDeadLetter(
         {
           ...this.options.where,
           kind: 'decode',
-          stage: this.decodeStage,
+          stage,
           reason: reasonOf(error),
           shard: raw.shard,
           seq: raw.seq,
@@ -119,9 +189,8 @@ export class PhaseRunner {
         },
         error,
       );
-      return;
+      return FAILED;
     }
-    this.record(value, raw, NO_KEY);
   }
 
   /**
@@ -130,17 +199,21 @@ export class PhaseRunner {
    * that for every record was a quarter of the data path's time.
    */
   record(value: unknown, raw: RawRecord | null, key: unknown): void {
-    this.current.stage = this.options.phase.spec.function;
+    this.run(this.left, value, raw, key, this.left.stages);
+  }
+
+  private run(lane: Lane, value: unknown, raw: RawRecord | null, key: unknown, first: string): void {
+    this.current.stage = first;
     let committing = false;
     try {
-      this.run(value);
-      this.current.stage = this.commitStage;
+      lane.fused(value);
+      this.current.stage = lane.commitStage;
       committing = true;
-      this.stager.commit(this.terminal);
+      lane.stager.commit(lane.terminal);
     } catch (error) {
       // A throw while committing comes from the next keyed stage: say what did not go in.
-      const partial = committing ? this.stager.unapplied() : undefined;
-      this.stager.discard();
+      const partial = committing ? lane.stager.unapplied() : undefined;
+      lane.stager.discard();
       const base = this.options.where;
       const where = raw
         ? { ...base, shard: raw.shard, seq: raw.seq, segment: raw.segment }

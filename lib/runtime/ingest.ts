@@ -1,6 +1,7 @@
 import { encodeSegment, formatBlocks, type InputRecord } from '../encoding/segment';
 import { InvalidInputError } from '../errors';
 import { shardId, type ShardId } from '../ids';
+import { sourcesOf } from '../plan';
 import { segmentKey } from '../storage/keys';
 import type { RuntimeContext } from './context';
 import type { KinesisEvent } from './events';
@@ -10,11 +11,31 @@ export interface IngestResult {
   readonly segments: readonly { readonly shard: ShardId; readonly key: string; readonly records: number }[];
 }
 
-/** `shardId-000000000000:49590338...` is how the event-source mapping names a record's shard. */
-function shardOf(eventId: string): ShardId {
-  const colon = eventId.indexOf(':');
-  if (colon <= 0) throw new InvalidInputError(`event id '${eventId}' does not name a shard`);
-  return shardId(eventId.slice(0, colon));
+/**
+ * The shard a record came from, qualified by the pipeline's name for its stream:
+ * `<source stream>/shardId-000000000000`. The event-source mapping names the shard in the event id
+ * (`shardId-...:<sequence number>`) and the stream in the source ARN.
+ */
+function shardOf(ctx: RuntimeContext, record: KinesisEvent['Records'][number]): ShardId {
+  const colon = record.eventID.indexOf(':');
+  if (colon <= 0) throw new InvalidInputError(`event id '${record.eventID}' does not name a shard`);
+  const stream = record.eventSourceARN.slice(record.eventSourceARN.lastIndexOf('/') + 1);
+  return shardId(`${sourceOfStream(ctx, stream)}/${record.eventID.slice(0, colon)}`);
+}
+
+/**
+ * The source a deployed stream feeds: as configured (deployments may name streams freely), else the
+ * source with that stream name, else the pipeline's only source.
+ */
+function sourceOfStream(ctx: RuntimeContext, stream: string): string {
+  const configured = ctx.config.streams?.[stream];
+  if (configured) return configured;
+  const sources = sourcesOf(ctx.pipeline, ctx.plan).map((s) => s.spec.stream);
+  if (sources.includes(stream)) return stream;
+  if (sources.length === 1) return sources[0] as string;
+  throw new InvalidInputError(
+    `stream '${stream}' is not one of this pipeline's sources (${sources.join(', ')})`,
+  );
 }
 
 /**
@@ -28,7 +49,7 @@ function shardOf(eventId: string): ShardId {
 export async function ingest(ctx: RuntimeContext, event: KinesisEvent): Promise<IngestResult> {
   const byShard = new Map<ShardId, InputRecord[]>();
   for (const record of event.Records) {
-    const shard = shardOf(record.eventID);
+    const shard = shardOf(ctx, record);
     let records = byShard.get(shard);
     if (!records) byShard.set(shard, (records = []));
     records.push({

@@ -132,6 +132,7 @@ async function execute(
     phase,
     next,
     decoder: ctx.pipeline.source.decoder,
+    stream: ctx.pipeline.source.spec.stream,
     eventTime: manifest.eventTime ?? null,
     where: base,
     onDeadLetter: (entry, error) => dead.add(entry, error),
@@ -276,7 +277,13 @@ async function reduceInput(
     pairs += decodeRun(body, 0, body.length, merger.add);
   }
   if (!wide.stateful || !loaded) {
-    for (const { key, record } of merger.outputs()) onRecord(record, key);
+    const expand = wide.expand;
+    if (expand) {
+      for (const { key, combiner } of merger.entries())
+        expand(key, combiner, (record) => onRecord(record, key));
+    } else {
+      for (const { key, record } of merger.outputs()) onRecord(record, key);
+    }
     return { records: pairs, bytes };
   }
   const { head, table, before } = loaded;

@@ -272,6 +272,7 @@ describe('SluicePipeline: functions', () => {
         'Fn::Join': ['', ['{"split":"', ref(sluice.functions.split ?? sum), '","sum":"', ref(sum), '"}']],
       },
       SLUICE_SWEEP_AFTER_MS: '300000',
+      SLUICE_STREAMS: { 'Fn::Join': ['', ['[["', ref(sluice.stream), '","fixture-lines"]]']] },
     });
     expect(env(sum).SLUICE_FUNCTIONS).toBe('{}');
     expect(env(sluice.ingest).SLUICE_FUNCTIONS).toBe('{}');

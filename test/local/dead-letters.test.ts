@@ -45,8 +45,8 @@ describe('records that cannot be processed', () => {
     for (const letter of letters) {
       expect(letter).toMatchObject({ batch: batch.batch, phase: 0, kind: 'decode', stage: 'source:zod' });
       expect(letter.seq).toMatch(/^\d+$/);
-      expect(letter.shard).toMatch(/^shardId-/);
-      expect(letter.segment).toMatch(/^segments\//);
+      expect(letter.shard).toMatch(/^readings\/shardId-/);
+      expect(letter.segment).toMatch(/^segments\/readings\/shardId-/);
     }
     const reasons = letters.map((l) => l.reason).sort();
     expect(reasons[0]).toMatch(/JSON/);

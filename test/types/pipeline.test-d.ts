@@ -12,6 +12,9 @@ import {
   transform,
   utf8,
   foreachBatch,
+  branch,
+  join,
+  leftOuterJoin,
   type Pair,
   type Pipeline,
 } from '../../lib';
@@ -82,5 +85,39 @@ describe('pipeline wiring', () => {
     const wrong = foreachBatch<number>('store', async () => {});
     // @ts-expect-error the sink takes numbers, the pipeline gives [string, number]
     pipeline({ name: 'bad', batchInterval: '1s', source, stages: [tokenize, sum], sinks: [wrong] });
+  });
+});
+
+describe('join wiring', () => {
+  const users = kinesis({ stream: 'users', decode: utf8 });
+  const names = transform<string, string, string>('names', (line, emit) => emit(line, line.toUpperCase()));
+  const other = branch({ source: users, stages: [names] });
+
+  it('types the joined values from both sides', () => {
+    const p = pipeline({
+      name: 'j',
+      batchInterval: '1s',
+      source,
+      stages: [tokenize, join<string, number, string>('j', other)],
+    });
+    expectTypeOf(p).toEqualTypeOf<Pipeline<string, Pair<string, [number, string]>>>();
+    const outer = pipeline({
+      name: 'o',
+      batchInterval: '1s',
+      source,
+      stages: [tokenize, leftOuterJoin<string, number, string>('o', other)],
+    });
+    expectTypeOf(outer).toEqualTypeOf<Pipeline<string, Pair<string, [number, string | undefined]>>>();
+  });
+
+  it('rejects a branch whose pairs do not have the join value type', () => {
+    // @ts-expect-error the branch gives [string, string], the join expects [string, number]
+    join<string, number, number>('j', other);
+  });
+
+  it('rejects a branch whose stages do not take its source records', () => {
+    const numbers = map<number, Pair<string, number>>('n', (n) => [String(n), n]);
+    // @ts-expect-error the users source gives string, the stage takes number
+    branch({ source: users, stages: [numbers] });
   });
 });
