@@ -1,4 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { aroundRequests } from './middleware';
+import { seededRandom } from './random';
 
 /**
  * Faults the local runtime injects, so that tests and `sluice local run --faults` exercise the
@@ -61,25 +63,16 @@ const WRITE_COMMANDS = new Set([
  * plan through its async calls, where the SDK middleware finds it.
  */
 export class FaultInjector {
-  private state: number;
+  private readonly random: () => number;
   private readonly attempt = new AsyncLocalStorage<{ plan: CrashPlan | undefined }>();
   crashes = 0;
 
   constructor(readonly options: FaultOptions = {}) {
-    this.state = (options.seed ?? 1) >>> 0 || 1;
+    this.random = seededRandom(options.seed ?? 1);
   }
 
   get duplicate(): boolean {
     return this.options.duplicate === true;
-  }
-
-  /** mulberry32: tiny, fast and good enough for dice. */
-  private random(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
   /** Runs one attempt under its crash plan. */
@@ -119,30 +112,14 @@ export class FaultInjector {
   }
 }
 
-/** The part of an SDK client the fault middleware needs. */
-interface MiddlewareClient {
-  middlewareStack: {
-    add(
-      middleware: (
-        next: (args: unknown) => Promise<unknown>,
-        context: { commandName?: string },
-      ) => (args: unknown) => Promise<unknown>,
-      options: { step: 'initialize'; name: string },
-    ): void;
-  };
-}
-
 /**
  * Lets the injector crash an attempt between two writes, after a write the store has accepted,
  * which is where a real crash hurts most.
  */
 export function addFaultMiddleware(client: unknown, injector: FaultInjector): void {
-  (client as MiddlewareClient).middlewareStack.add(
-    (next, context) => async (args) => {
-      const result = await next(args);
-      injector.afterRequest(context.commandName ?? '');
-      return result;
-    },
-    { step: 'initialize', name: 'sluiceFaultInjection' },
-  );
+  aroundRequests(client, 'sluiceFaultInjection', async (command, send) => {
+    const result = await send();
+    injector.afterRequest(command);
+    return result;
+  });
 }

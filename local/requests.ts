@@ -1,15 +1,4 @@
-/** The part of an SDK client the counting middleware needs. */
-interface MiddlewareClient {
-  middlewareStack: {
-    add(
-      middleware: (
-        next: (args: unknown) => Promise<unknown>,
-        context: { commandName?: string },
-      ) => (args: unknown) => Promise<unknown>,
-      options: { step: 'initialize'; name: string },
-    ): void;
-  };
-}
+import { aroundRequests } from './middleware';
 
 /**
  * Counts the AWS requests a run makes, by command (`PutObjectCommand`, `UpdateCommand`...), so
@@ -25,14 +14,10 @@ export class RequestCounter {
 
   /** Counts every request the client sends from now on (retries by the SDK included). */
   attach(client: unknown): void {
-    (client as MiddlewareClient).middlewareStack.add(
-      (next, context) => async (args) => {
-        const name = context.commandName ?? 'unknown';
-        this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
-        return next(args);
-      },
-      { step: 'initialize', name: 'sluiceRequestCounter' },
-    );
+    aroundRequests(client, 'sluiceRequestCounter', (command, send) => {
+      this.counts.set(command, (this.counts.get(command) ?? 0) + 1);
+      return send();
+    });
   }
 
   /** Requests of one command, or of all commands named. */

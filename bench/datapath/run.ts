@@ -28,6 +28,7 @@ import { decodeRun, type EncodedShuffle } from '../../lib/encoding/shuffle';
 import { planPipeline, type CompiledPhase, type Plan } from '../../lib/plan';
 import { OutputCollector, ShuffleBuffer, ShuffleMerger } from '../../lib/runtime/buffers';
 import { PhaseRunner, type DeadLetter } from '../../lib/runtime/datapath';
+import { seededRandom } from '../../local/random';
 import wordcount from '../../examples/wordcount/pipeline';
 import count from '../../examples/wordcount/stages/count';
 import tokenize from '../../examples/wordcount/stages/tokenize';
@@ -66,18 +67,6 @@ function parseArgs(argv: readonly string[]): Options {
 // Corpus: deterministic (seeded PRNG, no dependencies), Zipf-skewed like natural text, with
 // capitals, punctuation, apostrophes, digits and some non-ASCII letters so that toLowerCase and the
 // tokenizer's Unicode regex do the work they do on real text.
-
-/** mulberry32: a tiny, good-enough 32-bit PRNG; the corpus must be the same on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VOCABULARY = 30_000;
 const ONSETS = [
@@ -149,7 +138,8 @@ function sampleRank(cdf: Float64Array, u: number): number {
 }
 
 function makeLines(n: number, seed: number): string[] {
-  const random = prng(seed);
+  // Seeded: the corpus must be the same on every machine.
+  const random = seededRandom(seed);
   const vocabulary = makeVocabulary(random);
   const cdf = zipfTable(vocabulary.length);
   const lines: string[] = [];
@@ -287,6 +277,7 @@ function transformTask(
     phase,
     next,
     decoder: decoder as Decoder<unknown>,
+    stream: wordcount.source.spec.stream,
     eventTime: null,
     where: { batch: 1, phase: phase.spec.phase, task },
     onDeadLetter: failOnDeadLetter,
@@ -323,6 +314,7 @@ function reduceTask(
     phase,
     next: undefined,
     decoder: decoder as Decoder<unknown>,
+    stream: wordcount.source.spec.stream,
     eventTime: null,
     where: { batch: 1, phase: phase.spec.phase, task: partition },
     onDeadLetter: failOnDeadLetter,

@@ -56,8 +56,19 @@ function canonical(value: unknown): string {
  */
 export function partitionOf(key: MapKey, partitions: number): number {
   if (partitions === 1) return 0;
+  return hashKey(key, 0x811c9dc5) % partitions;
+}
+
+/**
+ * A stable 32-bit hash of a map key: FNV-1a over its text from the given offset basis, finished
+ * with murmur3's mixer. Different bases give independent hashes (partitions, state chunks).
+ *
+ * @example
+ * hashKey('spark', 0x811c9dc5);
+ */
+export function hashKey(key: MapKey, basis: number): number {
   const text = typeof key === 'string' ? key : `${typeof key}:${String(key)}`;
-  let hash = 0x811c9dc5;
+  let hash = basis;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
@@ -67,5 +78,5 @@ export function partitionOf(key: MapKey, partitions: number): number {
   hash ^= hash >>> 13;
   hash = Math.imul(hash, 0xc2b2ae35);
   hash ^= hash >>> 16;
-  return (hash >>> 0) % partitions;
+  return hash >>> 0;
 }

@@ -1,5 +1,5 @@
 import { ByteReader, ByteWriter } from '../encoding/bytes';
-import { mapKey, type MapKey } from '../encoding/key';
+import { hashKey, mapKey, type MapKey } from '../encoding/key';
 import { readValue, writeValue } from '../encoding/value';
 
 /** One key's state: the record key as the user gave it, and the state value. */
@@ -18,17 +18,7 @@ export const CHUNK_SPLIT_BYTES = 64 * 1024;
 /** The chunk of a key among `chunks`: hash bits independent of those that chose its partition. */
 export function chunkOf(key: MapKey, chunks: number): number {
   if (chunks === 1) return 0;
-  const text = typeof key === 'string' ? key : `${typeof key}:${String(key)}`;
-  // FNV-1a with another offset basis than partitionOf, so chunk and partition are uncorrelated.
-  let hash = 0x9dc5811c;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  hash ^= hash >>> 15;
-  hash = Math.imul(hash, 0x2c1b3c6d);
-  hash ^= hash >>> 12;
-  return (hash >>> 0) % chunks;
+  return hashKey(key, 0x9dc5811c) % chunks;
 }
 
 /**

@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { kinesis, map, pipeline, reduceByKey, schema, transform, utf8, type Pair } from '../../lib';
-import { testPipeline, type TestPipeline } from '../../local/testing';
+import { testPipeline } from '../../local/testing';
+import { closeAfterEach } from '../support/runs';
 
 const Reading = z.object({ sensor: z.string(), celsius: z.number() });
 const readings = kinesis({ stream: 'readings', decode: schema(Reading) });
@@ -11,15 +12,7 @@ const bySensor = map<z.infer<typeof Reading>, Pair<string, number>>('by-sensor',
 ]);
 const total = reduceByKey<string, number>('total', (a, b) => a + b);
 
-let open: TestPipeline<unknown, unknown>[] = [];
-function track<T, O>(t: TestPipeline<T, O>): TestPipeline<T, O> {
-  open.push(t as unknown as TestPipeline<unknown, unknown>);
-  return t;
-}
-afterEach(async () => {
-  await Promise.all(open.map((t) => t.close()));
-  open = [];
-});
+const track = closeAfterEach();
 
 const bytes = (text: string): Uint8Array => Buffer.from(text, 'utf8');
 

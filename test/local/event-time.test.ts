@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventTimeWindow, json, kinesis, map, pipeline, type EventWindow, type Pair } from '../../lib';
-import { testPipeline, type TestPipeline } from '../../local/testing';
+import { testPipeline } from '../../local/testing';
+import { closeAfterEach } from '../support/runs';
 
 interface Reading {
   readonly sensor: string;
@@ -32,11 +33,7 @@ function build(mode: 'final' | 'update', lateness: `${number}s`, slide?: `${numb
   return pipeline({ name: 'event-time', batchInterval: '10s', source, stages: [bySensor, stage] });
 }
 
-let open: TestPipeline<Reading, Pair<string, EventWindow<number>>>[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((t) => t.close()));
-  open = [];
-});
+const track = closeAfterEach();
 
 function windows(records: readonly Pair<string, EventWindow<number>>[]): string[] {
   return records
@@ -47,7 +44,7 @@ function windows(records: readonly Pair<string, EventWindow<number>>[]): string[
 describe('event-time windows with a watermark', () => {
   it('outputs each window once, when the watermark (max event time - lateness) passes its end', async () => {
     const t = testPipeline(build('final', '30s'), { settings: { partitions: 2 } });
-    open.push(t);
+    track(t);
 
     const b1 = await t
       .push([
@@ -76,7 +73,7 @@ describe('event-time windows with a watermark', () => {
 
   it('sends records whose windows have closed to the dead-letter prefix as late, and counts them', async () => {
     const t = testPipeline(build('final', '0s'));
-    open.push(t);
+    track(t);
     await t.push([{ sensor: 'a', celsius: 1, at: at(5) }]).advance();
 
     const batch = await t
@@ -100,7 +97,7 @@ describe('event-time windows with a watermark', () => {
 
   it('in update mode also outputs windows as they change, then once more as final', async () => {
     const t = testPipeline(build('update', '0s'));
-    open.push(t);
+    track(t);
 
     const b1 = await t.push([{ sensor: 'a', celsius: 10, at: at(0, 10) }]).advance();
     const b2 = await t.push([{ sensor: 'a', celsius: 20, at: at(0, 20) }]).advance();
@@ -115,7 +112,7 @@ describe('event-time windows with a watermark', () => {
 
   it('puts a record in every sliding window that holds it', async () => {
     const t = testPipeline(build('final', '0s', '1m'));
-    open.push(t);
+    track(t);
 
     await t.push([{ sensor: 'a', celsius: 10, at: at(1, 30) }]).advance();
     await t.push([{ sensor: 'a', celsius: 30, at: at(2, 30) }]).advance();

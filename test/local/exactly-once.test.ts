@@ -1,5 +1,5 @@
 import { GetObjectCommand, ListObjectsCommand } from '@aws-sdk/client-s3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import wordcount from '../../examples/wordcount/pipeline';
 import { batchId, taskId } from '../../lib/ids';
 import { sealBatch } from '../../lib/runtime/coordinator';
@@ -7,15 +7,12 @@ import { runTask } from '../../lib/runtime/tasks';
 import { manifestKey } from '../../lib/storage/keys';
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { createAwsClients, destroyAwsClients, type AwsClients } from '../../lib/aws';
-import { testPipeline, type TestPipeline } from '../../local/testing';
+import { testPipeline } from '../../local/testing';
+import { closeAfterEach } from '../support/runs';
 import type { LocalRuntime } from '../../local/runtime';
 import { countWords, generateLines, sortedEntries, toCountMap } from '../support/corpus';
 
-let open: TestPipeline<string, [string, number]>[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((t) => t.close()));
-  open = [];
-});
+const track = closeAfterEach();
 
 /** SDK clients of the test's own, pointed at the run's endpoint. */
 function clientsFor(run: LocalRuntime<string, [string, number]>): AwsClients {
@@ -61,7 +58,7 @@ describe('replays write identical objects to the same keys', () => {
       shards: 3,
       settings: { partitions: 3, tasks: { max: 3, targetBytes: 1 } },
     });
-    open.push(t);
+    track(t);
     await t.push(generateLines(3_000, 1)).advance();
     await t.push(generateLines(2_000, 2)).advance();
     const run = await t.local();
@@ -111,7 +108,7 @@ describe('replays write identical objects to the same keys', () => {
       retries: 0,
       settings: { partitions: 2, tasks: { max: 4, targetBytes: 1 } },
     });
-    open.push(t);
+    track(t);
 
     const batch = await t.push(lines).advance();
     const run = await t.local();

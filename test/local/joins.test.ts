@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   branch,
   cogroup,
@@ -16,6 +16,7 @@ import {
   type WideStage,
 } from '../../lib';
 import { testPipeline, type TestPipeline } from '../../local/testing';
+import { closeAfterEach } from '../support/runs';
 
 /** "k:v" tokens become keyed pairs with a numeric value (left) or a string value (right). */
 const clicks = kinesis({ stream: 'clicks', decode: utf8 });
@@ -34,16 +35,12 @@ const rightPairs = transform<string, string, string>('right-pairs', (line, emit)
 });
 const other: Branch<Pair<string, string>> = branch({ source: users, stages: [rightPairs] });
 
-let open: TestPipeline<string, unknown>[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((t) => t.close()));
-  open = [];
-});
+const track = closeAfterEach();
 
 function run(stage: WideStage<Pair<string, number>, unknown>, partitions = 2): TestPipeline<string, unknown> {
   const p = pipeline({ name: 'joins', batchInterval: '1s', source: clicks, stages: [leftPairs, stage] });
   const t = testPipeline(p, { shards: 2, settings: { partitions, tasks: { max: 2, targetBytes: 1 } } });
-  open.push(t as TestPipeline<string, unknown>);
+  track(t);
   return t;
 }
 
@@ -143,7 +140,7 @@ describe('joins of two keyed streams within a batch, as Spark gives them', () =>
       stages: [leftPairs, join<string, number, string>('self', sameStream)],
     });
     const t = testPipeline(p, { shards: 2 });
-    open.push(t as TestPipeline<string, unknown>);
+    track(t);
 
     const batch = await t.push(['a:1', 'b:2']).advance();
 

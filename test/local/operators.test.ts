@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   aggregateByKey,
   combineByKey,
@@ -18,7 +18,8 @@ import {
   utf8,
   type Pair,
 } from '../../lib';
-import { testPipeline, type TestPipeline } from '../../local/testing';
+import { testPipeline } from '../../local/testing';
+import { closeAfterEach } from '../support/runs';
 import { sortedEntries } from '../support/corpus';
 
 const lines = kinesis({ stream: 'lines', decode: utf8 });
@@ -28,15 +29,7 @@ const pairs = map<string, Pair<string, number>>('pairs', (w) => [
   Number(/\d+$/.exec(w)?.[0] ?? 1),
 ]);
 
-let open: TestPipeline<unknown, unknown>[] = [];
-function track<T, O>(t: TestPipeline<T, O>): TestPipeline<T, O> {
-  open.push(t as unknown as TestPipeline<unknown, unknown>);
-  return t;
-}
-afterEach(async () => {
-  await Promise.all(open.map((t) => t.close()));
-  open = [];
-});
+const track = closeAfterEach();
 
 function byKey<V>(records: readonly Pair<string, V>[]): [string, V][] {
   return sortedEntries(new Map(records));

@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { kinesis, pipeline, transform, updateStateByKey, utf8, type Pair } from '../../lib';
-import { testPipeline, type TestPipeline } from '../../local/testing';
+import { testPipeline } from '../../local/testing';
+import { closeAfterEach } from '../support/runs';
 
 const source = kinesis({ stream: 'words', decode: utf8 });
 const ones = transform<string, string, number>('ones', (line, emit) => {
@@ -12,11 +13,7 @@ const running = updateStateByKey<string, number, number>(
 );
 const counting = pipeline({ name: 'running', batchInterval: '1s', source, stages: [ones, running] });
 
-let open: TestPipeline<string, Pair<string, number>>[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((t) => t.close()));
-  open = [];
-});
+const track = closeAfterEach();
 
 /** Lines holding `keys` distinct words, ten to a line. */
 function distinctWords(keys: number, prefix: string): string[] {
@@ -36,7 +33,7 @@ describe('state in chunks', () => {
       shards: 2,
       settings: { partitions: 4, tasks: { max: 4, targetBytes: 1 } },
     });
-    open.push(t);
+    track(t);
     const run = await t.local();
     const lines = distinctWords(100_000, 'w');
 
@@ -58,7 +55,7 @@ describe('state in chunks', () => {
 
   it('writes only the chunks a batch changed', async () => {
     const t = testPipeline(counting, { settings: { partitions: 1 } });
-    open.push(t);
+    track(t);
     const run = await t.local();
     await t.push(distinctWords(20_000, 'k')).advance();
 
@@ -80,7 +77,8 @@ describe('a reducer that crashes half-way through its state writes', () => {
       const batches = [['a b c'], ['a a d'], ['e'], ['b']];
       const clean = testPipeline(counting, { settings: { partitions: 2 } });
       const crashed = testPipeline(counting, { settings: { partitions: 2 } });
-      open.push(clean, crashed);
+      track(clean);
+      track(crashed);
       const store = (await crashed.local()).ctx.state;
       const commit = store.commit.bind(store);
       let crashes = 0;

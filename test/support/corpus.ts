@@ -1,18 +1,9 @@
+import { seededRandom } from '../../local/random';
+
 /**
  * Deterministic test input and an independent oracle for word count. The oracle deliberately
  * tokenizes with a different mechanism (a global match, not split) than the example's stage.
  */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SYLLABLES = ['ka', 'lo', 'mi', 'ne', 'su', 'ta', 'ri', 'po', 'ven', 'dra', 'ül', 'ço'];
 
 /** Lines of 1-14 words from a skewed vocabulary, with capitals and punctuation to strip. */
