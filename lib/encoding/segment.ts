@@ -108,3 +108,71 @@ export function padSeq(seq: string): string {
   if (!/^\d{1,64}$/.test(seq)) throw new RangeError(`'${seq}' is not a sequence number`);
   return seq.padStart(64, '0');
 }
+
+/**
+ * Walks the records of a segment body in place: one object for all records, and the sequence
+ * number and data made only when asked for. Reading a segment is the hot path of every transform
+ * task; a generator yielding a fresh object, string and Buffer per record cost a tenth of it.
+ *
+ * @example
+ * const cursor = new SegmentCursor(body, 'lines/shardId-000000000000', key);
+ * while (cursor.next()) use(cursor.data);
+ */
+export class SegmentCursor {
+  private position: number;
+  private seqStart = 0;
+  private seqEnd = 0;
+  private dataStart = 0;
+  private dataEnd = 0;
+  private arrival = 0;
+
+  constructor(
+    private readonly body: Buffer,
+    readonly shard: string,
+    readonly segment: string,
+    start = 0,
+    private readonly end = body.length,
+  ) {
+    this.position = start;
+  }
+
+  /** Moves to the next record; false at the end. */
+  next(): boolean {
+    if (this.position >= this.end) return false;
+    const seqLength = this.varint();
+    this.seqStart = this.position;
+    this.seqEnd = this.position += seqLength;
+    this.arrival = this.varint();
+    const dataLength = this.varint();
+    this.dataStart = this.position;
+    this.dataEnd = this.position += dataLength;
+    if (this.position > this.end) throw new RangeError('truncated segment');
+    return true;
+  }
+
+  /** The record's sequence number (ASCII digits). */
+  get seq(): string {
+    return this.body.toString('latin1', this.seqStart, this.seqEnd);
+  }
+
+  get arrivedAt(): number {
+    return this.arrival;
+  }
+
+  /** The record's bytes, a view into the segment body. */
+  get data(): Buffer {
+    return this.body.subarray(this.dataStart, this.dataEnd);
+  }
+
+  private varint(): number {
+    let result = 0;
+    let scale = 1;
+    for (;;) {
+      if (this.position >= this.end) throw new RangeError('truncated segment');
+      const byte = this.body[this.position++] as number;
+      result += (byte & 0x7f) * scale;
+      if (byte < 0x80) return result;
+      scale *= 0x80;
+    }
+  }
+}

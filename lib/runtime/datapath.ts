@@ -1,4 +1,5 @@
 import type { Decoder } from '../dsl/source';
+import { SegmentCursor } from '../encoding/segment';
 import { LateRecordError } from '../dsl/types';
 import type { CompiledPhase } from '../plan';
 import { OutputCollector, RecordStager, ShuffleBuffer, fuseStages } from './buffers';
@@ -110,8 +111,8 @@ export interface PhaseRunnerOptions {
  * benchmark measures exactly what Lambda runs.
  *
  * @example
- * const runner = new PhaseRunner({ phase, next, decoder, eventTime: null, where, onDeadLetter });
- * for (const r of decodeSegment(body)) runner.input({ ...r, shard, segment });
+ * const runner = new PhaseRunner({ phase, next, decoder, stream, eventTime: null, where, onDeadLetter });
+ * runSlice(runner, body, slice);
  * const { body: shuffle, index } = (runner.terminal as ShuffleBuffer).encode();
  */
 export class PhaseRunner {
@@ -249,4 +250,27 @@ export class PhaseRunner {
       error,
     );
   }
+}
+
+/**
+ * Feeds the records of one slice's bytes (a ranged GET of a segment) to a runner, skipping those
+ * at or below the slice's `afterSeq` (taken by an earlier batch). Returns how many it fed.
+ *
+ * @example
+ * records += runSlice(runner, await objects.getRange(slice.segment, slice.start, slice.end), slice);
+ */
+export function runSlice(
+  runner: PhaseRunner,
+  body: Buffer,
+  slice: { readonly shard: string; readonly segment: string; readonly afterSeq?: string },
+): number {
+  const cursor = new SegmentCursor(body, slice.shard, slice.segment);
+  const after = slice.afterSeq === undefined ? undefined : BigInt(slice.afterSeq);
+  let records = 0;
+  while (cursor.next()) {
+    if (after !== undefined && BigInt(cursor.seq) <= after) continue;
+    records++;
+    runner.input(cursor);
+  }
+  return records;
 }

@@ -1,4 +1,3 @@
-import { decodeSegment } from '../encoding/segment';
 import { decodeRun } from '../encoding/shuffle';
 import { InvalidInputError, NotReadyError, RecordFailedError, type ErrorScope } from '../errors';
 import { partitionId, type BatchId, type TaskId } from '../ids';
@@ -7,7 +6,7 @@ import { assertSamePlan, outputPrefix, type CompiledPhase } from '../plan';
 import { deadLetterKey, manifestKey, outputKey, shuffleKey } from '../storage/keys';
 import type { TaskReport } from '../storage/ledger';
 import { ShuffleBuffer, ShuffleMerger } from './buffers';
-import { NO_KEY, PhaseRunner, type DeadLetter, type RawRecord } from './datapath';
+import { NO_KEY, PhaseRunner, runSlice, type DeadLetter } from './datapath';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { toJsonLines } from './output';
@@ -141,7 +140,7 @@ async function execute(
 
   const read: { records: number; bytes: number; state?: () => PendingState } =
     index === 0
-      ? await readSegments(ctx, manifest, task, scope, (raw) => runner.input(raw))
+      ? await readSegments(ctx, manifest, task, scope, runner)
       : await reduceInput(
           ctx,
           manifest,
@@ -223,7 +222,7 @@ async function readSegments(
   manifest: Manifest,
   task: TaskId,
   scope: ErrorScope,
-  onRecord: (raw: RawRecord) => void,
+  runner: PhaseRunner,
 ): Promise<{ records: number; bytes: number }> {
   const slices: readonly Slice[] | undefined = manifest.tasks[task];
   if (!slices) throw new InvalidInputError(`batch ${manifest.batch} has no task ${task}`, scope);
@@ -232,12 +231,7 @@ async function readSegments(
   for (const slice of slices) {
     const body = await ctx.objects.getRange(slice.segment, slice.start, slice.end, scope);
     bytes += body.length;
-    const after = slice.afterSeq === undefined ? undefined : BigInt(slice.afterSeq);
-    for (const record of decodeSegment(body)) {
-      if (after !== undefined && BigInt(record.seq) <= after) continue;
-      records++;
-      onRecord({ shard: slice.shard, seq: record.seq, segment: slice.segment, data: record.data });
-    }
+    records += runSlice(runner, body, slice);
   }
   return { records, bytes };
 }
