@@ -355,7 +355,10 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
           access: {
             getObjects: [...reads, ...printReads],
             putObjects: [S3_PREFIXES.deadLetter, terminal ? outputObjects : S3_PREFIXES.shuffle],
-            ledgerActions: LEDGER_READ_WRITE,
+            // A stateful stage reads its state chunks in batches.
+            ledgerActions: phase.wide?.stateful
+              ? [...LEDGER_READ_WRITE, 'dynamodb:BatchGetItem']
+              : LEDGER_READ_WRITE,
             invokes: invocable(index + 1),
           },
         },

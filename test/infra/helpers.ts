@@ -6,14 +6,18 @@ import type { IConstruct } from 'constructs';
 import type { AnyPipeline } from '../../lib/dsl/pipeline';
 import { SluicePipeline, type SluicePipelineProps } from '../../infra/pipeline-construct';
 import singlePhase from './fixtures/single-phase';
+import joinedWindows from './fixtures/joined-windows';
 import threePhase from './fixtures/three-phase';
 import twoPhase from './fixtures/two-phase';
 
 /** The fixture pipelines, by file name. */
-export const FIXTURES: Readonly<Record<'two-phase' | 'three-phase' | 'single-phase', AnyPipeline>> = {
+export const FIXTURES: Readonly<
+  Record<'two-phase' | 'three-phase' | 'single-phase' | 'joined-windows', AnyPipeline>
+> = {
   'two-phase': twoPhase as AnyPipeline,
   'three-phase': threePhase as AnyPipeline,
   'single-phase': singlePhase as AnyPipeline,
+  'joined-windows': joinedWindows as AnyPipeline,
 };
 
 export type FixtureName = keyof typeof FIXTURES;

@@ -265,3 +265,32 @@ describe('IAM: across all functions', () => {
     expect(invokes).toEqual([coordinator, `${coordinator}:*`]);
   });
 });
+
+describe('IAM: stateful stages and joins', () => {
+  const joined = build('joined-windows');
+
+  it('lets a stateful reduce function read its state chunks in batches, and only it', () => {
+    // Arrange
+    const stateful = functionGrants(joined, fn(joined, 'recent'));
+    const stateless = functionGrants(joined, fn(joined, 'joined'));
+
+    // Act
+    const tableArn = arnOf(joined, joined.sluice.table);
+
+    // Assert
+    expect(actionsOn(stateful, tableArn)).toContain('dynamodb:BatchGetItem');
+    expect(actionsOn(stateless, tableArn)).not.toContain('dynamodb:BatchGetItem');
+  });
+
+  it('creates a stream and an event-source mapping for each source of a join', () => {
+    // Arrange
+    const { template, sluice } = joined;
+
+    // Act
+    const mappings = template.findResources('AWS::Lambda::EventSourceMapping');
+
+    // Assert
+    expect(Object.keys(sluice.streams).sort()).toEqual(['fixture-left', 'fixture-right']);
+    expect(Object.keys(mappings)).toHaveLength(2);
+  });
+});
