@@ -1,4 +1,5 @@
-import * as z from 'zod';
+// zod/mini: the same validation without the full library in every function bundle.
+import * as z from 'zod/mini';
 import { parseBlocks } from './encoding/segment';
 import { InvalidInputError } from './errors';
 import type { BatchId } from './ids';
@@ -40,24 +41,24 @@ export interface Manifest {
 const sliceSchema = z.object({
   segment: z.string(),
   shard: z.string(),
-  start: z.number().int().nonnegative(),
-  end: z.number().int().nonnegative(),
-  records: z.number().int().nonnegative(),
-  afterSeq: z.string().optional(),
+  start: z.number().check(z.int(), z.nonnegative()),
+  end: z.number().check(z.int(), z.nonnegative()),
+  records: z.number().check(z.int(), z.nonnegative()),
+  afterSeq: z.optional(z.string()),
 });
 const cursorsSchema = z.record(z.string(), z.object({ segment: z.string(), lastSeq: z.string() }));
 const manifestSchema = z.object({
   kind: z.literal('sluice.manifest/v1'),
   pipeline: z.string(),
-  batch: z.number().int().positive(),
-  time: z.number().int(),
-  plan: z.object({ kind: z.literal('sluice.plan/v1') }).passthrough(),
+  batch: z.number().check(z.int(), z.positive()),
+  time: z.number().check(z.int()),
+  plan: z.looseObject({ kind: z.literal('sluice.plan/v1') }),
   previousCursors: cursorsSchema,
   cursors: cursorsSchema,
-  records: z.number().int().nonnegative(),
-  bytes: z.number().int().nonnegative(),
+  records: z.number().check(z.int(), z.nonnegative()),
+  bytes: z.number().check(z.int(), z.nonnegative()),
   tasks: z.array(z.array(sliceSchema)),
-  eventTime: z.number().nullable().optional(),
+  eventTime: z.optional(z.nullable(z.number())),
 });
 
 /**

@@ -1,4 +1,5 @@
-import type { ZodType } from 'zod';
+// zod's core: works for classic and mini schemas alike, and keeps bundles free of the full library.
+import { safeParse, type $ZodType, type output } from 'zod/v4/core';
 import { PipelineDefinitionError } from '../errors';
 
 /**
@@ -44,24 +45,26 @@ export function json<T = unknown>(): Decoder<T> {
 }
 
 /**
- * Records are JSON documents validated by a zod schema; a record that does not match is a decode
- * error, with zod's message as the reason.
+ * Records are JSON documents validated by a zod schema (from `zod` or, for smaller function
+ * bundles, `zod/mini`); a record that does not match is a decode error, with zod's message and the
+ * path as the reason.
  *
  * @example
  * const Reading = z.object({ sensor: z.string(), celsius: z.number() });
  * kinesis({ stream: 'readings', decode: schema(Reading) })
  */
-export function schema<T>(zodSchema: ZodType<T>): Decoder<T> {
+export function schema<S extends $ZodType>(zodSchema: S): Decoder<output<S>> {
+  type T = output<S>;
   return Object.freeze({
     name: 'zod',
     decode: (bytes: Uint8Array) => {
-      const parsed = zodSchema.safeParse(JSON.parse(textDecoder.decode(bytes)));
+      const parsed = safeParse(zodSchema, JSON.parse(textDecoder.decode(bytes)));
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
         throw new TypeError(`schema: ${issue?.message ?? 'invalid record'}${where}`);
       }
-      return parsed.data;
+      return parsed.data as T;
     },
     encode: (record: T) => textEncoder.encode(JSON.stringify(record)),
   });

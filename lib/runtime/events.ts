@@ -1,4 +1,5 @@
-import * as z from 'zod';
+// zod/mini: the same validation without the full library in every function bundle.
+import * as z from 'zod/mini';
 import { InvalidInputError } from '../errors';
 import { batchId, taskId, type BatchId, type TaskId } from '../ids';
 
@@ -14,9 +15,9 @@ export interface TaskEvent {
 const taskEventSchema = z.object({
   kind: z.literal('sluice.task/v1'),
   pipeline: z.string(),
-  batch: z.number().int().positive(),
-  phase: z.number().int().nonnegative(),
-  task: z.number().int().nonnegative(),
+  batch: z.number().check(z.int(), z.positive()),
+  phase: z.number().check(z.int(), z.nonnegative()),
+  task: z.number().check(z.int(), z.nonnegative()),
 });
 
 /**
@@ -54,7 +55,7 @@ const kinesisEventSchema = z.object({
       eventID: z.string(),
       eventSourceARN: z.string(),
       kinesis: z.object({
-        sequenceNumber: z.string().regex(/^\d+$/),
+        sequenceNumber: z.string().check(z.regex(/^\d+$/)),
         data: z.string(),
         partitionKey: z.string(),
         approximateArrivalTimestamp: z.number(),
