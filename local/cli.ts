@@ -124,6 +124,13 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
   );
   const stages = run.ctx.plan.phases;
   const reporter = new Reporter(flags, stages[stages.length - 1]?.spec.function ?? 'read');
+  // Ctrl-C: stop the runtime (and remove the emulator's data) rather than leave it behind.
+  const interrupt = (): void => {
+    reporter.clearProgress();
+    process.stderr.write('sluice: interrupted\n');
+    void run.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupt);
   try {
     if (manual) {
       for await (const chunk of lineChunks(flags.input, flags.linesPerBatch as number)) {
@@ -135,6 +142,7 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
       await runRealtime(run, flags, reporter);
     }
   } finally {
+    process.off('SIGINT', interrupt);
     reporter.clearProgress();
     await run.stop();
   }

@@ -3,7 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { awsTargetFromEnv, createAwsClients } from '../aws';
-import type { AnyPipeline } from '../dsl/pipeline';
+import type { AnyPipeline, Pipeline } from '../dsl/pipeline';
 import { ConfigError, InvalidInputError, isRetryable, SluiceError } from '../errors';
 import type { StageId } from '../ids';
 import {
@@ -153,7 +153,12 @@ const COORDINATOR_MARGIN_MS = 5_000;
  * // functions/task.ts
  * export const handler = lambdaHandlers(pipeline).task;
  */
-export function lambdaHandlers(pipeline: AnyPipeline, env: NodeJS.ProcessEnv = process.env): LambdaHandlers {
+export function lambdaHandlers<T, Out>(
+  typed: Pipeline<T, Out>,
+  env: NodeJS.ProcessEnv = process.env,
+): LambdaHandlers {
+  // The handlers only move records through; their types were checked where the pipeline was defined.
+  const pipeline = typed as unknown as AnyPipeline;
   const config = configFromEnv(env);
   const clients = createAwsClients(awsTargetFromEnv(env));
   const logger = new Logger({ serviceName: serviceName(pipeline.name) });

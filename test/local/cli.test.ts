@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli';
 import { countWords, generateLines, sortedEntries } from '../support/corpus';
 
@@ -14,6 +14,7 @@ interface JsonOutput {
 }
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sluice-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const lines = generateLines(20_000, 77);
 const input = path.join(dir, 'lines.txt');
 writeFileSync(input, `${lines.join('\n')}\n`);

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import wordcount from '../../examples/wordcount/pipeline';
+import { withSettings } from '../../lib/dsl/pipeline';
+import { lambdaHandlers } from '../../lib/runtime/lambda';
+import { CONFIG_ENV } from '../../lib/runtime/context';
+import { LocalRuntime } from '../../local/runtime';
+
+/**
+ * The Lambda adapters themselves (what `functions/*.ts` export), against the emulator's S3,
+ * DynamoDB and Kinesis. The emulator has no Lambda, so these runs avoid invoking tasks: ingest on
+ * its own, and the coordinator's loop over batches with no input.
+ */
+const fast = withSettings(wordcount, { batchInterval: '200ms' });
+
+describe('the Lambda handlers', () => {
+  let run: LocalRuntime<string, [string, number]>;
+  let env: NodeJS.ProcessEnv;
+  const saved = { ...process.env };
+
+  beforeAll(async () => {
+    run = await LocalRuntime.start(fast);
+    env = {
+      AWS_ENDPOINT_URL: run.resources.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      [CONFIG_ENV.bucket]: run.resources.bucket,
+      [CONFIG_ENV.table]: run.resources.table,
+      [CONFIG_ENV.streams]: JSON.stringify([[run.resources.stream, 'lines']]),
+    };
+    // Powertools reads these from the process: no log lines or metric documents in test output.
+    process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+    process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  });
+  afterAll(async () => {
+    process.env = saved;
+    await run.stop();
+  });
+
+  it('ingest writes a Kinesis event ahead as one segment per shard, under the source name', async () => {
+    const handlers = lambdaHandlers(fast, env);
+    const record = (seq: string, text: string) => ({
+      eventID: `shardId-000000000003:${seq}`,
+      eventSourceARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${run.resources.stream}`,
+      kinesis: {
+        sequenceNumber: seq,
+        data: Buffer.from(text).toString('base64'),
+        partitionKey: 'p',
+        approximateArrivalTimestamp: 1_700_000_000.5,
+      },
+    });
+
+    await handlers.ingest({ Records: [record('12', 'b'), record('11', 'a')] });
+    const segments = await run.ctx.ledger.segments('lines/shardId-000000000003' as never, undefined);
+
+    expect(segments).toEqual([
+      expect.objectContaining({
+        firstSeq: '11',
+        lastSeq: '12',
+        records: 2,
+        key: 'segments/lines/shardId-000000000003/11.seg',
+      }),
+    ]);
+    expect(await run.ctx.ledger.shards()).toContain('lines/shardId-000000000003');
+  });
+
+  it('rejects an event that is not a Kinesis event where it enters', async () => {
+    const handlers = lambdaHandlers(fast, env);
+
+    await expect(handlers.ingest({ Records: [{ nope: true }] })).rejects.toThrow(/not a Kinesis event/);
+    await expect(handlers.transform({ kind: 'sluice.task/v1', batch: 0 })).rejects.toThrow(
+      /not a task event/,
+    );
+  });
+
+  it('the coordinator loops inside one invocation, sealing a batch at each interval until its time is nearly up', async () => {
+    const fresh = await LocalRuntime.start(fast);
+    try {
+      const handlers = lambdaHandlers(fast, {
+        ...env,
+        AWS_ENDPOINT_URL: fresh.resources.endpoint,
+        [CONFIG_ENV.bucket]: fresh.resources.bucket,
+        [CONFIG_ENV.table]: fresh.resources.table,
+      });
+      const deadline = Date.now() + 8_500;
+
+      const reports = await handlers.coordinator(
+        {},
+        { getRemainingTimeInMillis: () => deadline - Date.now() },
+      );
+      const sealed = reports.flatMap((r) => r.sealed);
+      const batches = await fresh.ctx.ledger.batchesFrom(1);
+
+      expect(reports.length).toBeGreaterThan(3);
+      expect(sealed).toEqual(sealed.map((_, i) => (sealed[0] as number) + i));
+      expect(batches.map((b) => b.status)).toEqual(batches.map(() => 'complete'));
+      expect(Date.now()).toBeLessThan(deadline);
+    } finally {
+      await fresh.stop();
+    }
+  });
+});
