@@ -1,6 +1,6 @@
 import { decodeRun } from '../encoding/shuffle';
 import { InvalidInputError, NotReadyError, RecordFailedError, type ErrorScope } from '../errors';
-import { partitionId, type BatchId, type TaskId } from '../ids';
+import { batchId, partitionId, type BatchId, type TaskId } from '../ids';
 import { parseManifest, type Manifest, type Slice } from '../manifest';
 import { assertSamePlan, outputPrefix, type CompiledPhase } from '../plan';
 import { deadLetterKey, manifestKey, outputKey, shuffleKey } from '../storage/keys';
@@ -10,7 +10,7 @@ import { NO_KEY, PhaseRunner, runSlice, type DeadLetter } from './datapath';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { toJsonLines } from './output';
-import { advance } from './progress';
+import { advance, invokeTasks } from './progress';
 
 export type { DeadLetter } from './datapath';
 import {
@@ -93,7 +93,21 @@ async function executeAndReport(
     await commitState(ctx.state, state);
   }
   await ctx.ledger.putTaskReport(report);
+  if (state) await startWaitingSuccessor(ctx, event);
   return report;
+}
+
+/**
+ * The same partition of the next batch may have started before this one committed, found the
+ * state not ready and be waiting on its retries (a minute or more on Lambda). Starting it again now
+ * keeps stateful pipelines moving at the batch interval; a duplicate is harmless.
+ */
+async function startWaitingSuccessor(ctx: RuntimeContext, event: TaskEvent): Promise<void> {
+  const next = await ctx.ledger.batch(batchId(event.batch + 1));
+  if (!next || next.status !== 'sealed') return;
+  const started = next.expected[event.phase]?.includes(event.task) ?? false;
+  const done = next.done[event.phase]?.includes(event.task) ?? false;
+  if (started && !done) await invokeTasks(ctx, next.batch, event.phase, [event.task]);
 }
 
 /** Collects dead letters, or fails the task at the first one under `onError: 'fail'`. */

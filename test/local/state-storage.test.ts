@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { kinesis, pipeline, transform, updateStateByKey, utf8, type Pair } from '../../lib';
+import { kinesis, pipeline, transform, updateStateByKey, utf8, type AnyPipeline, type Pair } from '../../lib';
+import { createAwsClients, destroyAwsClients } from '../../lib/aws';
+import { batchId, taskId } from '../../lib/ids';
+import { createRuntimeContext } from '../../lib/runtime/context';
+import { coordinate } from '../../lib/runtime/coordinator';
+import type { TaskEvent } from '../../lib/runtime/events';
+import { runTask } from '../../lib/runtime/tasks';
 import { testPipeline } from '../../local/testing';
 import { closeAfterEach } from '../support/runs';
 
@@ -104,3 +110,55 @@ describe('a reducer that crashes half-way through its state writes', () => {
 function sortPairs(records: readonly Pair<string, number>[]): Pair<string, number>[] {
   return [...records].sort(([a], [b]) => a.localeCompare(b));
 }
+
+describe('stateful partitions wait for the previous batch', () => {
+  it('a reducer that ran before the previous batch committed is started again by that commit', async () => {
+    // Arrange: the executors, with an invoker that only records what would be invoked.
+    const t = track(testPipeline(counting, { settings: { partitions: 1 } }));
+    const run = await t.local();
+    const invoked: TaskEvent[] = [];
+    const clock = { time: run.now() };
+    const clients = createAwsClients({
+      endpoint: run.resources.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    const ctx = createRuntimeContext(counting as unknown as AnyPipeline, {
+      config: {
+        bucket: run.resources.bucket,
+        table: run.resources.table,
+        functions: {},
+        sweepAfterMs: 60_000,
+      },
+      clients,
+      invoker: { invoke: async (_fn, event) => void invoked.push(event) },
+      clock: { now: () => clock.time },
+    });
+    const task = (batch: number, phase: number, n: number): TaskEvent => ({
+      kind: 'sluice.task/v1',
+      pipeline: 'running',
+      batch: batchId(batch),
+      phase,
+      task: taskId(n),
+    });
+    await run.push(['a b']);
+    await run.ingestPending();
+    clock.time += 2 * counting.batchIntervalMs;
+    await coordinate(ctx);
+    await runTask(ctx, task(1, 0, 0));
+    await runTask(ctx, task(2, 0, 0)).catch(() => undefined);
+
+    // Act: batch 2's reducer first (too early), then batch 1's.
+    const early = await runTask(ctx, task(2, 1, 0)).then(
+      () => 'ran',
+      (error: unknown) => (error as Error).name,
+    );
+    invoked.length = 0;
+    await runTask(ctx, task(1, 1, 0));
+
+    // Assert
+    expect(early).toBe('NotReadyError');
+    expect(invoked).toContainEqual(task(2, 1, 0));
+    destroyAwsClients(clients);
+  });
+});
