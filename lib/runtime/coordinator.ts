@@ -59,6 +59,8 @@ export async function coordinate(
  */
 export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: number): Promise<Manifest> {
   let item = await ctx.ledger.batch(batch);
+  // The segments this pass read, when it is the one that sealed: no need to read them again.
+  let sealedWith: SegmentItem[] | undefined;
   if (!item) {
     const state = await ctx.ledger.pipelineState();
     // If another coordinator seals this batch between our reads, our conditional create fails and
@@ -68,7 +70,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       const input = await gatherInput(ctx, previousCursors);
       const tasks = splitIntoTasks(input.segments, taskOptions(ctx), (s) => afterSeqOf(s, previousCursors));
       const eventTime = hasEventTime(ctx) ? await foldEventTime(ctx, state?.eventTime, batch) : undefined;
-      ({ item } = await ctx.ledger.sealBatch({
+      const sealed = await ctx.ledger.sealBatch({
         batch,
         time,
         ...(eventTime ? { eventTime } : {}),
@@ -79,11 +81,13 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
         tasks: tasks.length,
         sealedAt: ctx.clock.now(),
         updatedAt: ctx.clock.now(),
-      }));
+      });
+      item = sealed.item;
+      if (sealed.created) sealedWith = input.segments;
     }
   }
   await ctx.ledger.advanceSealed(batch, item.cursors, item.eventTime);
-  const manifest = await buildManifest(ctx, item);
+  const manifest = await buildManifest(ctx, item, sealedWith);
   await ctx.objects.put(manifestKey(batch), serializeManifest(manifest), 'application/json');
   ctx.log.info('batch sealed', { batch, time, records: manifest.records, tasks: manifest.tasks.length });
   await startBatch(ctx, item);
@@ -134,10 +138,14 @@ function maxSeq(segments: readonly SegmentItem[], floor: string | undefined): st
   return max.toString();
 }
 
-/** The manifest of a sealed batch, rebuilt from its ledger item alone. */
-async function buildManifest(ctx: RuntimeContext, item: BatchItem): Promise<Manifest> {
-  const segments: SegmentItem[] = [];
-  for (const shard of Object.keys(item.cursors).sort() as ShardId[]) {
+/**
+ * The manifest of a sealed batch, from its ledger item: the segments between its previous and its
+ * own cursors (read again unless the caller just read them to seal it; both walk the shards in
+ * the same order, so the bytes are the same either way).
+ */
+async function buildManifest(ctx: RuntimeContext, item: BatchItem, known?: SegmentItem[]): Promise<Manifest> {
+  const segments: SegmentItem[] = known ? [...known] : [];
+  for (const shard of known ? [] : (Object.keys(item.cursors).sort() as ShardId[])) {
     const cursor = item.cursors[shard] as ShardCursor;
     const previous = item.previousCursors[shard];
     if (previous && previous.segment === cursor.segment) continue;
