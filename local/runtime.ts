@@ -15,9 +15,8 @@ import { createRuntimeContext, type RuntimeContext } from '../lib/runtime/contex
 import { coordinate } from '../lib/runtime/coordinator';
 import { parseKinesisEvent, parseTaskEvent } from '../lib/runtime/events';
 import { ingest } from '../lib/runtime/ingest';
-import { failOrRethrow } from '../lib/runtime/lambda';
 import { fromJsonLines, readBatchOutput, type PartitionOutput } from '../lib/runtime/output';
-import { runTask, type DeadLetter } from '../lib/runtime/tasks';
+import { handleTask, type DeadLetter } from '../lib/runtime/tasks';
 import type { BatchItem } from '../lib/storage/ledger';
 import { startEmulator, type Emulator } from './emulator';
 import { addFaultMiddleware, FaultInjector, type FaultOptions } from './faults';
@@ -222,12 +221,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       await coordinate(this.ctx, stuckBefore === undefined ? {} : { stuckBefore });
       return;
     }
-    const task = parseTaskEvent(event);
-    try {
-      await runTask(this.ctx, task);
-    } catch (error) {
-      await failOrRethrow(this.ctx, task, error);
-    }
+    await handleTask(this.ctx, parseTaskEvent(event));
   }
 
   /** Puts records into the pipeline source's stream, encoded by the source's decoder. */

@@ -4,20 +4,19 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { awsTargetFromEnv, createAwsClients } from '../aws';
 import type { AnyPipeline, Pipeline } from '../dsl/pipeline';
-import { ConfigError, InvalidInputError, isRetryable, SluiceError } from '../errors';
+import { ConfigError, InvalidInputError } from '../errors';
 import type { StageId } from '../ids';
 import {
   configFromEnv,
   createRuntimeContext,
   type Invoker,
   type RuntimeConfig,
-  type RuntimeContext,
   type RuntimeLog,
 } from './context';
 import { coordinate, type CoordinatorReport } from './coordinator';
 import { parseKinesisEvent, parseTaskEvent, type TaskEvent } from './events';
 import { ingest } from './ingest';
-import { runTask } from './tasks';
+import { handleTask } from './tasks';
 
 /**
  * Starts tasks with Lambda's asynchronous invoke: Lambda queues the event, retries failures twice
@@ -43,21 +42,6 @@ export class LambdaInvoker implements Invoker {
       }),
     );
   }
-}
-
-/**
- * Records a task's non-retryable failure on its batch and swallows it: retrying cannot help, and
- * the batch's `failed` status is what operators and alarms look at. Retryable errors are rethrown
- * so that Lambda's asynchronous retries re-drive the task.
- *
- * @example
- * await runTask(ctx, event).catch((e) => failOrRethrow(ctx, event, e));
- */
-export async function failOrRethrow(ctx: RuntimeContext, event: TaskEvent, error: unknown): Promise<void> {
-  if (isRetryable(error)) throw error;
-  const message = error instanceof SluiceError ? `${error.message} (${error.hint})` : String(error);
-  ctx.log.error('task failed', { batch: event.batch, phase: event.phase, task: event.task, error: message });
-  await ctx.ledger.failBatch(event.batch, { message, phase: event.phase, task: event.task }, ctx.clock.now());
 }
 
 /** The CloudWatch namespace of sluice's batch metrics. */
@@ -225,9 +209,7 @@ export function lambdaHandlers<T, Out>(
     }
     logger.appendKeys({ batch: parsed.batch, phase: parsed.phase, task: parsed.task });
     try {
-      await runTask(ctx, parsed);
-    } catch (error) {
-      await failOrRethrow(ctx, parsed, error);
+      await handleTask(ctx, parsed);
     } finally {
       publish();
       logger.removeKeys(['batch', 'phase', 'task']);

@@ -1,5 +1,12 @@
 import { decodeRun } from '../encoding/shuffle';
-import { InvalidInputError, NotReadyError, RecordFailedError, type ErrorScope } from '../errors';
+import {
+  InvalidInputError,
+  isRetryable,
+  NotReadyError,
+  RecordFailedError,
+  SluiceError,
+  type ErrorScope,
+} from '../errors';
 import { batchId, partitionId, type BatchId, type TaskId } from '../ids';
 import { parseManifest, type Manifest, type Slice } from '../manifest';
 import { assertSamePlan, outputPrefix, type CompiledPhase } from '../plan';
@@ -108,6 +115,30 @@ async function startWaitingSuccessor(ctx: RuntimeContext, event: TaskEvent): Pro
   const started = next.expected[event.phase]?.includes(event.task) ?? false;
   const done = next.done[event.phase]?.includes(event.task) ?? false;
   if (started && !done) await invokeTasks(ctx, next.batch, event.phase, [event.task]);
+}
+
+/**
+ * Runs a task as a function invocation does, on Lambda and locally alike. A non-retryable failure
+ * is recorded on its batch and swallowed: retrying cannot help, and the batch's `failed` status is
+ * what operators and alarms look at. Retryable errors are rethrown, so that asynchronous retries
+ * (Lambda's, or the local invoker's) re-drive the task.
+ *
+ * @example
+ * await handleTask(ctx, parseTaskEvent(event));
+ */
+export async function handleTask(ctx: RuntimeContext, event: TaskEvent): Promise<void> {
+  try {
+    await runTask(ctx, event);
+  } catch (error) {
+    await failOrRethrow(ctx, event, error);
+  }
+}
+
+async function failOrRethrow(ctx: RuntimeContext, event: TaskEvent, error: unknown): Promise<void> {
+  if (isRetryable(error)) throw error;
+  const message = error instanceof SluiceError ? `${error.message} (${error.hint})` : String(error);
+  ctx.log.error('task failed', { batch: event.batch, phase: event.phase, task: event.task, error: message });
+  await ctx.ledger.failBatch(event.batch, { message, phase: event.phase, task: event.task }, ctx.clock.now());
 }
 
 /** Collects dead letters, or fails the task at the first one under `onError: 'fail'`. */
