@@ -48,7 +48,7 @@ export async function coordinate(
     sealed.push(batchId(next));
     next++;
   }
-  const swept = await sweep(ctx, options.stuckBefore ?? now - ctx.config.sweepAfterMs);
+  const swept = await sweep(ctx, options.stuckBefore ?? now - ctx.config.sweepAfterMs, next - 1);
   return { sealed, swept, nextBatchTime: state.zeroTime + next * interval };
 }
 
@@ -192,12 +192,11 @@ async function foldEventTime(
 }
 
 /** Re-drives open batches that have not moved since `stuckBefore`. */
-async function sweep(ctx: RuntimeContext, stuckBefore: number): Promise<BatchId[]> {
-  const state = await ctx.ledger.pipelineState();
-  if (!state) return [];
+async function sweep(ctx: RuntimeContext, stuckBefore: number, lastSealed: number): Promise<BatchId[]> {
+  if (lastSealed < 1) return [];
   const swept: BatchId[] = [];
   // Open batches are few and recent; scan back from the newest sealed one.
-  const from = Math.max(1, state.lastSealed - 99);
+  const from = Math.max(1, lastSealed - 99);
   for (const item of await ctx.ledger.batchesFrom(from)) {
     if (item.status !== 'sealed' || item.updatedAt >= stuckBefore) continue;
     if (pendingWork(item, ctx.plan).kind === 'none') continue;

@@ -126,29 +126,22 @@ async function batchEventTime(ctx: RuntimeContext, batch: BatchId, phase: number
 
 async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {
   const summary = await summarize(ctx, item);
-  const first = await ctx.ledger.completeBatch(item.batch, summary, ctx.clock.now());
-  if (!first) return;
-  const done = await ctx.ledger.batch(item.batch);
-  ctx.log.info('batch complete', {
-    batch: item.batch,
-    time: item.time,
+  const now = ctx.clock.now();
+  if (!(await ctx.ledger.completeBatch(item.batch, summary, now))) return;
+  // What the conditional update just wrote: no need to read the item back.
+  const done: BatchItem = { ...item, status: 'complete', summary, completedAt: now, updatedAt: now };
+  const header = {
+    batch: done.batch,
+    time: done.time,
     inputRecords: summary.inputRecords,
-    deadLetters: summary.deadLetters,
     outputRecords: summary.outputRecords,
-    processingMs: (done?.completedAt ?? item.sealedAt) - item.sealedAt,
-    schedulingDelayMs: item.sealedAt - item.time,
-  });
+    deadLetters: summary.deadLetters,
+    processingMs: now - done.sealedAt,
+  };
+  ctx.log.info('batch complete', { ...header, schedulingDelayMs: done.sealedAt - done.time });
   for (const sink of ctx.plan.spec.sinks) {
-    if (sink.kind !== 'sluice.sink/print@1' || !done) continue;
+    if (sink.kind !== 'sluice.sink/print@1') continue;
     const output = await readBatchOutput(ctx.objects, outputPrefix(ctx.plan.spec), done, sink.top);
-    const header = {
-      batch: done.batch,
-      time: done.time,
-      inputRecords: summary.inputRecords,
-      outputRecords: summary.outputRecords,
-      deadLetters: summary.deadLetters,
-      processingMs: (done.completedAt ?? done.sealedAt) - done.sealedAt,
-    };
     ctx.print(formatBatch(header, output, sink.top));
   }
 }

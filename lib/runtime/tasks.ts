@@ -30,11 +30,7 @@ import {
 } from './stateful';
 
 /** Reads and checks a batch's manifest. */
-export async function loadManifest(
-  ctx: RuntimeContext,
-  batch: BatchId,
-  scope: ErrorScope,
-): Promise<Manifest> {
+async function loadManifest(ctx: RuntimeContext, batch: BatchId, scope: ErrorScope): Promise<Manifest> {
   const manifest = parseManifest(await ctx.objects.get(manifestKey(batch), scope));
   assertSamePlan(manifest.plan, ctx.plan.spec);
   return manifest;
@@ -52,7 +48,6 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
   const phase = ctx.plan.phases[event.phase];
   if (!phase) throw new InvalidInputError(`the plan has no phase ${event.phase}`, { batch: event.batch });
   const scope: ErrorScope = { batch: event.batch, task: event.task, stage: phase.spec.function };
-  const manifest = await loadManifest(ctx, event.batch, scope);
   let report = await ctx.ledger.taskReport(event.batch, event.phase, event.task);
   if (
     report?.pendingState &&
@@ -62,7 +57,11 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
     report = { ...report, pendingState: false };
     await ctx.ledger.putTaskReport(report);
   }
-  if (!report || report.pendingState) report = await executeAndReport(ctx, manifest, phase, event, scope);
+  if (!report || report.pendingState) {
+    // Only a task that has work to do reads its manifest: a duplicate of a finished one just reports.
+    const manifest = await loadManifest(ctx, event.batch, scope);
+    report = await executeAndReport(ctx, manifest, phase, event, scope);
+  }
   const item = await ctx.ledger.markTaskDone(
     event.batch,
     event.phase,
