@@ -82,13 +82,8 @@ export class ShuffleBuffer implements EventTimeSink {
       this.records++;
       return;
     }
-    let k: MapKey;
-    // Plain strings are their own map key (the common case, kept off the slow path).
-    if (typeof key === 'string' && key.charCodeAt(0) !== 0) k = key;
-    else {
-      k = mapKey(key);
-      if (!Object.is(k, key)) this.originals.set(k, key);
-    }
+    const k = mapKey(key);
+    if (k !== key && typeof key !== 'number') this.originals.set(k, key);
     const combiner = this.combined.get(k);
     // A combiner may itself be undefined; only a missing key starts a new one.
     if (combiner === undefined && !this.combined.has(k)) this.combined.set(k, this.create(value));
@@ -234,7 +229,7 @@ export class ShuffleMerger {
   /** Takes one (key, value) pair of a run; pass it as `decodeRun`'s callback. */
   readonly add = (key: unknown, value: unknown): void => {
     // Plain strings are their own map key (the common case, kept off the slow path).
-    const k = typeof key === 'string' && key.charCodeAt(0) !== 0 ? key : mapKey(key);
+    const k = mapKey(key);
     if (this.failed.has(k)) return;
     const { create, mergeValue, mergeCombiners } = this.stage.aggregator;
     const entry = this.merged.get(k);

@@ -79,7 +79,7 @@ function reasonOf(error: unknown): string {
 }
 
 /** A record as JSON would keep it, for dead letters (never throws). */
-export function jsonSafe(value: unknown): unknown {
+function jsonSafe(value: unknown): unknown {
   try {
     return JSON.parse(JSON.stringify(value) ?? 'null') as unknown;
   } catch {

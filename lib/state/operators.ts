@@ -1,4 +1,4 @@
-import type { KeyedState, StatefulBatch, StatefulOperator } from '../dsl/types';
+import type { StatefulOperator } from '../dsl/types';
 
 /**
  * Processing-time window geometry in batches, as Spark's DStream defines windows: output at
@@ -263,6 +263,3 @@ export function mapWithState(options: MapWithStateOptions): StatefulOperator {
     },
   };
 }
-
-/** Re-exported for the runtime: a partition's state as operators see it. */
-export type { KeyedState, StatefulBatch };

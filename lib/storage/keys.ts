@@ -12,7 +12,7 @@ export const S3_PREFIXES = Object.freeze({
 });
 
 /** Zero-padded so that keys list in batch order. */
-export function batchSegment(batch: BatchId): string {
+function batchSegment(batch: BatchId): string {
   return `batch-${String(batch).padStart(10, '0')}`;
 }
 

@@ -5,7 +5,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { isConditionFailure } from './conditions';
 import { InvalidInputError } from '../errors';
 import type { BatchId, ShardId, TaskId } from '../ids';
 import { padSeq } from '../encoding/segment';
@@ -119,13 +119,6 @@ const batchKey = (batch: number): { pk: string; sk: string } => ({
   sk: String(batch).padStart(10, '0'),
 });
 const taskPk = (batch: number, phase: number): string => `task#${String(batch).padStart(10, '0')}#${phase}`;
-
-function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error as { name?: string }).name === 'ConditionalCheckFailedException'
-  );
-}
 
 function numbers(value: unknown): number[] {
   if (value instanceof Set) return [...(value as Set<number>)].sort((a, b) => a - b);

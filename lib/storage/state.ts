@@ -5,7 +5,7 @@ import {
   type BatchGetCommandOutput,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { isConditionFailure } from './conditions';
 import type { StageId } from '../ids';
 
 /**
@@ -23,13 +23,6 @@ export interface StateHead {
 }
 
 const EMPTY_HEAD: StateHead = { version: 0, chunks: 1, slots: '-', meta: {} };
-
-function isConditionFailure(error: unknown): boolean {
-  return (
-    error instanceof ConditionalCheckFailedException ||
-    (error as { name?: string }).name === 'ConditionalCheckFailedException'
-  );
-}
 
 /**
  * Keyed state in the ledger table, in chunks: a head item per (stage, partition) and two slots per
