@@ -75,6 +75,8 @@ export {
   type AnyPipeline,
   type PipelineOptions,
   type OnError,
+  type OnBatchFailure,
+  type RetryOptions,
   type TaskOptions,
 } from './dsl/pipeline';
 export type {
@@ -108,8 +110,14 @@ export {
   PlanMismatchError,
   RecordFailedError,
   NotReadyError,
+  RetryableError,
+  RetryBudgetExhaustedError,
+  StateTooLargeError,
   ConfigError,
   isRetryable,
+  classifyFailure,
+  describeError,
+  type FailureClass,
   type ErrorScope,
 } from './errors';
 export {

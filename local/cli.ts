@@ -1,11 +1,11 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { SluiceError } from '../lib/errors';
 import { formatBatch } from '../lib/runtime/output';
-import type { Duration } from '../lib/duration';
+import { toMillis, type Duration } from '../lib/duration';
 import { startEmulator } from './emulator';
-import { parseFaults } from './faults';
+import { parseFaults, type FaultOptions } from './faults';
+import { readRecords, unreadableReason } from './input';
 import { loadPipeline, PipelineLoadError } from './load';
 import { LocalRuntime, type BatchResult } from './runtime';
 
@@ -18,10 +18,51 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   (emitWarning as (w: string | Error, ...r: unknown[]) => void)(warning, ...rest);
 }) as typeof process.emitWarning;
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive whole number');
-  return n;
+/**
+ * A mistake in how the command was run (a flag, the input file): the person who ran it can fix it,
+ * so it is reported as one line and a hint, without a stack.
+ */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A flag parser for whole numbers in a range; `why` says where the range comes from. */
+function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER, why = ''): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+      throw new InvalidArgumentError(`It must be a whole number ${range}${why}.`);
+    }
+    return n;
+  };
+}
+
+const positiveInt = wholeNumber(1);
+
+function duration(value: string): Duration {
+  try {
+    toMillis(value as Duration);
+  } catch (error) {
+    if (error instanceof SluiceError) throw new InvalidArgumentError(`${error.message}.`);
+    throw error;
+  }
+  return value as Duration;
+}
+
+function faultList(value: string): FaultOptions {
+  try {
+    return parseFaults(value);
+  } catch (error) {
+    if (error instanceof RangeError) throw new InvalidArgumentError(`${error.message}.`);
+    throw error;
+  }
 }
 
 interface RunFlags {
@@ -30,31 +71,21 @@ interface RunFlags {
   shards: number;
   partitions?: number;
   tasks?: number;
-  batchInterval?: string;
+  batchInterval?: Duration;
   linesPerBatch?: number;
-  faults?: string;
+  faults?: FaultOptions;
   seed?: number;
   top: number;
   concurrency: number;
 }
 
-/**
- * Reads lines from a file or standard input, in chunks, without holding the whole input. Each line
- * is one record's bytes as they would be on the stream; the source's decoder reads them.
- */
-async function* lineChunks(input: string, size: number): AsyncGenerator<string[]> {
-  const stream = input === '-' ? process.stdin : createReadStream(input, 'utf8');
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  let chunk: string[] = [];
-  for await (const line of lines) {
-    if (line.length === 0) continue;
-    chunk.push(line);
-    if (chunk.length >= size) {
-      yield chunk;
-      chunk = [];
-    }
+/** The input as a byte stream; a terminal is told how to end it, as nothing else would. */
+function openInput(input: string): NodeJS.ReadableStream {
+  if (input !== '-') return createReadStream(input);
+  if (process.stdin.isTTY) {
+    process.stderr.write('sluice: reading records from the terminal, one per line; Ctrl-D ends the input\n');
   }
-  if (chunk.length > 0) yield chunk;
+  return process.stdin;
 }
 
 class Reporter {
@@ -64,6 +95,7 @@ class Reporter {
   deadLetters = 0;
   failed = 0;
   pushed = 0;
+  refused = 0;
 
   constructor(
     private readonly flags: RunFlags,
@@ -90,6 +122,16 @@ class Reporter {
     this.progress();
   }
 
+  /** A line too long to be a Kinesis record: said, counted, and not sent. */
+  refuse(line: number, bytes: number): void {
+    this.clearProgress();
+    this.refused++;
+    process.stderr.write(
+      `sluice: line ${line} is ${bytes} bytes, over Kinesis's 1 MiB record limit; not sent\n`,
+    );
+    this.progress();
+  }
+
   progress(): void {
     if (!this.tty) return;
     process.stderr.write(
@@ -103,13 +145,21 @@ class Reporter {
 }
 
 async function runCommand(file: string, flags: RunFlags): Promise<number> {
+  // Checked before the pipeline loads and the emulator starts, so that a typo fails at once.
+  const unreadable = flags.input === '-' ? undefined : unreadableReason(flags.input);
+  if (unreadable !== undefined) {
+    throw new UsageError(
+      `cannot read input '${flags.input}': ${unreadable}`,
+      "--input takes a file of records, one per line, or '-' for standard input",
+    );
+  }
   const pipeline = loadPipeline(file);
-  const faults = parseFaults(flags.faults, flags.seed);
+  const faults: FaultOptions = { ...flags.faults, ...(flags.seed === undefined ? {} : { seed: flags.seed }) };
   const manual = flags.linesPerBatch !== undefined;
   const run = await LocalRuntime.start(pipeline, {
     shards: flags.shards,
     settings: {
-      ...(flags.batchInterval ? { batchInterval: flags.batchInterval as Duration } : {}),
+      ...(flags.batchInterval ? { batchInterval: flags.batchInterval } : {}),
       ...(flags.partitions ? { partitions: flags.partitions } : {}),
       // --tasks N: split each batch into N tasks whatever its size (down to one block each).
       ...(flags.tasks ? { tasks: { max: flags.tasks, targetBytes: 1 } } : {}),
@@ -132,9 +182,13 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
   };
   process.once('SIGINT', interrupt);
   try {
-    if (manual) {
-      for await (const chunk of lineChunks(flags.input, flags.linesPerBatch as number)) {
-        await run.pushRaw(chunk.map((line) => Buffer.from(line, 'utf8')));
+    if (flags.linesPerBatch !== undefined) {
+      const records = readRecords(openInput(flags.input), {
+        chunk: flags.linesPerBatch,
+        onRefused: (line, bytes) => reporter.refuse(line, bytes),
+      });
+      for await (const chunk of records) {
+        await run.pushRaw(chunk);
         reporter.pushed += chunk.length;
         for (const result of await run.advance()) reporter.batch(result);
       }
@@ -151,13 +205,10 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
       ? `, faults: ${run.faults.crashes} crashes injected${faults.duplicate ? ', every invocation delivered twice' : ''}`
       : '';
   process.stderr.write(
-    `sluice: ${reporter.batches} batches, ${reporter.recordsIn} records in, ${reporter.deadLetters} dead-lettered, ${run.invoker.invocations} invocations${injected}\n`,
+    `sluice: ${reporter.batches} batches, ${reporter.recordsIn} records in, ${reporter.deadLetters} dead-lettered${reporter.refused > 0 ? `, ${reporter.refused} refused` : ''}, ${run.invoker.invocations} invocations${injected}\n`,
   );
-  if (reporter.failed > 0) {
-    process.stderr.write(`sluice: ${reporter.failed} batches failed\n`);
-    return 1;
-  }
-  return 0;
+  if (reporter.failed > 0) process.stderr.write(`sluice: ${reporter.failed} batches failed\n`);
+  return reporter.failed > 0 || reporter.refused > 0 ? 1 : 0;
 }
 
 /** Wall-clock mode: lines go into the stream as they are read; batches close every interval. */
@@ -176,8 +227,13 @@ async function runRealtime(run: LocalRuntime, flags: RunFlags, reporter: Reporte
   const schedulePrint = (): Promise<void> => (printing = printing.then(printReady).catch(() => {}));
   const printer = setInterval(() => void schedulePrint(), 200);
   try {
-    for await (const chunk of lineChunks(flags.input, 500)) {
-      await run.pushRaw(chunk.map((line) => Buffer.from(line, 'utf8')));
+    const records = readRecords(openInput(flags.input), {
+      chunk: 500,
+      eager: true,
+      onRefused: (line, bytes) => reporter.refuse(line, bytes),
+    });
+    for await (const chunk of records) {
+      await run.pushRaw(chunk);
       reporter.pushed += chunk.length;
       reporter.progress();
     }
@@ -227,34 +283,58 @@ async function serveCommand(flags: { port: number; host: string; dataDir?: strin
   await emulator.stop();
 }
 
+/** Commander's exits that are not mistakes: help asked for, or shown for a bare command. */
+const HELP_EXITS = new Set(['commander.help', 'commander.helpDisplayed', 'commander.version']);
+
+/**
+ * Makes a command's parse errors usage errors: one line and a pointer to its help, rather than
+ * commander's printout of the whole help, which buries the line that says what is wrong.
+ */
+function usageErrors(command: Command, name: string): Command {
+  return command.exitOverride((error) => {
+    if (HELP_EXITS.has(error.code)) throw error;
+    throw new UsageError(error.message.replace(/^error: /, ''), `see '${name} --help'`);
+  });
+}
+
 /** The `sluice` command line. */
 export function buildProgram(): Command {
   const program = new Command('sluice')
     .description('Serverless micro-batch stream processing: run pipelines locally')
-    .showHelpAfterError();
-  const local = program
-    .command('local')
-    .description('run on the embedded emulator, LocalStack, or AWS_ENDPOINT_URL');
-  local
-    .command('run')
+    // main() reports commander's errors, as it does every other.
+    .configureOutput({ outputError: () => {} });
+  usageErrors(program, 'sluice');
+  const local = usageErrors(
+    program.command('local').description('run on the embedded emulator, LocalStack, or AWS_ENDPOINT_URL'),
+    'sluice local',
+  );
+  usageErrors(local.command('run'), 'sluice local run')
     .description('run a pipeline over lines from a file or standard input, printing each batch')
     .argument('<pipeline>', 'the pipeline module (its default export is a pipeline)')
-    .requiredOption('-i, --input <file|->', "input lines, one record each; '-' reads standard input")
+    .requiredOption(
+      '-i, --input <file|->',
+      "input lines, one record each (their bytes as they are; LF or CRLF ends a line); '-' reads standard input",
+    )
     .option('--json', 'print one JSON object per batch output: {batch, time, stage, partition, records}')
-    .option('--shards <n>', 'Kinesis shards', positiveInt, 2)
-    .option('--partitions <n>', "reduce partitions (default: the pipeline's)", positiveInt)
+    .option(
+      '--shards <n>',
+      'Kinesis shards',
+      wholeNumber(1, 500, " (Kinesis's default shard quota in us-east-1)"),
+      2,
+    )
+    .option('--partitions <n>', "reduce partitions (default: the pipeline's)", wholeNumber(1, 10_000))
     .option('--tasks <n>', 'transform tasks per batch (default: by input bytes)', positiveInt)
-    .option('--batch-interval <duration>', "batch interval, e.g. '2s' (default: the pipeline's)")
+    .option('--batch-interval <duration>', "batch interval, e.g. '2s' (default: the pipeline's)", duration)
     .option(
       '--lines-per-batch <n>',
-      'put exactly n lines in each batch, on a simulated clock (repeatable runs)',
+      'put exactly n lines in each batch, empty lines included, on a simulated clock (repeatable runs)',
       positiveInt,
     )
     .addOption(
       new Option(
         '--faults <list>',
         "inject faults: 'duplicate' (every invocation twice), 'crash=<p>' (random crashes)",
-      ),
+      ).argParser(faultList),
     )
     .option('--seed <n>', 'seed of the fault dice', positiveInt)
     .option('--top <n>', 'records shown per batch', positiveInt, 10)
@@ -262,14 +342,29 @@ export function buildProgram(): Command {
     .action(async (file: string, flags: RunFlags) => {
       process.exitCode = await runCommand(file, flags);
     });
-  local
-    .command('serve')
+  usageErrors(local.command('serve'), 'sluice local serve')
     .description('run the emulator as a long-lived endpoint, like LocalStack')
-    .option('-p, --port <port>', 'port', (v) => Number(v), 4566)
+    .option('-p, --port <port>', 'port (0: any free port)', wholeNumber(0, 65_535), 4566)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--data-dir <dir>', 'keep data in this directory across restarts')
     .action(serveCommand);
   return program;
+}
+
+/**
+ * What the person who ran the command is told of the error that ended it. Mistakes they can fix
+ * say what is wrong and what to do; anything else names the error, with its stack on request.
+ */
+function explain(error: unknown, debug: boolean): string {
+  if (error instanceof PipelineLoadError) return `sluice: ${error.message}\n`;
+  if (error instanceof UsageError || error instanceof SluiceError) {
+    return `sluice: ${error.message}\n  ${error.hint}\n`;
+  }
+  if (!(error instanceof Error)) return `sluice: ${String(error)}\n`;
+  const head = `sluice: ${error.name}: ${error.message}\n`;
+  if (!debug) return `${head}  set SLUICE_DEBUG=1 to see where it happened\n`;
+  const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+  return `${head}${frames.map((frame) => `${frame}\n`).join('')}`;
 }
 
 /** Runs the CLI with the process arguments. */
@@ -277,15 +372,12 @@ export async function main(): Promise<void> {
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (error) {
-    if (error instanceof PipelineLoadError) {
-      process.stderr.write(`sluice: ${error.message}\n`);
-    } else if (error instanceof SluiceError) {
-      process.stderr.write(`sluice: ${error.message}\n  ${error.hint}\n`);
-    } else {
-      process.stderr.write(
-        `sluice: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-      );
+    if (error instanceof CommanderError && HELP_EXITS.has(error.code)) {
+      process.exitCode = error.exitCode;
+      return;
     }
+    const debug = process.env.SLUICE_DEBUG !== undefined && !['', '0'].includes(process.env.SLUICE_DEBUG);
+    process.stderr.write(explain(error, debug));
     process.exitCode = 2;
   }
 }

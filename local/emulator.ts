@@ -10,6 +10,7 @@ import { compileFunction } from 'node:vm';
 import type dynaliteFactory from 'dynalite';
 import type kinesaliteFactory from 'kinesalite';
 import type S3rver from '@20minutes/s3rver';
+import { makeObjectWritesAtomic } from './s3rver-atomic';
 
 /**
  * Options of {@link startEmulator}.
@@ -322,6 +323,7 @@ async function startS3rver(S3rverClass: typeof S3rver, directory: string): Promi
     // Clients sign with their own secret; s3rver only checks signatures made with S3RVER's.
     allowMismatchedSignatures: true,
   });
+  makeObjectWritesAtomic((s3rver as unknown as { readonly store: unknown }).store);
   const address = await s3rver.run();
   if (address === null || typeof address === 'string') {
     await s3rver.close();

@@ -64,7 +64,7 @@ const WRITE_COMMANDS = new Set([
  */
 export class FaultInjector {
   private readonly random: () => number;
-  private readonly attempt = new AsyncLocalStorage<{ plan: CrashPlan | undefined }>();
+  private readonly attempt = new AsyncLocalStorage<{ plan: CrashPlan | undefined; crashed: boolean }>();
   crashes = 0;
 
   constructor(readonly options: FaultOptions = {}) {
@@ -89,9 +89,20 @@ export class FaultInjector {
             : { at: 'write', afterWrites: 1 + Math.floor(this.random() * 3) };
     }
     if (plan?.at === 'before') this.crash('before it started');
-    const result = await this.attempt.run({ plan }, attempt);
+    const result = await this.attempt.run({ plan, crashed: false }, attempt);
     if (plan?.at === 'after') this.crash('after its work, before reporting success');
     return result;
+  }
+
+  /**
+   * Called by the SDK middleware before each request: a crashed process sends nothing more, so an
+   * attempt that crashed cannot record its own failure on the way out (a handler that catches the
+   * crash finds every later request failing the same way).
+   */
+  beforeRequest(commandName: string): void {
+    if (this.attempt.getStore()?.crashed) {
+      throw new InjectedCrash(`injected crash: ${commandName} after the attempt crashed`);
+    }
   }
 
   /** Called by the SDK middleware after each successful request. */
@@ -102,6 +113,7 @@ export class FaultInjector {
     plan.afterWrites--;
     if (plan.afterWrites === 0) {
       store.plan = undefined;
+      store.crashed = true;
       this.crash(`after a ${commandName}`);
     }
   }
@@ -118,6 +130,7 @@ export class FaultInjector {
  */
 export function addFaultMiddleware(client: unknown, injector: FaultInjector): void {
   aroundRequests(client, 'sluiceFaultInjection', async (command, send) => {
+    injector.beforeRequest(command);
     const result = await send();
     injector.afterRequest(command);
     return result;

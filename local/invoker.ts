@@ -1,6 +1,5 @@
-import type { StageId } from '../lib/ids';
-import type { Invoker } from '../lib/runtime/context';
-import type { TaskEvent } from '../lib/runtime/events';
+import type { DeployedFunction } from '../lib/deployment';
+import type { InvokeTransport } from '../lib/runtime/handlers';
 import type { FaultInjector } from './faults';
 
 /** An invocation that ran out of retries: what Lambda would send to the on-failure destination. */
@@ -10,63 +9,135 @@ export interface FailedInvocation {
   readonly error: unknown;
 }
 
-/** Runs an invocation's handler. */
-export type LocalHandler = (fn: string, event: unknown) => Promise<void>;
+/** One deployed function, as the local invoker runs it. */
+export interface LocalFunction {
+  /** Its deployed name: what invocations address. */
+  readonly name: string;
+  readonly spec: DeployedFunction;
+  /** Runs one invocation's event (the function's handler). */
+  readonly run: (event: unknown) => Promise<void>;
+}
 
 /** Options of the local invoker. */
 export interface LocalInvokerOptions {
   /** Invocations running at once, like a function's reserved concurrency. @default 8 */
   readonly concurrency?: number;
-  /** Retries after a failed attempt, like Lambda's asynchronous invocation. @default 2 */
+  /**
+   * Retries after a failed attempt of a task function, like Lambda's asynchronous invocation.
+   * Other functions retry as their deployment says (the coordinator does not). @default 2
+   */
   readonly retries?: number;
   /** Delay before a retry. Lambda waits a minute or more; locally a few milliseconds. @default 5 */
   readonly retryDelayMs?: number;
 }
 
+/**
+ * The error Lambda's Invoke gives for a function that does not exist, as the SDK shapes it, so
+ * the runtime classifies it as it would on AWS (permanent).
+ */
+export class ResourceNotFoundError extends Error {
+  override readonly name = 'ResourceNotFoundException';
+  readonly $metadata = { httpStatusCode: 404 };
+}
+
+/** The error IAM gives a caller whose role may not invoke a function. */
+export class InvokeDeniedError extends Error {
+  override readonly name = 'AccessDeniedException';
+  readonly $metadata = { httpStatusCode: 403 };
+}
+
 interface Queued {
-  readonly fn: string;
+  readonly fn: LocalFunction;
   readonly payload: string;
+  readonly settled: () => void;
   attempts: number;
 }
 
 /**
  * Stands in for Lambda's asynchronous invoke: events are serialized to JSON (as Lambda does),
  * queued, run with a concurrency limit, retried on failure, and kept when they run out of retries.
- * With faults, each event is delivered twice and attempts crash at random.
+ * A function's invocation is refused as Lambda and IAM would refuse it: a name that is not a
+ * deployed function, or a target the caller's role may not invoke. With faults, each event is
+ * delivered twice and attempts crash at random.
  *
  * @example
- * const invoker = new LocalInvoker((fn, event) => handlers[fn](event), faults);
+ * const invoker = new LocalInvoker(faults);
+ * invoker.register({ name: 'wc-count', spec, run: (event) => handlers.reduce(event) });
  */
-export class LocalInvoker implements Invoker {
+export class LocalInvoker {
+  private readonly functions = new Map<string, LocalFunction>();
   private readonly queue: Queued[] = [];
   private running = 0;
   private waiters: (() => void)[] = [];
   private timers = 0;
   readonly failed: FailedInvocation[] = [];
+  /** Invocations refused before they were queued (a missing function or permission). */
+  readonly refused: string[] = [];
   invocations = 0;
 
   constructor(
-    private readonly handler: LocalHandler,
     private readonly faults: FaultInjector,
     private readonly options: LocalInvokerOptions = {},
   ) {}
 
-  async invoke(fn: StageId, event: TaskEvent): Promise<void> {
-    this.submit(fn, event);
+  /** Makes a function invocable by its deployed name. */
+  register(fn: LocalFunction): void {
+    this.functions.set(fn.name, fn);
   }
 
-  /** Queues an invocation of any local function (tasks, the coordinator). */
-  submit(fn: string, event: unknown): void {
-    const payload = JSON.stringify(event);
-    const copies = this.faults.duplicate ? 2 : 1;
-    for (let i = 0; i < copies; i++) this.queue.push({ fn, payload, attempts: 0 });
-    this.pump();
+  /** The deployed function of a name, if there is one. */
+  function(name: string): LocalFunction | undefined {
+    return this.functions.get(name);
+  }
+
+  /**
+   * What a function's invoker sends through: the checks Lambda and the caller's role make, then the
+   * asynchronous queue (the caller does not wait for the invocation, as with `InvocationType: Event`).
+   */
+  transportFor(caller: DeployedFunction): InvokeTransport {
+    return async (name, payload) => {
+      const target = this.functions.get(name);
+      if (!target) {
+        this.refused.push(`${caller.id} -> ${name}`);
+        throw new ResourceNotFoundError(`Function not found: ${name}`);
+      }
+      if (!caller.invokes.includes(target.spec.id)) {
+        this.refused.push(`${caller.id} -> ${target.spec.id}`);
+        throw new InvokeDeniedError(
+          `function '${caller.id}' is not authorized to perform lambda:InvokeFunction on '${name}' (${target.spec.id})`,
+        );
+      }
+      void this.enqueue(target, payload);
+    };
+  }
+
+  /**
+   * Invokes a function from outside the pipeline (the scheduler's tick, the harness). Resolves when
+   * the invocation and its copies and retries have finished, whether they succeeded or not.
+   */
+  submit(name: string, event: unknown): Promise<void> {
+    const target = this.functions.get(name);
+    if (!target) return Promise.reject(new ResourceNotFoundError(`Function not found: ${name}`));
+    return this.enqueue(target, JSON.stringify(event));
   }
 
   /** Resolves when nothing is queued, running or waiting to be retried. */
   async idle(): Promise<void> {
     if (this.isIdle()) return;
     await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private enqueue(fn: LocalFunction, payload: string): Promise<void> {
+    const copies = this.faults.duplicate ? 2 : 1;
+    let left = copies;
+    return new Promise<void>((resolve) => {
+      const settled = (): void => {
+        left--;
+        if (left === 0) resolve();
+      };
+      for (let i = 0; i < copies; i++) this.queue.push({ fn, payload, settled, attempts: 0 });
+      this.pump();
+    });
   }
 
   private isIdle(): boolean {
@@ -90,14 +161,21 @@ export class LocalInvoker implements Invoker {
     }
   }
 
+  private retriesOf(fn: LocalFunction): number {
+    const task = fn.spec.kind === 'transform' || fn.spec.kind === 'reduce';
+    return task ? (this.options.retries ?? fn.spec.asyncRetries ?? 2) : (fn.spec.asyncRetries ?? 0);
+  }
+
   private async attempt(job: Queued): Promise<void> {
     job.attempts++;
     this.invocations++;
     try {
-      await this.faults.run(() => this.handler(job.fn, JSON.parse(job.payload) as unknown));
+      await this.faults.run(() => job.fn.run(JSON.parse(job.payload) as unknown));
+      job.settled();
     } catch (error) {
-      if (job.attempts > (this.options.retries ?? 2)) {
-        this.failed.push({ fn: job.fn, event: JSON.parse(job.payload) as unknown, error });
+      if (job.attempts > this.retriesOf(job.fn)) {
+        this.failed.push({ fn: job.fn.name, event: JSON.parse(job.payload) as unknown, error });
+        job.settled();
         return;
       }
       this.timers++;

@@ -12,8 +12,9 @@ interface MiddlewareClient {
 }
 
 /**
- * Wraps every request a client sends: `around(commandName, send)` runs it. The local runtime uses
- * it to count requests and to inject crashes after writes.
+ * Wraps every request a client sends: `around(commandName, send, input)` runs it. The local runtime
+ * uses it to count requests, to inject crashes after writes and to refuse what a function's role
+ * would refuse.
  *
  * @example
  * aroundRequests(clients.s3, 'counter', async (command, send) => { counts[command]++; return send(); });
@@ -21,10 +22,11 @@ interface MiddlewareClient {
 export function aroundRequests(
   client: unknown,
   name: string,
-  around: (commandName: string, send: () => Promise<unknown>) => Promise<unknown>,
+  around: (commandName: string, send: () => Promise<unknown>, input: unknown) => Promise<unknown>,
 ): void {
   (client as MiddlewareClient).middlewareStack.add(
-    (next, context) => (args) => around(context.commandName ?? 'unknown', () => next(args)),
+    (next, context) => (args) =>
+      around(context.commandName ?? 'unknown', () => next(args), (args as { input?: unknown }).input),
     { step: 'initialize', name },
   );
 }

@@ -12,14 +12,25 @@ import type { FaultInjector } from './faults';
 export interface PollerOptions {
   /** Records per ingest invocation, like the event-source mapping's batch size. @default 500 */
   readonly batchSize?: number;
-  /** Attempts per event before the poller gives up (the mapping would retry until expiry). @default 20 */
+  /**
+   * Attempts per delivery before a poll gives up on it for now (the mapping would retry until the
+   * records expire). The same batch is delivered again on the next poll. @default 20
+   */
   readonly maxAttempts?: number;
   readonly region?: string;
+  /** Where a shard's reading starts: after this sequence number, or at the trim horizon. */
+  readonly startAfter?: (shardId: string) => Promise<string | undefined>;
 }
 
 interface ShardState {
   readonly shardId: string;
   iterator: string | undefined;
+  /**
+   * A batch read but not yet delivered, and the iterator after it. It is delivered again, the very
+   * same records, until it succeeds: a batch cut differently would start a segment at the same
+   * sequence number with other records, which the ledger refuses.
+   */
+  pending?: { readonly event: KinesisEvent; readonly records: number; readonly next: string | undefined };
 }
 
 /**
@@ -49,11 +60,14 @@ export class LocalPoller {
     const out = await this.kinesis.send(new ListShardsCommand({ StreamName: this.stream }));
     this.shards = await Promise.all(
       (out.Shards ?? []).map(async (shard) => {
+        const after = await this.options.startAfter?.(shard.ShardId as string);
         const it = await this.kinesis.send(
           new GetShardIteratorCommand({
             StreamName: this.stream,
             ShardId: shard.ShardId,
-            ShardIteratorType: 'TRIM_HORIZON',
+            ...(after
+              ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
+              : { ShardIteratorType: 'TRIM_HORIZON' }),
           }),
         );
         return { shardId: shard.ShardId as string, iterator: it.ShardIterator };
@@ -88,16 +102,29 @@ export class LocalPoller {
   }
 
   private async pollShard(shard: ShardState): Promise<number> {
-    if (!shard.iterator) return 0;
-    const out = await this.kinesis.send(
-      new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: this.options.batchSize ?? 500 }),
-    );
-    const records = out.Records ?? [];
-    if (records.length > 0) await this.deliver(this.toEvent(shard.shardId, records));
-    // The iterator only moves once the batch is delivered: a failed batch is read again.
-    shard.iterator = out.NextShardIterator;
-    this.delivered += records.length;
-    return records.length;
+    if (!shard.pending) {
+      if (!shard.iterator) return 0;
+      const out = await this.kinesis.send(
+        new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: this.options.batchSize ?? 500 }),
+      );
+      const records = out.Records ?? [];
+      if (records.length === 0) {
+        shard.iterator = out.NextShardIterator;
+        return 0;
+      }
+      shard.pending = {
+        event: this.toEvent(shard.shardId, records),
+        records: records.length,
+        next: out.NextShardIterator,
+      };
+    }
+    const { event, records, next } = shard.pending;
+    await this.deliver(event);
+    // The iterator only moves once the batch is delivered.
+    shard.pending = undefined;
+    shard.iterator = next;
+    this.delivered += records;
+    return records;
   }
 
   private toEvent(shardId: string, records: readonly _Record[]): KinesisEvent {

@@ -1,5 +1,5 @@
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
+import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateStreamCommand,
   DescribeStreamSummaryCommand,
@@ -7,21 +7,30 @@ import {
 } from '@aws-sdk/client-kinesis';
 import { randomBytes } from 'node:crypto';
 import { awsTargetFromEnv, createAwsClients, destroyAwsClients, type AwsClients } from '../lib/aws';
+import {
+  deployedFunction,
+  describeDeployment,
+  functionEnvironment,
+  type Deployment,
+} from '../lib/deployment';
 import { withSettings, type Pipeline, type PipelineSettings } from '../lib/dsl/pipeline';
-import { batchId, type BatchId } from '../lib/ids';
-import { outputPrefix, planPipeline, sourcesOf } from '../lib/plan';
+import { ConfigError, InvalidInputError } from '../lib/errors';
+import { batchId, shardId, type BatchId } from '../lib/ids';
+import { LIMITS } from '../lib/limits';
+import { outputPrefix, planPipeline } from '../lib/plan';
 import type { Source } from '../lib/dsl/source';
-import { createRuntimeContext, type RuntimeContext } from '../lib/runtime/context';
-import { coordinate } from '../lib/runtime/coordinator';
-import { parseKinesisEvent, parseTaskEvent } from '../lib/runtime/events';
-import { ingest } from '../lib/runtime/ingest';
+import type { RuntimeContext } from '../lib/runtime/context';
+import { retryBatch, skipBatch, type Halt } from '../lib/runtime/failure';
+import { createHandlers, type PipelineHandlers } from '../lib/runtime/handlers';
 import { fromJsonLines, readBatchOutput, type PartitionOutput } from '../lib/runtime/output';
-import { handleTask, type DeadLetter } from '../lib/runtime/tasks';
+import type { DeadLetter } from '../lib/runtime/tasks';
+import { skippedBatchKey } from '../lib/storage/keys';
 import type { BatchItem } from '../lib/storage/ledger';
+import { AccessGuard } from './access';
 import { startEmulator, type Emulator } from './emulator';
 import { addFaultMiddleware, FaultInjector, type FaultOptions } from './faults';
 import { RequestCounter } from './requests';
-import { LocalInvoker } from './invoker';
+import { LocalInvoker, type LocalFunction } from './invoker';
 import { LocalPoller } from './poller';
 
 /** Options of a local run. */
@@ -44,6 +53,13 @@ export interface LocalRunOptions {
   readonly endpoint?: string;
   /** Where the pipeline's `print` sink writes. @default ignored */
   readonly print?: (text: string) => void;
+  /**
+   * A named run: its resources are named after it, and a run started again with the same name on
+   * the same endpoint continues from its ledger (same bucket, table and streams) instead of
+   * creating new ones. Needs a long-running endpoint (`sluice local serve`, LocalStack).
+   * @default - a new run with new resources
+   */
+  readonly run?: string;
 }
 
 /** The resources a local run created. */
@@ -57,6 +73,10 @@ export interface LocalResources {
   readonly streams: Readonly<Record<string, string>>;
   /** True when the run started its own emulator (and stops it at the end). */
   readonly embedded: boolean;
+  /** The deployed name of every function, by function id. */
+  readonly functions: Readonly<Record<string, string>>;
+  /** True when a named run found its resources and continued from them. */
+  readonly resumed: boolean;
 }
 
 /** What a finished batch gave: its totals and its output records, by partition and in order. */
@@ -77,7 +97,8 @@ export interface BatchResult<Out = unknown> {
   readonly failure?: string;
 }
 
-const TICK_EVENT = 'sluice.tick/v1';
+/** What a named run may be called: it becomes part of bucket, table and stream names. */
+const RUN_NAME = /^[a-z0-9][a-z0-9-]{0,19}$/;
 
 /**
  * Runs a pipeline on the embedded emulator (or on `AWS_ENDPOINT_URL`): creates its bucket, ledger
@@ -95,28 +116,41 @@ export class LocalRuntime<T = unknown, Out = unknown> {
   private readonly pollers: LocalPoller[];
   private background: { stop: () => Promise<void> } | undefined;
   private pushed = 0;
+  /** The coordinator's deployed name: what the scheduler (and `settle`) invoke. */
+  private readonly coordinatorName: string;
 
   private constructor(
     readonly pipeline: Pipeline<T, Out>,
     readonly resources: LocalResources,
     private readonly clients: AwsClients,
     private readonly emulator: Emulator | undefined,
+    /** The deployment description the functions run with (what the CDK construct deploys). */
+    readonly deployment: Deployment,
+    /** The coordinator's context: the ledger, bucket and plan, for the harness and tests. */
     readonly ctx: RuntimeContext,
     readonly invoker: LocalInvoker,
     readonly faults: FaultInjector,
     /** AWS requests made by the runtime (not by the harness), by command name. */
     readonly requests: RequestCounter,
+    /** Refuses what the functions' roles would refuse, and keeps what it refused. */
+    readonly guard: AccessGuard,
     private readonly clockKind: 'manual' | 'system',
     manualStart: number,
+    private readonly handlers: ReadonlyMap<string, PipelineHandlers>,
   ) {
+    const ingestHandlers = handlers.get('ingest') as PipelineHandlers;
     this.time = manualStart;
-    this.pollers = Object.values(resources.streams).map(
-      (stream) =>
+    this.coordinatorName = resources.functions.coordinator as string;
+    const ingestSpec = deployedFunction(deployment, 'ingest');
+    this.pollers = Object.entries(resources.streams).map(
+      ([source, stream]) =>
         new LocalPoller(
           clients.kinesis,
           stream,
-          (event) => ingest(ctx, parseKinesisEvent(event)).then(() => {}),
+          (event) => guard.run(ingestSpec, () => ingestHandlers.ingest(event)).then(() => {}),
           faults,
+          // A continued run reads on from what ingest registered, as the mapping keeps its place.
+          { startAfter: (shard) => this.ctx.ledger.lastSegmentSeq(shardId(`${source}/${shard}`)) },
         ),
     );
   }
@@ -126,102 +160,143 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     pipeline: Pipeline<T, Out>,
     options: LocalRunOptions = {},
   ): Promise<LocalRuntime<T, Out>> {
-    const configured = options.settings ? withSettings(pipeline, options.settings) : pipeline;
+    const configured = (options.settings ? withSettings(pipeline, options.settings) : pipeline) as Pipeline<
+      unknown,
+      unknown
+    >;
     const external = options.endpoint ?? process.env.AWS_ENDPOINT_URL;
+    if (options.run !== undefined) {
+      if (!RUN_NAME.test(options.run)) {
+        throw new ConfigError(`run name '${options.run}' must be 1-20 lower-case letters, digits and '-'`);
+      }
+      if (!external) {
+        throw new ConfigError(
+          'a named run continues from resources on a long-running endpoint: start `sluice local serve` ' +
+            'and set AWS_ENDPOINT_URL to it',
+        );
+      }
+    }
     const emulator = external ? undefined : await startEmulator();
     const endpoint = external ?? (emulator as Emulator).endpoint;
     const target = { ...awsTargetFromEnv({ ...process.env, AWS_ENDPOINT_URL: endpoint }), endpoint };
     const clients = createAwsClients(target);
     const faults = new FaultInjector(options.faults);
+    const plan = planPipeline(configured);
+    const deployment = describeDeployment(configured, plan);
+    const run = options.run ?? `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    const base = `sluice-${configured.name}-${run}`;
+    const bucket = base.slice(0, 63).replace(/-+$/, '');
+    const table = `${base}-ledger`;
+    const guard = new AccessGuard(bucket, table);
+    // Order matters: the guard refuses before a fault is injected or a request counted.
+    guard.attach(clients);
     addFaultMiddleware(clients.s3, faults);
     addFaultMiddleware(clients.dynamo, faults);
     const requests = new RequestCounter();
     requests.attach(clients.s3);
     requests.attach(clients.dynamo);
 
-    const run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    const streams = Object.fromEntries(deployment.streams.map((source) => [source, `${source}-${run}`]));
     const resources: LocalResources = {
       endpoint,
-      bucket: `sluice-${configured.name}-${run}`.slice(0, 63),
-      table: `sluice-${configured.name}-${run}-ledger`,
-      stream: `${configured.source.spec.stream}-${run}`,
-      streams: Object.fromEntries(
-        sourcesOf(
-          configured as Pipeline<unknown, unknown>,
-          planPipeline(configured as Pipeline<unknown, unknown>),
-        ).map((source) => [source.spec.stream, `${source.spec.stream}-${run}`]),
-      ),
+      bucket,
+      table,
+      stream: streams[configured.source.spec.stream] as string,
+      streams,
       embedded: emulator !== undefined,
+      functions: Object.fromEntries(deployment.functions.map((fn) => [fn.id, `${base}-${fn.id}`])),
+      resumed: false,
     };
+    let resumed: boolean;
     try {
-      await provision(clients, resources, options.shards ?? 2);
+      resumed = await provision(clients, resources, options.shards ?? 2, options.run !== undefined);
     } catch (error) {
       destroyAwsClients(clients);
       await emulator?.stop();
       throw error;
     }
 
-    // The invoker and the clock call back into the runtime, which is built after them.
+    // The functions and the clock call back into the runtime, which is built after them.
     const ref: { runtime?: LocalRuntime<T, Out> } = {};
-    const invoker = new LocalInvoker(
-      (fn, event) => (ref.runtime as LocalRuntime<T, Out>).handle(fn, event),
-      faults,
-      { concurrency: options.concurrency ?? 8, retries: options.retries ?? 2 },
-    );
+    const invoker = new LocalInvoker(faults, {
+      concurrency: options.concurrency ?? 8,
+      ...(options.retries === undefined ? {} : { retries: options.retries }),
+    });
     const clockKind = options.clock ?? 'manual';
     const interval = configured.batchIntervalMs;
-    const manualStart = Math.floor(Date.now() / interval) * interval;
-    const ctx = createRuntimeContext(configured as Pipeline<unknown, unknown>, {
-      config: {
-        bucket: resources.bucket,
-        table: resources.table,
-        functions: {},
-        sweepAfterMs: 30_000,
-        streams: Object.fromEntries(
-          Object.entries(resources.streams).map(([source, stream]) => [stream, source]),
-        ),
-      },
-      clients,
-      invoker,
-      clock: {
-        now: () => (clockKind === 'manual' ? (ref.runtime as LocalRuntime<T, Out>).time : Date.now()),
-      },
-      ...(options.print ? { print: options.print } : { print: () => {} }),
-    });
+    const clock = {
+      now: () => (clockKind === 'manual' ? (ref.runtime as LocalRuntime<T, Out>).time : Date.now()),
+    };
+    const names = {
+      bucket,
+      table,
+      functionName: (id: string) => resources.functions[id] ?? `${base}-${id}`,
+      streams: Object.entries(streams).map(([source, stream]) => [stream, source] as const),
+      sweepAfterMs: 30_000,
+    };
+    const handlers = new Map<string, PipelineHandlers>();
+    for (const spec of deployment.functions) {
+      const name = names.functionName(spec.id);
+      const fnHandlers = createHandlers(configured, {
+        // What the construct sets, and what Lambda adds: the function's own name.
+        env: { ...functionEnvironment(deployment, spec.id, names), AWS_LAMBDA_FUNCTION_NAME: name },
+        clients,
+        send: invoker.transportFor(spec),
+        clock,
+        print: options.print ?? (() => {}),
+      });
+      handlers.set(spec.id, fnHandlers);
+      const local: LocalFunction = {
+        name,
+        spec,
+        run: (event) => guard.run(spec, () => runHandler(fnHandlers, spec.kind, event)),
+      };
+      invoker.register(local);
+    }
+    const coordinator = handlers.get('coordinator') as PipelineHandlers;
+    const state = await coordinator.ctx.ledger.pipelineState();
+    const manualStart = state
+      ? state.zeroTime + state.lastSealed * interval
+      : Math.floor(Date.now() / interval) * interval;
     const self: LocalRuntime<T, Out> = new LocalRuntime(
-      configured,
-      resources,
+      configured as unknown as Pipeline<T, Out>,
+      { ...resources, resumed },
       clients,
       emulator,
-      ctx,
+      deployment,
+      coordinator.ctx,
       invoker,
       faults,
       requests,
+      guard,
       clockKind,
       manualStart,
+      handlers,
     );
     ref.runtime = self;
     // The stream's zero time is fixed when the run starts, as a deployment's first coordinator
-    // pass fixes it: batch 1 then ends one interval after the start.
-    await ctx.ledger.initPipeline(
-      clockKind === 'manual' ? manualStart : Math.floor(Date.now() / interval) * interval,
-    );
+    // pass fixes it: batch 1 then ends one interval after the start. A continued run keeps its own.
+    if (!state) {
+      await coordinator.ctx.ledger.initPipeline(
+        clockKind === 'manual' ? manualStart : Math.floor(Date.now() / interval) * interval,
+      );
+    }
     return self;
+  }
+
+  /**
+   * The context one function runs with (its own configuration, invoker and stores), by function id:
+   * for tests that reach into a function, such as making its state store fail.
+   */
+  context(fn: string): RuntimeContext {
+    const found = this.handlers.get(fn);
+    if (!found) throw new RangeError(`the run has no function '${fn}'`);
+    return found.ctx;
   }
 
   /** The current time of the run's clock. */
   now(): number {
     return this.ctx.clock.now();
-  }
-
-  /** How the local functions run an invocation: the same executors as the Lambda handlers. */
-  private async handle(fn: string, event: unknown): Promise<void> {
-    if (fn === 'coordinator') {
-      const stuckBefore = (event as { stuckBefore?: number }).stuckBefore;
-      await coordinate(this.ctx, stuckBefore === undefined ? {} : { stuckBefore });
-      return;
-    }
-    await handleTask(this.ctx, parseTaskEvent(event));
   }
 
   /** Puts records into the pipeline source's stream, encoded by the source's decoder. */
@@ -242,6 +317,15 @@ export class LocalRuntime<T = unknown, Out = unknown> {
   async pushRaw(records: readonly Uint8Array[], source = this.pipeline.source.spec.stream): Promise<void> {
     const stream = this.resources.streams[source];
     if (!stream) throw new Error(`the pipeline has no source stream '${source}'`);
+    // Checked before anything is sent: Kinesis refuses a whole PutRecords call for one such record.
+    records.forEach((data, i) => {
+      const bytes = data.byteLength + String(this.pushed + i).length;
+      if (bytes > LIMITS.kinesisRecordBytes) {
+        throw new InvalidInputError(
+          `record ${i} is ${bytes} bytes with its partition key, over Kinesis's ${LIMITS.kinesisRecordBytes}-byte record limit`,
+        );
+      }
+    });
     for (let i = 0; i < records.length; i += 500) {
       let entries = records
         .slice(i, i + 500)
@@ -267,7 +351,8 @@ export class LocalRuntime<T = unknown, Out = unknown> {
 
   /**
    * Manual clock: ingests what was pushed, moves time on by one batch interval, seals the batch
-   * that ends there and runs it to completion. Returns the batches that completed.
+   * that ends there and runs it to completion. Returns the batches that ended (complete, failed or
+   * skipped); none when the pipeline is halted by a failed batch (see `halted()`).
    */
   async advance(intervals = 1): Promise<BatchResult[]> {
     if (this.clockKind !== 'manual') throw new Error('advance() needs the manual clock');
@@ -275,7 +360,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     const before = (await this.ctx.ledger.pipelineState())?.lastSealed ?? 0;
     this.time += intervals * this.pipeline.batchIntervalMs;
     const started = Date.now();
-    this.invoker.submit('coordinator', { kind: TICK_EVENT });
+    await this.tick();
     await this.settle();
     // The manual clock stands still while batches run; their processing time is wall time.
     const elapsed = Date.now() - started;
@@ -287,22 +372,72 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     return results;
   }
 
+  /** One coordinator invocation, as the schedule sends it; resolves when it has finished. */
+  private tick(stuckBefore?: number): Promise<void> {
+    return this.invoker.submit(this.coordinatorName, {
+      ...this.deployment.tick,
+      ...(stuckBefore === undefined ? {} : { stuckBefore }),
+    });
+  }
+
   /**
-   * Waits until no invocation is queued or running, then re-drives any batch still open (what the
-   * coordinator's sweep does after its timeout), until every batch is complete or failed.
+   * Runs what is due to its end: waits until no invocation is queued or running, then has the
+   * coordinator seal what is due (a pass that gave up is re-driven as the next tick would), skip
+   * what failed under `onBatchFailure: 'skip'`, and re-drive open batches at once (what its sweep
+   * does after `sweepAfterMs`), until every batch is complete, failed or skipped. A halted pipeline
+   * is settled once what is behind its failed batch has had one more try.
    */
-  async settle(maxRounds = 20): Promise<void> {
+  async settle(maxRounds = 30): Promise<void> {
+    const interval = this.pipeline.batchIntervalMs;
+    const dueAt = this.now();
+    let haltedRounds = 0;
     for (let round = 0; round < maxRounds; round++) {
       await this.invoker.idle();
       const state = await this.ctx.ledger.pipelineState();
       if (!state) return;
+      const halt = await this.halted();
+      const skipping = !halt && (await this.ctx.ledger.failedMarkers()).length > 0;
+      const due = Math.floor((dueAt - state.zeroTime) / interval);
+      const behind = !halt && state.lastSealed < due;
       const open = (await this.ctx.ledger.batchesFrom(Math.max(1, state.lastSealed - 99))).filter(
-        (b) => b.status === 'sealed',
+        (b) => b.status === 'sealed' || b.status === 'skipping',
       );
-      if (open.length === 0) return;
-      this.invoker.submit('coordinator', { kind: TICK_EVENT, stuckBefore: Number.MAX_SAFE_INTEGER });
+      if (open.length === 0 && !behind && !skipping) return;
+      if (halt && open.every((b) => b.batch > halt.batch) && haltedRounds++ > 0) return;
+      await this.tick(Number.MAX_SAFE_INTEGER);
     }
-    throw new Error(`batches still open after ${maxRounds} sweeps: the invoker's failed list says why`);
+    throw new Error(
+      `batches still open after ${maxRounds} coordinator passes: the invoker's failed list says why`,
+    );
+  }
+
+  /**
+   * Why sealing has stopped, if it has: the oldest failed batch under `onBatchFailure: 'halt'` (or
+   * one that failed while being skipped).
+   */
+  async halted(): Promise<Halt | undefined> {
+    for (const marker of await this.ctx.ledger.failedMarkers()) {
+      const item = await this.ctx.ledger.batch(marker.batch);
+      if (item?.status !== 'failed') continue;
+      if (this.pipeline.onBatchFailure === 'halt' || item.failure?.duringSkip) {
+        return { batch: item.batch, reason: item.failure?.message ?? marker.message };
+      }
+    }
+    return undefined;
+  }
+
+  /** Runs a failed batch again (as `sluice batches retry` does), then settles. */
+  async retryBatch(batch: BatchId): Promise<BatchResult> {
+    await retryBatch(this.ctx, batch);
+    await this.settle();
+    return this.result(batch);
+  }
+
+  /** Skips a failed batch (as `sluice batches skip` does), then settles. */
+  async skipBatch(batch: BatchId, why = 'skipped by the operator'): Promise<BatchResult> {
+    await skipBatch(this.ctx, batch, why);
+    await this.settle();
+    return this.result(batch);
   }
 
   /** A batch's totals and output. */
@@ -328,9 +463,11 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     };
   }
 
-  /** The dead letters of a batch, read from the dead-letter prefix. */
+  /** The dead letters of a batch, read from the dead-letter prefix (a skipped batch's first). */
   async deadLetters(batch: BatchId): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
+    const skipped = await this.ctx.objects.getIfExists(skippedBatchKey(batch));
+    if (skipped) letters.push(...(fromJsonLines(skipped) as DeadLetter[]));
     for (let phase = 0; phase < this.ctx.plan.phases.length; phase++) {
       for (const report of await this.ctx.ledger.taskReports(batch, phase)) {
         if (report.deadLetterKey) {
@@ -342,8 +479,9 @@ export class LocalRuntime<T = unknown, Out = unknown> {
   }
 
   /**
-   * System clock: runs the scheduler (a coordinator pass at each batch boundary) and the poller in
-   * the background until `stop()`.
+   * System clock: runs the scheduler (a coordinator pass at each batch boundary, one at a time, as
+   * a pass may take longer than an interval on a slow endpoint) and the poller in the background
+   * until `stopBackground()` or `stop()`.
    */
   startBackground(): void {
     if (this.clockKind !== 'system' || this.background) return;
@@ -358,7 +496,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       })(),
       (async () => {
         while (!stopped) {
-          this.invoker.submit('coordinator', { kind: TICK_EVENT });
+          await this.tick();
           const now = Date.now();
           await sleep(Math.min(interval - (now % interval) + 5, 1_000));
         }
@@ -372,12 +510,40 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     };
   }
 
+  /** Stops the background scheduler and poller and waits for their last pass. */
+  async stopBackground(): Promise<void> {
+    const background = this.background;
+    this.background = undefined;
+    await background?.stop();
+  }
+
   /** Stops background loops, waits for running invocations, and stops the emulator it started. */
   async stop(): Promise<void> {
-    await this.background?.stop();
+    await this.stopBackground();
     await this.invoker.idle();
     destroyAwsClients(this.clients);
     await this.emulator?.stop();
+  }
+}
+
+/** Runs one invocation of a function with the handler of its kind. */
+async function runHandler(handlers: PipelineHandlers, kind: string, event: unknown): Promise<void> {
+  switch (kind) {
+    case 'coordinator':
+      // One pass per invocation: the local scheduler ticks every batch interval.
+      await handlers.coordinator(event, () => 0);
+      return;
+    case 'transform':
+      await handlers.transform(event);
+      return;
+    case 'reduce':
+      await handlers.reduce(event);
+      return;
+    case 'ingest':
+      await handlers.ingest(event);
+      return;
+    default:
+      throw new InvalidInputError(`no handler for a function of kind '${kind}'`);
   }
 }
 
@@ -385,8 +551,27 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Creates what the CDK construct creates on AWS: the bucket, the ledger table and the stream. */
-async function provision(clients: AwsClients, resources: LocalResources, shards: number): Promise<void> {
+/**
+ * Creates what the CDK construct creates on AWS: the bucket, the ledger table and the streams. A
+ * named run that finds all of them continues with them (true); finding only some is an error.
+ */
+async function provision(
+  clients: AwsClients,
+  resources: LocalResources,
+  shards: number,
+  named: boolean,
+): Promise<boolean> {
+  if (named) {
+    const found = await existing(clients, resources);
+    const all = found.bucket && found.table && found.streams.every(Boolean);
+    if (all) return true;
+    if (found.bucket || found.table || found.streams.some(Boolean)) {
+      throw new ConfigError(
+        `run resources are incomplete on ${resources.endpoint} (bucket ${found.bucket}, table ${found.table}, ` +
+          `streams ${found.streams.join(',')}): delete them or use another run name`,
+      );
+    }
+  }
   await clients.s3.send(new CreateBucketCommand({ Bucket: resources.bucket }));
   await clients.dynamo.send(
     new CreateTableCommand({
@@ -414,4 +599,34 @@ async function provision(clients: AwsClients, resources: LocalResources, shards:
     }
     if (!active) throw new Error(`stream ${stream} did not become active`);
   }
+  return false;
+}
+
+/** Which of a run's resources exist already. */
+async function existing(
+  clients: AwsClients,
+  resources: LocalResources,
+): Promise<{ bucket: boolean; table: boolean; streams: boolean[] }> {
+  const exists = (request: Promise<unknown>): Promise<boolean> =>
+    request.then(
+      () => true,
+      (error: unknown) => {
+        const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+        if (
+          e.name === 'ResourceNotFoundException' ||
+          e.name === 'NotFound' ||
+          e.$metadata?.httpStatusCode === 404
+        )
+          return false;
+        throw error;
+      },
+    );
+  const [bucket, table, ...streams] = await Promise.all([
+    exists(clients.s3.send(new HeadBucketCommand({ Bucket: resources.bucket }))),
+    exists(clients.dynamo.send(new DescribeTableCommand({ TableName: resources.table }))),
+    ...Object.values(resources.streams).map((stream) =>
+      exists(clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }))),
+    ),
+  ]);
+  return { bucket: bucket === true, table: table === true, streams: streams.map((s) => s === true) };
 }

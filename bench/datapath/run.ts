@@ -312,9 +312,7 @@ function reduceTask(
     where: { batch: 1, phase: phase.spec.phase, task: partition },
     onDeadLetter: failOnDeadLetter,
   });
-  const merger = new ShuffleMerger(phase.wide as NonNullable<typeof phase.wide>, (key, error) =>
-    runner.mergeFailed(key, error),
-  );
+  const merger = new ShuffleMerger(phase.wide as NonNullable<typeof phase.wide>);
   let pairs = 0;
   for (const report of shuffles) {
     if (!report.withData.includes(partition)) continue;
@@ -324,6 +322,7 @@ function reduceTask(
     const body = report.body.subarray(start, end);
     pairs += decodeRun(body, 0, body.length, merger.add);
   }
+  for (const failure of merger.failures()) runner.mergeFailed(failure);
   for (const { key, record } of merger.outputs()) runner.record(record, null, key);
   times.merge += performance.now() - started;
   return { records: (runner.terminal as OutputCollector).records, pairs };

@@ -2,7 +2,14 @@ import { toMillis, type Duration } from '../duration';
 import { PipelineDefinitionError } from '../errors';
 import { eventTimeWindows } from '../state/event-time';
 import { toPair, wide, type KeyedStageOptions } from './reduce';
-import { LateRecordError, type Downstream, type EventTimeSink, type Pair, type WideStage } from './types';
+import {
+  InvalidEventTimeError,
+  LateRecordError,
+  type Downstream,
+  type EventTimeSink,
+  type Pair,
+  type WideStage,
+} from './types';
 
 /** One event-time window's result for a key. */
 export interface EventWindow<R> {
@@ -33,6 +40,12 @@ export interface EventTimeWindowOptions<K, V, A, R> extends KeyedStageOptions {
   readonly slide?: Duration;
   /** How far behind the highest event time seen a record may be and still count. @default 0 */
   readonly lateness?: Duration;
+  /**
+   * How far ahead of the batch's processing time an event time may be. A record further ahead is
+   * dead-lettered as `invalid-event-time` instead of moving the watermark (one far-future reading
+   * would otherwise make every later record late). @default '1h'
+   */
+  readonly maxFutureSkew?: Duration;
   readonly aggregate: EventTimeAggregate<V, A, R>;
   /**
    * `final`: each window is output once, when the watermark passes its end. `update`: also output
@@ -42,12 +55,46 @@ export interface EventTimeWindowOptions<K, V, A, R> extends KeyedStageOptions {
   readonly mode?: 'final' | 'update';
 }
 
-/** The start of every window of `length`, sliding by `slide`, that holds time `ts`. */
+/** At most this many sliding windows hold one record (length / slide). */
+export const MAX_WINDOWS_PER_RECORD = 1000;
+
+/**
+ * The start of every window of `length`, sliding by `slide`, that holds time `ts` (a safe integer:
+ * beyond 2^53 subtracting the slide would not move the start, and the loop would never end).
+ *
+ * @example
+ * windowStarts(65_000, 60_000, 30_000); // [30_000, 60_000]
+ */
 export function windowStarts(ts: number, lengthMs: number, slideMs: number): number[] {
+  if (!Number.isSafeInteger(ts)) throw new InvalidEventTimeError(`event time ${ts} is not a safe integer`);
   const starts: number[] = [];
   const last = Math.floor(ts / slideMs) * slideMs;
   for (let start = last; start > ts - lengthMs; start -= slideMs) starts.unshift(start);
   return starts;
+}
+
+/** An epoch-ms time as ISO 8601 where a Date can hold it, else as a number. */
+function instant(ms: number): string {
+  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ms} ms`;
+}
+
+/** Refuses an event time that is not a safe whole number of ms, or too far ahead of the batch. */
+function checkEventTime(
+  ts: unknown,
+  raw: unknown,
+  batchTime: number,
+  maxFutureSkewMs: number,
+): asserts ts is number {
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts)) {
+    throw new InvalidEventTimeError(
+      `event time ${String(raw)} is not a whole number of milliseconds within ±2^53`,
+    );
+  }
+  if (ts > batchTime + maxFutureSkewMs) {
+    throw new InvalidEventTimeError(
+      `event time ${instant(ts)} is more than ${maxFutureSkewMs} ms ahead of the batch time ${instant(batchTime)}`,
+    );
+  }
 }
 
 /**
@@ -75,6 +122,12 @@ export function eventTimeWindow<K, V, A, R>(
   if (lengthMs % slideMs !== 0) {
     throw new PipelineDefinitionError(`stage '${id}': window length must be a multiple of its slide`);
   }
+  if (lengthMs / slideMs > MAX_WINDOWS_PER_RECORD) {
+    throw new PipelineDefinitionError(
+      `stage '${id}': a record would fall into ${lengthMs / slideMs} windows; at most ${MAX_WINDOWS_PER_RECORD} (make the slide longer)`,
+    );
+  }
+  const maxFutureSkewMs = toMillis(options.maxFutureSkew ?? '1h', { allowZero: true });
   const mode = options.mode ?? 'final';
   const { create, add, merge, result } = options.aggregate as unknown as EventTimeAggregate<
     unknown,
@@ -88,8 +141,8 @@ export function eventTimeWindow<K, V, A, R>(
     toPair: (pair: Pair<K, V>, sink: Downstream) => {
       const raw = timestamp(pair as Pair<unknown, unknown>);
       const ts = raw instanceof Date ? raw.getTime() : raw;
-      if (!Number.isFinite(ts)) throw new TypeError(`event time ${String(raw)} is not a time`);
       const events = sink as EventTimeSink;
+      checkEventTime(ts, raw, events.batchTime, maxFutureSkewMs);
       events.observeEventTime(ts);
       const watermark = events.eventTime === null ? -Infinity : events.eventTime - latenessMs;
       const open = windowStarts(ts, lengthMs, slideMs).filter((start) => start + lengthMs > watermark);

@@ -7,6 +7,23 @@ import type { AnyStage, ChainOutput, Wired } from './types';
 /** What to do with a record that fails to decode or throws in stage code. */
 export type OnError = 'deadLetter' | 'fail';
 
+/**
+ * What happens after a batch fails (a permanent error, a record under `onError: 'fail'`, or a step
+ * that used up its retry budget). `halt`: the coordinator stops sealing new batches, visibly, until
+ * an operator retries the batch (after a fix) or skips it; nothing is read past it. `skip`: the
+ * batch's input goes to the dead-letter prefix as one `batch` dead letter with the reason, every
+ * stateful partition moves its state past the batch unchanged, and the pipeline goes on.
+ */
+export type OnBatchFailure = 'halt' | 'skip';
+
+/** How long a step that fails transiently (throttling, 5xx, timeouts) is retried before its batch fails. */
+export interface RetryOptions {
+  /** Failed attempts of one task (its own retries and the sweep's re-drives) before its batch fails. @default 10 */
+  readonly attempts?: number;
+  /** Time from a task's first failed attempt after which its batch fails. @default '15m' */
+  readonly within?: Duration;
+}
+
 /** How a batch's input is split into transform tasks (by bytes, so a hot shard gets several). */
 export interface TaskOptions {
   /** At most this many transform tasks per batch. @default 64 */
@@ -28,6 +45,10 @@ export interface PipelineOptions<T, S extends readonly AnyStage[]> {
   readonly sinks?: readonly Sink<ChainOutput<T, S>>[];
   /** @default 'deadLetter' */
   readonly onError?: OnError;
+  /** @default 'halt' */
+  readonly onBatchFailure?: OnBatchFailure;
+  /** The retry budget of a step that fails transiently. @default { attempts: 10, within: '15m' } */
+  readonly retry?: RetryOptions;
   /** Reduce partitions of keyed stages that do not set their own. @default 4 */
   readonly partitions?: number;
   readonly tasks?: TaskOptions;
@@ -41,6 +62,8 @@ export interface Pipeline<T, Out> {
   readonly stages: readonly AnyStage[];
   readonly sinks: readonly Sink<Out>[];
   readonly onError: OnError;
+  readonly onBatchFailure: OnBatchFailure;
+  readonly retry: { readonly attempts: number; readonly withinMs: number };
   readonly partitions: number;
   readonly tasks: Required<TaskOptions>;
 }
@@ -153,6 +176,17 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
   }
   const batchIntervalMs = toMillis(options.batchInterval);
   checkWindows(stages, batchIntervalMs);
+  const onBatchFailure = options.onBatchFailure ?? 'halt';
+  if (onBatchFailure !== 'halt' && onBatchFailure !== 'skip') {
+    throw new PipelineDefinitionError(
+      `onBatchFailure must be 'halt' or 'skip', not '${String(onBatchFailure)}'`,
+    );
+  }
+  const attempts = options.retry?.attempts ?? 10;
+  if (!Number.isSafeInteger(attempts) || attempts < 1 || attempts > 1000) {
+    throw new PipelineDefinitionError('retry.attempts must be a whole number from 1 to 1000');
+  }
+  const withinMs = toMillis(options.retry?.within ?? '15m');
   return Object.freeze({
     name: options.name,
     batchIntervalMs,
@@ -160,6 +194,8 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
     stages: Object.freeze([...stages]),
     sinks: Object.freeze([...sinks]) as readonly Sink<ChainOutput<T, S>>[],
     onError: options.onError ?? 'deadLetter',
+    onBatchFailure,
+    retry: Object.freeze({ attempts, withinMs }),
     partitions,
     tasks: Object.freeze({ max, targetBytes }),
   });

@@ -24,12 +24,24 @@ export interface Downstream {
  */
 export interface EventTimeSink extends Downstream {
   readonly eventTime: number | null;
+  /** The batch's time (processing time, epoch ms): how far ahead an event time may be is measured from it. */
+  readonly batchTime: number;
   observeEventTime(ms: number): void;
 }
 
 /** Thrown for a record whose every window has closed: it goes to the dead-letter prefix as late. */
 export class LateRecordError extends Error {
   override readonly name = 'LateRecordError';
+}
+
+/**
+ * Thrown for a record whose event time cannot be used: not a finite whole number of milliseconds
+ * within the safe integers, or further ahead of the batch's processing time than the stage allows
+ * (a producer with a wrong clock). It goes to the dead-letter prefix as `invalid-event-time` and
+ * does not move the watermark, so one bad clock cannot make every later record late.
+ */
+export class InvalidEventTimeError extends Error {
+  override readonly name = 'InvalidEventTimeError';
 }
 
 /** Compile-time only: the record types a stage takes and gives. Never present at run time. */
@@ -112,8 +124,20 @@ export interface KeyedState {
 }
 
 /**
+ * Takes a key whose state function threw (or whose new state could not be kept): its state stays
+ * as it was before the batch, and what it got goes to the dead-letter prefix as `state`.
+ */
+export type KeyFailure = (
+  key: unknown,
+  error: unknown,
+  detail: { readonly values?: unknown; readonly state?: unknown },
+) => void;
+
+/**
  * How a stateful keyed stage applies one batch to one partition's state: `input` holds the batch's
- * merged combiners per key; `emit` gives the stage's output records.
+ * merged combiners per key; `emit` gives the stage's output records. Each key is applied on its
+ * own: a user function that throws for one key hands it to `fail` (its state and output unchanged
+ * by this batch) and the others go on.
  */
 export interface StatefulOperator {
   readonly apply: (
@@ -121,6 +145,7 @@ export interface StatefulOperator {
     state: KeyedState,
     batch: StatefulBatch,
     emit: (record: unknown) => void,
+    fail: KeyFailure,
   ) => void;
   /** State before the first batch (all partitions' keys; the runtime keeps each partition's own). */
   readonly initial?: () => Iterable<readonly [unknown, unknown]>;

@@ -93,6 +93,12 @@ export class ByteWriter {
   reset(): void {
     this.position = 0;
   }
+
+  /** Drops what was written after `length`: a value that failed half-way leaves no bytes behind. */
+  truncate(length: number): void {
+    if (length < 0 || length > this.position) throw new RangeError(`cannot truncate to ${length}`);
+    this.position = length;
+  }
 }
 
 /** Reads what a `ByteWriter` wrote. Throws `RangeError` on truncated input. */

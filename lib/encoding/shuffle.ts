@@ -1,5 +1,5 @@
 import { ByteReader, ByteWriter } from './bytes';
-import { readValue, writeValue } from './value';
+import { readValue, UnencodableValueError, writeValue } from './value';
 
 /**
  * One shuffle file per task: for each reduce partition in order, a run of (key, value) pairs.
@@ -18,13 +18,25 @@ export interface EncodedShuffle {
  * @example
  * const { body, index } = encodeShuffle([[['a', 2]], [], [['b', 1]]]);
  */
-export function encodeShuffle(runs: readonly Iterable<readonly [unknown, unknown]>[]): EncodedShuffle {
+export function encodeShuffle(
+  runs: readonly Iterable<readonly [unknown, unknown]>[],
+  onRefused?: (key: unknown, value: unknown, error: UnencodableValueError) => void,
+): EncodedShuffle {
   const writer = new ByteWriter();
   const index: number[] = [0];
   for (const run of runs) {
     for (const [key, value] of run) {
-      writeValue(writer, key);
-      writeValue(writer, value);
+      const start = writer.length;
+      try {
+        writeValue(writer, key);
+        writeValue(writer, value);
+      } catch (error) {
+        // A pair that cannot be encoded is left out whole (its bytes so far dropped) and handed to
+        // the caller to dead-letter; without a caller the task fails, as before.
+        if (!(error instanceof UnencodableValueError) || !onRefused) throw error;
+        writer.truncate(start);
+        onRefused(key, value, error);
+      }
     }
     index.push(writer.length);
   }

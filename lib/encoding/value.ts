@@ -20,10 +20,18 @@ const enum Tag {
   Bytes = 11,
 }
 
-/** Thrown for a value the shuffle cannot carry (a function, a class instance, a symbol). */
+/**
+ * Thrown for a value sluice cannot carry between functions or keep as state: a function, a symbol,
+ * a class instance (`Map`, `Set`, `Date`...), a string with a lone surrogate, or a value nested
+ * deeper than `MAX_DEPTH` (a circular one). The record, key or state that held it is dead-lettered
+ * as `encode`, never silently changed.
+ */
 export class UnencodableValueError extends TypeError {
   override readonly name = 'UnencodableValueError';
 }
+
+/** How deep arrays and objects may nest; deeper is refused (a circular value never ends). */
+export const MAX_DEPTH = 256;
 
 /**
  * Appends one value.
@@ -31,7 +39,7 @@ export class UnencodableValueError extends TypeError {
  * @example
  * const w = new ByteWriter(); writeValue(w, ['word', 3]);
  */
-export function writeValue(writer: ByteWriter, value: unknown): void {
+export function writeValue(writer: ByteWriter, value: unknown, depth = 0): void {
   switch (typeof value) {
     case 'string':
       // UTF-8 cannot hold a lone surrogate: writing one would silently turn it into U+FFFD and
@@ -64,10 +72,17 @@ export function writeValue(writer: ByteWriter, value: unknown): void {
     case 'object':
       if (value === null) {
         writer.u8(Tag.Null);
-      } else if (Array.isArray(value)) {
+        return;
+      }
+      if (depth >= MAX_DEPTH) {
+        throw new UnencodableValueError(
+          `cannot encode a value nested deeper than ${MAX_DEPTH} levels (is it circular?)`,
+        );
+      }
+      if (Array.isArray(value)) {
         writer.u8(Tag.Array);
         writer.varint(value.length);
-        for (const item of value) writeValue(writer, item);
+        for (const item of value) writeValue(writer, item, depth + 1);
       } else if (value instanceof Uint8Array) {
         writer.u8(Tag.Bytes);
         writer.bytes(value);
@@ -80,16 +95,40 @@ export function writeValue(writer: ByteWriter, value: unknown): void {
             throw new UnencodableValueError('cannot encode a property name with a lone surrogate');
           }
           writer.string(key);
-          writeValue(writer, (value as Record<string, unknown>)[key]);
+          writeValue(writer, (value as Record<string, unknown>)[key], depth + 1);
         }
       } else {
         throw new UnencodableValueError(
-          `cannot encode a ${value.constructor?.name ?? 'object'}: stages must produce plain data`,
+          `cannot encode a ${(value as { constructor?: { name?: string } }).constructor?.name ?? 'object'}: ` +
+            'stages must produce plain data (strings, numbers, booleans, bigints, null, arrays, plain objects, bytes)',
         );
       }
       return;
     default:
       throw new UnencodableValueError(`cannot encode a ${typeof value}: stages must produce plain data`);
+  }
+}
+
+let scratch = new ByteWriter(4 * 1024);
+
+/**
+ * Why a value cannot be encoded, or `undefined` if it can: the same rules as `writeValue`, since it
+ * is `writeValue` into a scratch buffer.
+ *
+ * @example
+ * unencodable(new Map()); // 'cannot encode a Map: stages must produce plain data (...)'
+ */
+export function unencodable(value: unknown): string | undefined {
+  scratch.reset();
+  try {
+    writeValue(scratch, value);
+    return undefined;
+  } catch (error) {
+    if (error instanceof UnencodableValueError) return error.message;
+    throw error;
+  } finally {
+    // A large value checked once must not keep a large buffer alive for the life of the process.
+    if (scratch.length > 1024 * 1024) scratch = new ByteWriter(4 * 1024);
   }
 }
 

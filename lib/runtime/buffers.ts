@@ -1,5 +1,6 @@
 import { mapKey, partitionOf, type MapKey } from '../encoding/key';
 import { encodeShuffle, type EncodedShuffle } from '../encoding/shuffle';
+import { unencodable, UnencodableValueError } from '../encoding/value';
 import { fromPair } from '../dsl/reduce';
 import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
 
@@ -32,6 +33,13 @@ export class ShuffleBuffer implements EventTimeSink {
     private readonly partitions: number,
     /** The batch's event-time high mark from its manifest (the watermark before lateness). */
     readonly eventTime: number | null = null,
+    /** The batch's time: event times far ahead of it are refused. */
+    readonly batchTime: number = Date.now(),
+    /**
+     * Takes a pair the shuffle cannot encode (a key or combiner whose type changed after it was
+     * checked, or a raw value): it is left out of the shuffle and dead-lettered.
+     */
+    private readonly onRefused?: (key: unknown, value: unknown, error: Error) => void,
   ) {
     this.combine = stage.spec.mapSideCombine;
     this.takesPairs = stage.toPair === fromPair;
@@ -83,11 +91,17 @@ export class ShuffleBuffer implements EventTimeSink {
       return;
     }
     const k = mapKey(key);
-    if (k !== key && typeof key !== 'number') this.originals.set(k, key);
     const combiner = this.combined.get(k);
     // A combiner may itself be undefined; only a missing key starts a new one.
-    if (combiner === undefined && !this.combined.has(k)) this.combined.set(k, this.create(value));
-    else this.combined.set(k, this.mergeValue(combiner, value));
+    if (combiner === undefined && !this.combined.has(k)) {
+      // Checked once per key, where a record can still be dead-lettered whole: a key or combiner
+      // the shuffle cannot carry (a Date key, a Set combiner) is refused with the record.
+      const created = this.create(value);
+      const reason = unencodable(key) ?? unencodable(created);
+      if (reason !== undefined) throw new UnencodableValueError(reason);
+      if (k !== key && typeof key !== 'number') this.originals.set(k, key);
+      this.combined.set(k, created);
+    } else this.combined.set(k, this.mergeValue(combiner, value));
     this.records++;
   }
 
@@ -103,8 +117,10 @@ export class ShuffleBuffer implements EventTimeSink {
     } else {
       runs = this.raw;
     }
-    const encoded = encodeShuffle(runs);
-    const withData = runs.flatMap((run, p) => (run.length > 0 ? [p] : []));
+    const encoded = encodeShuffle(runs, this.onRefused);
+    const withData = encoded.index.flatMap((start, p) =>
+      p < runs.length && (encoded.index[p + 1] ?? start) > start ? [p] : [],
+    );
     return { ...encoded, withData };
   }
 }
@@ -209,20 +225,29 @@ export function fuseStages(
   return fn;
 }
 
+/** A key whose reduce-side merge threw: every value it got, for its dead letter. */
+export interface FailedMerge {
+  readonly key: unknown;
+  readonly error: unknown;
+  /**
+   * What the key had when its merge threw (its combiner so far, as the merge function left it; the
+   * first value if it had no combiner), then the value being merged, then every later value.
+   */
+  readonly values: unknown[];
+}
+
 /**
  * Merges the shuffle runs of one reduce partition per key: combiners with `mergeCombiners` when
  * the map side combined, raw values with `create`/`mergeValue` otherwise. A key whose merge throws
- * is dropped whole and reported once, never merged half-way.
+ * is taken out whole and never merged half-way: what it had, the value that failed and every
+ * later value of it are kept for its dead letter (`failures()`).
  */
 export class ShuffleMerger {
   private readonly merged = new Map<MapKey, Entry>();
-  private readonly failed = new Set<MapKey>();
+  private readonly failed = new Map<MapKey, FailedMerge>();
   private readonly combined: boolean;
 
-  constructor(
-    private readonly stage: WideStage<unknown, unknown>,
-    private readonly onMergeError: (key: unknown, error: unknown) => void,
-  ) {
+  constructor(private readonly stage: WideStage<unknown, unknown>) {
     this.combined = stage.spec.mapSideCombine;
   }
 
@@ -230,7 +255,11 @@ export class ShuffleMerger {
   readonly add = (key: unknown, value: unknown): void => {
     // Plain strings are their own map key (the common case, kept off the slow path).
     const k = mapKey(key);
-    if (this.failed.has(k)) return;
+    const failure = this.failed.size > 0 ? this.failed.get(k) : undefined;
+    if (failure) {
+      failure.values.push(value);
+      return;
+    }
     const { create, mergeValue, mergeCombiners } = this.stage.aggregator;
     const entry = this.merged.get(k);
     try {
@@ -240,9 +269,8 @@ export class ShuffleMerger {
           ? mergeCombiners(entry.combiner, value)
           : mergeValue(entry.combiner, value);
     } catch (error) {
-      this.failed.add(k);
       this.merged.delete(k);
-      this.onMergeError(key, error);
+      this.failed.set(k, { key, error, values: entry === undefined ? [value] : [entry.combiner, value] });
     }
   };
 
@@ -255,5 +283,10 @@ export class ShuffleMerger {
   *outputs(): Generator<{ key: unknown; record: unknown }> {
     for (const { key, combiner } of this.merged.values())
       yield { key, record: this.stage.output(key, combiner) };
+  }
+
+  /** Keys whose merge threw, with their values, in the order they failed. */
+  failures(): IterableIterator<FailedMerge> {
+    return this.failed.values();
   }
 }

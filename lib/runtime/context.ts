@@ -1,7 +1,7 @@
 import type { AwsClients } from '../aws';
 import type { AnyPipeline } from '../dsl/pipeline';
 import { ConfigError } from '../errors';
-import type { StageId } from '../ids';
+import type { BatchId, StageId } from '../ids';
 import { planPipeline, type Plan } from '../plan';
 import { Ledger } from '../storage/ledger';
 import { ObjectStore } from '../storage/objects';
@@ -25,13 +25,20 @@ export interface RuntimeConfig {
 export const CONFIG_ENV = Object.freeze({
   bucket: 'SLUICE_BUCKET',
   table: 'SLUICE_TABLE',
+  /** The id of the function itself (a phase function id, `coordinator` or `ingest`). */
+  function: 'SLUICE_FUNCTION',
   functions: 'SLUICE_FUNCTIONS',
   sweepAfterMs: 'SLUICE_SWEEP_AFTER_MS',
   streams: 'SLUICE_STREAMS',
 });
 
+/** Set by Lambda in every function's environment: the function's own name. */
+const OWN_NAME_ENV = 'AWS_LAMBDA_FUNCTION_NAME';
+
 /**
- * Reads the runtime configuration a deployment put into the environment, once per process.
+ * Reads the runtime configuration a deployment put into the environment, once per process. The
+ * function's own name (a stateful phase restarts its own next task) comes from Lambda's
+ * `AWS_LAMBDA_FUNCTION_NAME`, since a deployment cannot write a function's name into itself.
  *
  * @example
  * const config = configFromEnv(process.env);
@@ -50,6 +57,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RuntimeConfig {
       throw new ConfigError(`${CONFIG_ENV.functions} is not JSON: ${(error as Error).message}`);
     }
   }
+  const self = env[CONFIG_ENV.function];
+  const ownName = env[OWN_NAME_ENV];
+  if (self && ownName && functions[self] === undefined) functions = { ...functions, [self]: ownName };
   const sweepAfterMs = Number(env[CONFIG_ENV.sweepAfterMs] ?? 5 * 60_000);
   if (!Number.isFinite(sweepAfterMs) || sweepAfterMs <= 0) {
     throw new ConfigError(`${CONFIG_ENV.sweepAfterMs} must be a positive number of milliseconds`);
@@ -91,6 +101,27 @@ export interface RuntimeLog {
   error(message: string, extra?: Record<string, unknown>): void;
 }
 
+/** A finished batch's figures, as the runtime reports them. */
+export interface BatchCompletion {
+  readonly batch: BatchId;
+  readonly inputRecords: number;
+  readonly outputRecords: number;
+  readonly deadLetters: number;
+  /** From sealing to completion, ms. */
+  readonly processingMs: number;
+  /** From the batch time to sealing, ms. */
+  readonly schedulingDelayMs: number;
+}
+
+/**
+ * What the runtime reports, as values, while it works: Lambda turns them into CloudWatch metrics
+ * (`lib/runtime/lambda.ts`); locally they are dropped unless a test listens.
+ */
+export interface RuntimeMetrics {
+  batchComplete(completion: BatchCompletion): void;
+  batchFailed(failure: { readonly batch: BatchId }): void;
+}
+
 /** Everything an executor needs, built once per process (per cold start on Lambda). */
 export interface RuntimeContext {
   readonly pipeline: AnyPipeline;
@@ -103,6 +134,7 @@ export interface RuntimeContext {
   readonly invoker: Invoker;
   readonly clock: Clock;
   readonly log: RuntimeLog;
+  readonly metrics: RuntimeMetrics;
   /** Where the `print` sink writes: standard output on AWS (the log), a collector locally. */
   readonly print: (text: string) => void;
 }
@@ -114,11 +146,13 @@ export interface RuntimeDeps {
   readonly invoker: Invoker;
   readonly clock?: Clock;
   readonly log?: RuntimeLog;
+  readonly metrics?: RuntimeMetrics;
   readonly print?: (text: string) => void;
 }
 
 const systemClock: Clock = Object.freeze({ now: () => Date.now() });
 const silentLog: RuntimeLog = Object.freeze({ info() {}, warn() {}, error() {} });
+const noMetrics: RuntimeMetrics = Object.freeze({ batchComplete() {}, batchFailed() {} });
 
 /**
  * Binds a pipeline to its resources and services. The Lambda adapters and the local runtime both
@@ -138,6 +172,7 @@ export function createRuntimeContext(pipeline: AnyPipeline, deps: RuntimeDeps): 
     invoker: deps.invoker,
     clock: deps.clock ?? systemClock,
     log: deps.log ?? silentLog,
+    metrics: deps.metrics ?? noMetrics,
     print: deps.print ?? ((text: string) => void process.stdout.write(`${text}\n`)),
   });
 }

@@ -1,9 +1,11 @@
-import { batchId, type BatchId, type ShardId } from '../ids';
+import { describeError, RetryBudgetExhaustedError } from '../errors';
+import { batchId, type BatchId, type ShardId, type StageId, type TaskId } from '../ids';
 import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
 import { manifestKey } from '../storage/keys';
 import type { BatchItem, Cursors, EventTimeMark, SegmentItem, ShardCursor } from '../storage/ledger';
 import { padSeq } from '../encoding/segment';
 import type { RuntimeContext } from './context';
+import { budgetUsedUp, failBatch, resolveFailedBatches, spent, type Halt } from './failure';
 import { advance, pendingWork } from './progress';
 
 /** What one coordinator pass did. */
@@ -11,8 +13,12 @@ export interface CoordinatorReport {
   readonly sealed: readonly BatchId[];
   /** Batches whose missing work was invoked again. */
   readonly swept: readonly BatchId[];
+  /** Batches the sweep failed because a task used up its retry budget. */
+  readonly failed: readonly BatchId[];
   /** The time of the next batch to seal. */
   readonly nextBatchTime: number;
+  /** Set when sealing is stopped by a failed batch (`onBatchFailure: 'halt'`). */
+  readonly halted?: Halt;
 }
 
 /** Options of one coordinator pass. */
@@ -40,16 +46,32 @@ export async function coordinate(
   const state =
     (await ctx.ledger.pipelineState()) ??
     (await ctx.ledger.initPipeline(Math.floor(now / interval) * interval));
+  // Failed batches first: under `skip` they are skipped now; under `halt` nothing more is sealed.
+  const halted = await resolveFailedBatches(ctx);
   const sealed: BatchId[] = [];
   let next = state.lastSealed + 1;
   const limit = options.maxBatches ?? 100;
-  while (state.zeroTime + next * interval <= now && sealed.length < limit) {
+  while (!halted && state.zeroTime + next * interval <= now && sealed.length < limit) {
     await sealBatch(ctx, batchId(next), state.zeroTime + next * interval);
     sealed.push(batchId(next));
     next++;
   }
-  const swept = await sweep(ctx, options.stuckBefore ?? now - ctx.config.sweepAfterMs, next - 1);
-  return { sealed, swept, nextBatchTime: state.zeroTime + next * interval };
+  if (halted) {
+    ctx.log.warn('pipeline halted', { batch: halted.batch, reason: halted.reason, nextBatch: next });
+  }
+  const { swept, failed } = await sweep(
+    ctx,
+    options.stuckBefore ?? now - ctx.config.sweepAfterMs,
+    next - 1,
+    halted,
+  );
+  return {
+    sealed,
+    swept,
+    failed,
+    nextBatchTime: state.zeroTime + next * interval,
+    ...(halted ? { halted } : {}),
+  };
 }
 
 /**
@@ -184,22 +206,58 @@ async function foldEventTime(
 ): Promise<EventTimeMark> {
   let { max, through } = previous ?? { max: null, through: 0 };
   for (const item of await ctx.ledger.batchesFrom(through + 1)) {
-    if (item.batch >= batch || item.batch !== through + 1 || item.eventTimeMax === undefined) break;
-    if (item.eventTimeMax !== null && (max === null || item.eventTimeMax > max)) max = item.eventTimeMax;
+    if (item.batch >= batch || item.batch !== through + 1) break;
+    // A skipped batch adds nothing: its records are dead letters, not input.
+    const skipped = item.status === 'skipping' || item.status === 'skipped';
+    if (!skipped && item.eventTimeMax === undefined) break;
+    if (!skipped && item.eventTimeMax != null && (max === null || item.eventTimeMax > max))
+      max = item.eventTimeMax;
     through = item.batch;
   }
   return { max, through };
 }
 
-/** Re-drives open batches that have not moved since `stuckBefore`. */
-async function sweep(ctx: RuntimeContext, stuckBefore: number, lastSealed: number): Promise<BatchId[]> {
-  if (lastSealed < 1) return [];
+/**
+ * Re-drives open batches that have not moved since `stuckBefore`. The oldest open batch's re-drives
+ * count against its tasks' retry budgets (a task that crashes, times out or loses its event never
+ * reports an error of its own), and a task whose budget is used up fails the batch. Later batches
+ * may only be waiting for it (stateful partitions apply batches in order), so they are re-driven
+ * without counting; behind a halting failed batch they are left alone until it is retried or
+ * skipped.
+ */
+async function sweep(
+  ctx: RuntimeContext,
+  stuckBefore: number,
+  lastSealed: number,
+  halted: Halt | undefined,
+): Promise<{ swept: BatchId[]; failed: BatchId[] }> {
   const swept: BatchId[] = [];
+  const failed: BatchId[] = [];
+  if (lastSealed < 1) return { swept, failed };
   // Open batches are few and recent; scan back from the newest sealed one.
   const from = Math.max(1, lastSealed - 99);
+  let oldestOpen = true;
   for (const item of await ctx.ledger.batchesFrom(from)) {
-    if (item.status !== 'sealed' || item.updatedAt >= stuckBefore) continue;
-    if (pendingWork(item, ctx.plan).kind === 'none') continue;
+    if (item.status === 'failed') {
+      // A failed batch whose marker was lost (a crash between the two writes) gets it back.
+      await ctx.ledger.putFailedMarker({
+        batch: item.batch,
+        message: item.failure?.message ?? 'failed',
+        at: item.failure?.at ?? item.updatedAt,
+      });
+      continue;
+    }
+    if (item.status !== 'sealed' && item.status !== 'skipping') continue;
+    const counted = oldestOpen && (!halted || item.batch < halted.batch);
+    oldestOpen = false;
+    if (halted && item.batch > halted.batch) continue;
+    if (item.updatedAt >= stuckBefore) continue;
+    const work = pendingWork(item, ctx.plan);
+    if (work.kind === 'none') continue;
+    if (counted && work.kind === 'run' && (await budgetFailure(ctx, item, work.phase, work.tasks))) {
+      failed.push(item.batch);
+      continue;
+    }
     ctx.log.warn('sweeping stuck batch', { batch: item.batch, updatedAt: item.updatedAt });
     // The manifest may be what is missing (a coordinator that died after sealing).
     if (!(await ctx.objects.getIfExists(manifestKey(item.batch)))) {
@@ -209,8 +267,46 @@ async function sweep(ctx: RuntimeContext, stuckBefore: number, lastSealed: numbe
         'application/json',
       );
     }
+    if (counted && work.kind === 'run') {
+      await ctx.ledger.recordRedrive(
+        item.batch,
+        work.tasks.map((task) => ({ phase: work.phase, task })),
+        ctx.clock.now(),
+      );
+    }
     await advance(ctx, item, { redrive: true });
     swept.push(item.batch);
   }
-  return swept;
+  return { swept, failed };
+}
+
+/** Fails a batch whose missing task has used up its retry budget; true if it did. */
+async function budgetFailure(
+  ctx: RuntimeContext,
+  item: BatchItem,
+  phase: number,
+  tasks: readonly number[],
+): Promise<boolean> {
+  const now = ctx.clock.now();
+  const used = item.attempts.find(
+    (a) => a.phase === phase && tasks.includes(a.task) && budgetUsedUp(ctx, a, now),
+  );
+  if (!used) return false;
+  const stage = ctx.plan.phases[phase]?.spec.function ?? `phase-${phase}`;
+  const error = new RetryBudgetExhaustedError(
+    `task ${used.task} of phase ${phase} (${stage}) did not finish: ${spent(used, now)}` +
+      (item.lastError
+        ? `; last error: ${item.lastError}`
+        : ' without reporting an error (crashes or timeouts)'),
+    { batch: item.batch, task: used.task as TaskId, stage: stage as StageId },
+  );
+  await failBatch(ctx, item.batch, {
+    message: describeError(error),
+    phase,
+    task: used.task,
+    stage,
+    at: now,
+    ...(item.status === 'skipping' ? { duringSkip: true } : {}),
+  });
+  return true;
 }

@@ -1,6 +1,8 @@
 import type { Decoder } from '../dsl/source';
 import { SegmentCursor } from '../encoding/segment';
-import { LateRecordError } from '../dsl/types';
+import { inspect } from 'node:util';
+import { UnencodableValueError } from '../encoding/value';
+import { InvalidEventTimeError, LateRecordError } from '../dsl/types';
 import type { CompiledPhase } from '../plan';
 import { OutputCollector, RecordStager, ShuffleBuffer, fuseStages } from './buffers';
 import type { Downstream } from '../dsl/types';
@@ -11,10 +13,14 @@ export interface DeadLetter {
   readonly phase: number;
   readonly task: number;
   /**
-   * `decode` (the source could not decode it), `stage` (stage code threw on it), or `late` (every
-   * event-time window it belongs to had closed).
+   * `decode`: the source could not decode it. `stage`: stage code threw on it (or a keyed stage's
+   * merge threw on its key). `late`: every event-time window it belongs to had closed.
+   * `invalid-event-time`: its event time is not a usable time, or too far ahead. `encode`: a key,
+   * value or output record sluice cannot carry (see `UnencodableValueError`). `state`: a state
+   * function threw on its key, or its state outgrew an item. `batch`: the whole input of a skipped
+   * batch (under `dead-letter/skipped/`).
    */
-  readonly kind: 'decode' | 'stage' | 'late';
+  readonly kind: DeadLetterKind;
   readonly stage: string;
   readonly reason: string;
   /** For input records: where the record is in the stream. */
@@ -25,12 +31,28 @@ export interface DeadLetter {
   readonly data?: string;
   readonly record?: unknown;
   readonly key?: unknown;
+  /** A keyed value that could not go on: the values of a key whose merge or state function threw. */
+  readonly values?: unknown;
+  /** A key's state that was refused (too large, or not encodable). */
+  readonly state?: unknown;
   /**
    * When a keyed stage's merge function threw part-way through a record's output: how many of its
    * outputs were merged before the throw, and the outputs that were not (the record is not whole).
    */
   readonly applied?: number;
   readonly unapplied?: unknown;
+}
+
+/** What a dead letter is about; see `DeadLetter.kind`. */
+export type DeadLetterKind =
+  'decode' | 'stage' | 'late' | 'invalid-event-time' | 'encode' | 'state' | 'batch';
+
+/** The dead-letter kind of an error thrown while a record went through stages. */
+function kindOf(error: unknown): DeadLetterKind {
+  if (error instanceof LateRecordError) return 'late';
+  if (error instanceof InvalidEventTimeError) return 'invalid-event-time';
+  if (error instanceof UnencodableValueError) return 'encode';
+  return 'stage';
 }
 
 /** An input record with where it sits in the stream. */
@@ -78,13 +100,30 @@ function reasonOf(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-/** A record as JSON would keep it, for dead letters (never throws). */
-function jsonSafe(value: unknown): unknown {
+/**
+ * A record as JSON would keep it, for dead letters (never throws). What JSON would change or lose
+ * (a Map, a function, NaN) is shown as text instead, so the dead letter says what it was.
+ */
+export function jsonSafe(value: unknown): unknown {
   try {
-    return JSON.parse(JSON.stringify(value) ?? 'null') as unknown;
+    return JSON.parse(JSON.stringify(value, faithful) ?? 'null') as unknown;
   } catch {
-    return String(value);
+    return inspect(value, { depth: 4, breakLength: Infinity });
   }
+}
+
+function faithful(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  if (typeof raw === 'bigint') return raw.toString();
+  if (raw instanceof Uint8Array) return Buffer.from(raw).toString('base64');
+  if (typeof raw === 'number' && !Number.isFinite(raw)) return String(raw);
+  if (typeof raw === 'function' || typeof raw === 'symbol') return inspect(raw);
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    const proto = Object.getPrototypeOf(raw) as unknown;
+    if (proto !== Object.prototype && proto !== null)
+      return inspect(raw, { depth: 2, breakLength: Infinity });
+  }
+  return value;
 }
 
 /** What a phase runner needs. */
@@ -100,6 +139,8 @@ export interface PhaseRunnerOptions {
   readonly eventTime: number | null;
   /** Batch, phase and task, put on every dead letter. */
   readonly where: { readonly batch: number; readonly phase: number; readonly task: number };
+  /** The batch's time (epoch ms). @default Date.now() */
+  readonly batchTime?: number;
   /** Takes each dead letter (or throws, to fail the task under `onError: 'fail'`). */
   readonly onDeadLetter: (entry: DeadLetter, error: unknown) => void;
 }
@@ -128,7 +169,13 @@ export class PhaseRunner {
   constructor(private readonly options: PhaseRunnerOptions) {
     const { phase, next } = options;
     const terminal = next?.wide
-      ? new ShuffleBuffer(next.wide, next.spec.partitions ?? 1, options.eventTime)
+      ? new ShuffleBuffer(
+          next.wide,
+          next.spec.partitions ?? 1,
+          options.eventTime,
+          options.batchTime ?? Date.now(),
+          (key, value, error) => this.refused(next.wide?.id ?? 'shuffle', key, value, error),
+        )
       : new OutputCollector();
     this.terminal = terminal;
     this.current = { stage: phase.spec.function };
@@ -224,7 +271,7 @@ export class PhaseRunner {
       this.options.onDeadLetter(
         {
           ...where,
-          kind: error instanceof LateRecordError ? 'late' : 'stage',
+          kind: kindOf(error),
           stage: this.current.stage,
           reason: reasonOf(error),
           record: jsonSafe(value),
@@ -237,15 +284,65 @@ export class PhaseRunner {
     }
   }
 
-  /** A dead letter for a key whose merge threw in a reduce task. */
-  mergeFailed(key: unknown, error: unknown): void {
+  /** A dead letter for a key whose merge threw in a reduce task, with every value it got. */
+  mergeFailed(failure: { readonly key: unknown; readonly error: unknown; readonly values: unknown }): void {
     this.options.onDeadLetter(
       {
         ...this.options.where,
         kind: 'stage',
         stage: this.options.phase.spec.function,
+        reason: reasonOf(failure.error),
+        key: jsonSafe(failure.key),
+        values: jsonSafe(failure.values),
+      },
+      failure.error,
+    );
+  }
+
+  /** A dead letter for a key whose state function threw, or whose state was refused. */
+  stateFailed(
+    key: unknown,
+    error: unknown,
+    detail: { readonly values?: unknown; readonly state?: unknown },
+  ): void {
+    this.options.onDeadLetter(
+      {
+        ...this.options.where,
+        kind: 'state',
+        stage: this.options.phase.spec.function,
         reason: reasonOf(error),
         key: jsonSafe(key),
+        ...('values' in detail ? { values: jsonSafe(detail.values) } : {}),
+        ...('state' in detail ? { state: jsonSafe(detail.state) } : {}),
+      },
+      error,
+    );
+  }
+
+  /** A dead letter for an output record that cannot be written as JSON. */
+  outputRefused(record: unknown, error: unknown): void {
+    this.options.onDeadLetter(
+      {
+        ...this.options.where,
+        kind: 'encode',
+        stage: 'output',
+        reason: reasonOf(error),
+        record: jsonSafe(record),
+      },
+      error,
+    );
+  }
+
+  /** A pair the shuffle could not encode: left out of the shuffle, dead-lettered. */
+  private refused(stage: string, key: unknown, value: unknown, error: unknown): void {
+    this.options.onDeadLetter(
+      {
+        ...this.options.where,
+        kind: 'encode',
+        stage,
+        reason: reasonOf(error),
+        key: jsonSafe(key),
+        values: jsonSafe([value]),
       },
       error,
     );

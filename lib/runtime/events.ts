@@ -32,6 +32,40 @@ export function parseTaskEvent(raw: unknown): TaskEvent {
   return { ...parsed.data, batch: batchId(parsed.data.batch), task: taskId(parsed.data.task) };
 }
 
+/**
+ * What the coordinator is invoked with: the schedule's tick every minute (and locally, a tick per
+ * batch interval). `stuckBefore` makes the sweep treat batches idle since then as stuck (the local
+ * runtime uses it to re-drive at once what Lambda would re-drive after `sweepAfterMs`).
+ */
+export interface TickEvent {
+  readonly kind: 'sluice.tick/v1';
+  readonly pipeline: string;
+  readonly stuckBefore?: number;
+}
+
+const tickEventSchema = z.object({
+  kind: z.literal('sluice.tick/v1'),
+  pipeline: z.string(),
+  stuckBefore: z.optional(z.number()),
+});
+
+/**
+ * Validates a coordinator event where it enters the function, and that it is for this pipeline.
+ *
+ * @example
+ * const tick = parseTickEvent(event, pipeline.name);
+ */
+export function parseTickEvent(raw: unknown, pipeline: string): TickEvent {
+  const parsed = tickEventSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidInputError(`not a coordinator tick: ${parsed.error.message}`);
+  if (parsed.data.pipeline !== pipeline) {
+    throw new InvalidInputError(`a tick for pipeline '${parsed.data.pipeline}' reached '${pipeline}'`);
+  }
+  return parsed.data.stuckBefore === undefined
+    ? { kind: parsed.data.kind, pipeline: parsed.data.pipeline }
+    : parsed.data;
+}
+
 /** One record of a Kinesis event-source mapping event, as Lambda delivers it. */
 export interface KinesisEventRecord {
   readonly eventID: string;

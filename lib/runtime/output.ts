@@ -1,3 +1,4 @@
+import { UnencodableValueError } from '../encoding/value';
 import { partitionId } from '../ids';
 import { outputKey } from '../storage/keys';
 import type { BatchItem } from '../storage/ledger';
@@ -18,7 +19,53 @@ function replacer(this: unknown, key: string, value: unknown): unknown {
 }
 
 /**
- * Output records as JSON Lines (bigints as strings, bytes as base64).
+ * The JSON replacer of output records: what JSON would silently change is refused instead. A Map
+ * or Set would become `{}`, a Date a string, a function or a symbol would vanish, NaN and Infinity
+ * would become `null`. Bigints are written as strings and bytes as base64 (documented), and
+ * `undefined` as `null` in arrays (the missing side of an outer join).
+ */
+function strict(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  if (typeof raw === 'bigint') return raw.toString();
+  if (raw instanceof Uint8Array) return Buffer.from(raw).toString('base64');
+  if (typeof raw === 'number' && !Number.isFinite(raw)) {
+    throw new UnencodableValueError(`cannot write ${raw} as JSON`);
+  }
+  if (typeof raw === 'function' || typeof raw === 'symbol') {
+    throw new UnencodableValueError(`cannot write a ${typeof raw} as JSON`);
+  }
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    const proto = Object.getPrototypeOf(raw) as unknown;
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (raw as { constructor?: { name?: string } }).constructor?.name ?? 'object';
+      throw new UnencodableValueError(
+        `cannot write a ${name} as JSON: output records must be plain data (strings, numbers, booleans, bigints, null, arrays, plain objects, bytes)`,
+      );
+    }
+  }
+  return value;
+}
+
+/**
+ * One output record as a line of JSON, or an `UnencodableValueError` for a record JSON would
+ * change (see `strict`); a circular record is refused too.
+ *
+ * @example
+ * toJsonLine(['spark', 3]); // '["spark",3]'
+ * toJsonLine(['avg', NaN]); // throws UnencodableValueError
+ */
+export function toJsonLine(record: unknown): string {
+  try {
+    return JSON.stringify(record, strict) ?? 'null';
+  } catch (error) {
+    if (error instanceof UnencodableValueError) throw error;
+    throw new UnencodableValueError(`cannot write the record as JSON: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Output records (or dead letters) as JSON Lines (bigints as strings, bytes as base64). For output
+ * the runtime encodes record by record with `toJsonLine`, refusing what JSON would change.
  *
  * @example
  * toJsonLines([['spark', 3]]); // '["spark",3]\n'

@@ -26,12 +26,29 @@ function expectedTasks(item: BatchItem, phase: number): readonly number[] | unde
  * pendingWork(item, plan); // { kind: 'run', phase: 1, tasks: [2] }
  */
 export function pendingWork(item: BatchItem, plan: Plan): PendingWork {
+  if (item.status === 'skipping') return pendingSkipWork(item, plan);
   if (item.status !== 'sealed') return { kind: 'none' };
   for (let phase = 0; phase < plan.phases.length; phase++) {
     const expected = expectedTasks(item, phase);
     if (expected === undefined) return { kind: 'start', phase };
     const done = new Set(item.done[phase] ?? []);
     const missing = expected.filter((t) => !done.has(t));
+    if (missing.length > 0) return { kind: 'run', phase, tasks: missing };
+  }
+  return { kind: 'complete' };
+}
+
+/**
+ * What a skipping batch still needs: every partition of every stateful phase must move its state
+ * past the batch (by running the batch, or as a no-op), in order, before the next batch can use it.
+ */
+function pendingSkipWork(item: BatchItem, plan: Plan): PendingWork {
+  for (const compiled of plan.phases) {
+    if (!compiled.wide?.stateful) continue;
+    const phase = compiled.spec.phase;
+    const done = new Set(item.done[phase] ?? []);
+    const partitions = compiled.spec.partitions ?? 1;
+    const missing = Array.from({ length: partitions }, (_, p) => p).filter((p) => !done.has(p));
     if (missing.length > 0) return { kind: 'run', phase, tasks: missing };
   }
   return { kind: 'complete' };
@@ -125,6 +142,19 @@ async function batchEventTime(ctx: RuntimeContext, batch: BatchId, phase: number
 }
 
 async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {
+  if (item.status === 'skipping') {
+    // Its output does not count: its whole input is in the batch dead letter.
+    const summary = {
+      inputRecords: item.inputRecords,
+      deadLetters: item.inputRecords,
+      outputRecords: 0,
+      outputPartitions: [],
+    };
+    if (await ctx.ledger.completeSkip(item.batch, summary, ctx.clock.now())) {
+      ctx.log.warn('batch skipped', { batch: item.batch, inputRecords: item.inputRecords });
+    }
+    return;
+  }
   const summary = await summarize(ctx, item);
   const now = ctx.clock.now();
   if (!(await ctx.ledger.completeBatch(item.batch, summary, now))) return;
@@ -138,7 +168,16 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
     deadLetters: summary.deadLetters,
     processingMs: now - done.sealedAt,
   };
-  ctx.log.info('batch complete', { ...header, schedulingDelayMs: done.sealedAt - done.time });
+  const schedulingDelayMs = done.sealedAt - done.time;
+  ctx.log.info('batch complete', { ...header, schedulingDelayMs });
+  ctx.metrics.batchComplete({
+    batch: done.batch,
+    inputRecords: summary.inputRecords,
+    outputRecords: summary.outputRecords,
+    deadLetters: summary.deadLetters,
+    processingMs: header.processingMs,
+    schedulingDelayMs,
+  });
   for (const sink of ctx.plan.spec.sinks) {
     if (sink.kind !== 'sluice.sink/print@1') continue;
     const output = await readBatchOutput(ctx.objects, outputPrefix(ctx.plan.spec), done, sink.top);

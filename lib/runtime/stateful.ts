@@ -40,6 +40,7 @@ export async function loadState(
     throw new NotReadyError(
       `state of ${stage}/${partition} is at batch ${head.version}, not ${batch - 1}`,
       scope,
+      { waiting: true },
     );
   }
   const table = new StateTable();
@@ -63,8 +64,9 @@ export function prepareState(
   table: StateTable,
   before: readonly Buffer[],
   meta: Readonly<Record<string, number>> = head.meta,
+  onRefused?: (key: unknown, value: unknown, error: Error) => void,
 ): PendingState {
-  const encoded = table.encode(head.chunks);
+  const encoded = table.encode(head.chunks, onRefused);
   const resized = encoded.chunks !== head.chunks;
   const slots: string[] = [];
   const writes: { chunk: number; slot: string; data: Buffer }[] = [];

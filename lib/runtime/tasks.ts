@@ -1,22 +1,19 @@
 import { decodeRun } from '../encoding/shuffle';
-import {
-  InvalidInputError,
-  isRetryable,
-  NotReadyError,
-  RecordFailedError,
-  SluiceError,
-  type ErrorScope,
-} from '../errors';
+import { unencodable, UnencodableValueError } from '../encoding/value';
+import type { KeyedState } from '../dsl/types';
+import type { StateTable } from '../state/table';
+import { InvalidInputError, NotReadyError, RecordFailedError, type ErrorScope } from '../errors';
 import { batchId, partitionId, type BatchId, type TaskId } from '../ids';
 import { parseManifest, type Manifest, type Slice } from '../manifest';
 import { assertSamePlan, outputPrefix, type CompiledPhase } from '../plan';
 import { deadLetterKey, manifestKey, outputKey, shuffleKey } from '../storage/keys';
 import type { TaskReport } from '../storage/ledger';
-import { ShuffleBuffer, ShuffleMerger } from './buffers';
+import { OutputCollector, ShuffleBuffer, ShuffleMerger } from './buffers';
 import { NO_KEY, PhaseRunner, runSlice, type DeadLetter } from './datapath';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
-import { toJsonLines } from './output';
+import { toJsonLine, toJsonLines } from './output';
+import { onTaskError } from './failure';
 import { advance, invokeTasks } from './progress';
 
 export type { DeadLetter } from './datapath';
@@ -58,9 +55,13 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
     await ctx.ledger.putTaskReport(report);
   }
   if (!report || report.pendingState) {
-    // Only a task that has work to do reads its manifest: a duplicate of a finished one just reports.
-    const manifest = await loadManifest(ctx, event.batch, scope);
-    report = await executeAndReport(ctx, manifest, phase, event, scope);
+    if (phase.wide?.stateful && (await ctx.ledger.batch(event.batch))?.status === 'skipping') {
+      report = await skipState(ctx, phase, event, scope);
+    } else {
+      // Only a task that has work to do reads its manifest: a duplicate of a finished one just reports.
+      const manifest = await loadManifest(ctx, event.batch, scope);
+      report = await executeAndReport(ctx, manifest, phase, event, scope);
+    }
   }
   const item = await ctx.ledger.markTaskDone(
     event.batch,
@@ -104,23 +105,65 @@ async function executeAndReport(
 }
 
 /**
+ * A stateful partition's part in skipping a batch: its state moves from batch n-1 to n unchanged
+ * (the head only), in order like any batch, so that batch n+1 finds it where it expects it. A run
+ * of the batch that committed first stands; either way the partition's state is whole.
+ */
+async function skipState(
+  ctx: RuntimeContext,
+  phase: CompiledPhase,
+  event: TaskEvent,
+  scope: ErrorScope,
+): Promise<TaskReport> {
+  const stage = phase.spec.function;
+  const head = await ctx.state.head(stage, event.task);
+  if (head.version < event.batch - 1) {
+    throw new NotReadyError(
+      `state of ${stage}/${event.task} is at batch ${head.version}, not ${event.batch - 1}`,
+      scope,
+      { waiting: true },
+    );
+  }
+  if (head.version === event.batch - 1) {
+    await ctx.state.commit(stage, event.task, head, { ...head, version: event.batch });
+  }
+  const report: TaskReport = {
+    batch: event.batch,
+    phase: event.phase,
+    task: event.task,
+    withData: [],
+    recordsIn: 0,
+    recordsOut: 0,
+    deadLetters: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    skipped: true,
+  };
+  await ctx.ledger.putTaskReport(report);
+  await startWaitingSuccessor(ctx, event);
+  return report;
+}
+
+/**
  * The same partition of the next batch may have started before this one committed, found the
  * state not ready and be waiting on its retries (a minute or more on Lambda). Starting it again now
  * keeps stateful pipelines moving at the batch interval; a duplicate is harmless.
  */
 async function startWaitingSuccessor(ctx: RuntimeContext, event: TaskEvent): Promise<void> {
   const next = await ctx.ledger.batch(batchId(event.batch + 1));
-  if (!next || next.status !== 'sealed') return;
-  const started = next.expected[event.phase]?.includes(event.task) ?? false;
+  if (!next || (next.status !== 'sealed' && next.status !== 'skipping')) return;
+  // A skipping batch starts its stateful partitions without recording them as expected.
+  const started = next.status === 'skipping' || (next.expected[event.phase]?.includes(event.task) ?? false);
   const done = next.done[event.phase]?.includes(event.task) ?? false;
   if (started && !done) await invokeTasks(ctx, next.batch, event.phase, [event.task]);
 }
 
 /**
- * Runs a task as a function invocation does, on Lambda and locally alike. A non-retryable failure
- * is recorded on its batch and swallowed: retrying cannot help, and the batch's `failed` status is
- * what operators and alarms look at. Retryable errors are rethrown, so that asynchronous retries
- * (Lambda's, or the local invoker's) re-drive the task.
+ * Runs a task as a function invocation does, on Lambda and locally alike. A failure goes through the
+ * failure policy (`onTaskError`): a permanent one, or a transient one past the retry budget, fails
+ * the batch and the attempt ends without an error (retrying cannot help, and the batch's `failed`
+ * status is what operators and alarms look at); a transient one within budget, or an ordering wait,
+ * is rethrown so that asynchronous retries (Lambda's, or the local invoker's) re-drive the task.
  *
  * @example
  * await handleTask(ctx, parseTaskEvent(event));
@@ -129,15 +172,8 @@ export async function handleTask(ctx: RuntimeContext, event: TaskEvent): Promise
   try {
     await runTask(ctx, event);
   } catch (error) {
-    await failOrRethrow(ctx, event, error);
+    await onTaskError(ctx, event, error);
   }
-}
-
-async function failOrRethrow(ctx: RuntimeContext, event: TaskEvent, error: unknown): Promise<void> {
-  if (isRetryable(error)) throw error;
-  const message = error instanceof SluiceError ? `${error.message} (${error.hint})` : String(error);
-  ctx.log.error('task failed', { batch: event.batch, phase: event.phase, task: event.task, error: message });
-  await ctx.ledger.failBatch(event.batch, { message, phase: event.phase, task: event.task }, ctx.clock.now());
 }
 
 /** Collects dead letters, or fails the task at the first one under `onError: 'fail'`. */
@@ -177,28 +213,24 @@ async function execute(
     decoder: ctx.pipeline.source.decoder,
     stream: ctx.pipeline.source.spec.stream,
     eventTime: manifest.eventTime ?? null,
+    batchTime: manifest.time,
     where: base,
     onDeadLetter: (entry, error) => dead.add(entry, error),
   });
   const terminal = runner.terminal;
 
-  const read: { records: number; bytes: number; state?: () => PendingState } =
+  const read: { records: number; bytes: number; state?: PendingState } =
     index === 0
       ? await readSegments(ctx, manifest, task, scope, runner)
-      : await reduceInput(
-          ctx,
-          manifest,
-          phase,
-          task,
-          scope,
-          (value, key) => runner.record(value, null, key),
-          (key, error) => runner.mergeFailed(key, error),
-        );
-
-  const state = read.state;
+      : await reduceInput(ctx, manifest, phase, task, scope, runner);
   if (index > 0 && read.records === 0 && phase.wide?.whenEmpty) {
     for (const value of phase.wide.whenEmpty()) runner.record(value, null, NO_KEY);
   }
+
+  // Everything is encoded before anything is written: what cannot be encoded becomes a dead
+  // letter, and the dead letters are written first.
+  const encoded = terminal instanceof ShuffleBuffer ? terminal.encode() : undefined;
+  const lines = terminal instanceof OutputCollector ? encodeOutput(terminal.records, runner) : undefined;
 
   let bytesWritten = 0;
   let deadLetterKeyWritten: string | undefined;
@@ -215,29 +247,28 @@ async function execute(
     bytesRead: read.bytes,
     ...(deadLetterKeyWritten ? { deadLetterKey: deadLetterKeyWritten } : {}),
   };
+  const withState = (report: TaskReport): { report: TaskReport; state?: PendingState } =>
+    read.state ? { report, state: read.state } : { report };
 
-  if (terminal instanceof ShuffleBuffer) {
-    const encoded = terminal.encode();
+  if (encoded && terminal instanceof ShuffleBuffer) {
     const key = shuffleKey(manifest.batch, index, task);
     if (encoded.withData.length > 0) {
       await ctx.objects.put(key, encoded.body);
       bytesWritten += encoded.body.length;
     }
-    const report: TaskReport = {
+    return withState({
       ...common,
       ...(terminal.maxEventTime === null ? {} : { maxEventTime: terminal.maxEventTime }),
       recordsOut: terminal.records,
       withData: encoded.withData,
       ...(encoded.withData.length > 0 ? { shuffle: key, index: encoded.index } : {}),
       bytesWritten,
-    };
-    return state ? { report, state: state() } : { report };
+    });
   }
-  const records = terminal.records;
+  const { records, body } = lines ?? { records: [], body: Buffer.alloc(0) };
   let output: string | undefined;
   if (records.length > 0) {
     output = outputKey(outputPrefix(ctx.plan.spec), manifest.batch, partitionId(task));
-    const body = toJsonLines(records);
     await ctx.objects.put(output, body, 'application/x-ndjson');
     bytesWritten += body.length;
     for (const sink of ctx.pipeline.sinks) {
@@ -250,14 +281,34 @@ async function execute(
       });
     }
   }
-  const report: TaskReport = {
+  return withState({
     ...common,
     recordsOut: records.length,
     withData: [],
     ...(output ? { output } : {}),
     bytesWritten,
-  };
-  return state ? { report, state: state() } : { report };
+  });
+}
+
+/**
+ * The output as JSON Lines, record by record: a record JSON would change (NaN, a Map, a function)
+ * is dead-lettered instead of written, and sinks get exactly the records that were written.
+ */
+function encodeOutput(all: readonly unknown[], runner: PhaseRunner): { records: unknown[]; body: Buffer } {
+  const records: unknown[] = [];
+  let text = '';
+  for (const record of all) {
+    let line: string;
+    try {
+      line = toJsonLine(record);
+    } catch (error) {
+      runner.outputRefused(record, error);
+      continue;
+    }
+    records.push(record);
+    text += `${line}\n`;
+  }
+  return { records, body: Buffer.from(text, 'utf8') };
 }
 
 /** Reads a transform task's slices with one ranged GET each and feeds their records in order. */
@@ -284,6 +335,7 @@ async function readSegments(
  * Reads this partition's run from every previous-phase task that has one and merges per key (in
  * task order, so the merge order is fixed); then feeds the keyed stage's output records, or, for a
  * stateful stage, applies the batch to the partition's state and feeds what the operator emits.
+ * Keys whose merge or state function threw, and states that cannot be kept, become dead letters.
  */
 async function reduceInput(
   ctx: RuntimeContext,
@@ -291,9 +343,8 @@ async function reduceInput(
   phase: CompiledPhase,
   partition: TaskId,
   scope: ErrorScope,
-  onRecord: (value: unknown, key: unknown) => void,
-  onMergeError: (key: unknown, error: unknown) => void,
-): Promise<{ records: number; bytes: number; state?: () => PendingState }> {
+  runner: PhaseRunner,
+): Promise<{ records: number; bytes: number; state?: PendingState }> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
   const stage = phase.spec.function;
@@ -303,7 +354,7 @@ async function reduceInput(
     ? await loadState(ctx.state, stage, partition, partitions, manifest.batch, wide.stateful, scope)
     : undefined;
   const reports = await ctx.ledger.taskReports(manifest.batch, phase.spec.phase - 1);
-  const merger = new ShuffleMerger(wide, onMergeError);
+  const merger = new ShuffleMerger(wide);
   let pairs = 0;
   let bytes = 0;
   for (const report of reports) {
@@ -314,31 +365,59 @@ async function reduceInput(
     bytes += body.length;
     pairs += decodeRun(body, 0, body.length, merger.add);
   }
+  for (const failure of merger.failures()) runner.mergeFailed(failure);
   if (!wide.stateful || !loaded) {
     const expand = wide.expand;
     if (expand) {
       for (const { key, combiner } of merger.entries())
-        expand(key, combiner, (record) => onRecord(record, key));
+        expand(key, combiner, (record) => runner.record(record, null, key));
     } else {
-      for (const { key, record } of merger.outputs()) onRecord(record, key);
+      for (const { key, record } of merger.outputs()) runner.record(record, null, key);
     }
     return { records: pairs, bytes };
   }
   const { head, table, before } = loaded;
   wide.stateful.apply(
     merger.entries(),
-    table,
+    checkedState(table),
     {
       batch: manifest.batch,
       time: manifest.time,
       intervalMs: ctx.pipeline.batchIntervalMs,
       eventTime: manifest.eventTime ?? null,
     },
-    (record) => onRecord(record, undefined),
+    (record) => runner.record(record, null, NO_KEY),
+    (key, error, detail) => runner.stateFailed(key, error, detail),
   );
   return {
     records: pairs,
     bytes,
-    state: () => prepareState(stage, partition, manifest.batch, head, table, before),
+    state: prepareState(
+      stage,
+      partition,
+      manifest.batch,
+      head,
+      table,
+      before,
+      head.meta,
+      (key, value, error) => runner.stateFailed(key, error, { state: value }),
+    ),
+  };
+}
+
+/**
+ * The state as operators see it: a value that cannot be encoded is refused where it is set, inside
+ * the operator's per-key work, so the key keeps its previous state and is dead-lettered.
+ */
+function checkedState(table: StateTable): KeyedState {
+  return {
+    get: (key) => table.get(key),
+    set: (key, value) => {
+      const reason = unencodable(value);
+      if (reason !== undefined) throw new UnencodableValueError(reason);
+      table.set(key, value);
+    },
+    delete: (key) => table.delete(key),
+    values: () => table.values(),
   };
 }

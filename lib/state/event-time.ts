@@ -15,18 +15,22 @@ export interface EventTimeWindowsOptions {
  */
 export function eventTimeWindows(options: EventTimeWindowsOptions): StatefulOperator {
   return {
-    apply(input, state, batch, emit) {
+    apply(input, state, batch, emit, fail) {
       const changed = new Set<unknown>();
       for (const { key, combiner } of input) {
         const [records, accumulator] = combiner as [number, unknown];
         const entry = state.get(key);
-        if (entry) {
-          const [before, previous] = entry.value as [number, unknown];
-          state.set(key, [before + records, options.merge(previous, accumulator)]);
-        } else {
-          state.set(key, [records, accumulator]);
+        try {
+          if (entry) {
+            const [before, previous] = entry.value as [number, unknown];
+            state.set(key, [before + records, options.merge(previous, accumulator)]);
+          } else {
+            state.set(key, [records, accumulator]);
+          }
+          changed.add(state.get(key));
+        } catch (error) {
+          fail(key, error, { values: [accumulator] });
         }
-        changed.add(state.get(key));
       }
       const watermark = batch.eventTime == null ? -Infinity : batch.eventTime - options.latenessMs;
       for (const entry of [...state.values()]) {
@@ -35,7 +39,12 @@ export function eventTimeWindows(options: EventTimeWindowsOptions): StatefulOper
         const final = end <= watermark;
         if (!final && !(options.mode === 'update' && changed.has(entry))) continue;
         const [, accumulator] = entry.value as [number, unknown];
-        emit([userKey, { start, end, value: options.result(accumulator), final }]);
+        try {
+          emit([userKey, { start, end, value: options.result(accumulator), final }]);
+        } catch (error) {
+          fail(entry.key, error, { state: accumulator });
+        }
+        // A window past the watermark is done, whether its result could be computed or not.
         if (final) state.delete(entry.key);
       }
     },

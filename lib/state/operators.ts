@@ -68,29 +68,44 @@ function panesIn(panes: readonly [number, unknown][], from: number, to: number):
 export function windowedReduce(options: WindowedReduceOptions): StatefulOperator {
   const { reduce, inverse, keep, output } = options;
   return {
-    apply(input, state, batch, emit) {
+    apply(input, state, batch, emit, fail) {
       const shape = windowShape(options.lengthMs, options.slideMs, batch.intervalMs);
       const pane = paneOf(batch.batch, shape);
       for (const { key, combiner } of input) {
         const entry = (state.get(key)?.value as WindowEntry | undefined) ?? [[]];
-        const panes = entry[0];
-        const last = panes[panes.length - 1];
-        if (last && last[0] === pane) last[1] = reduce(last[1], combiner);
-        else panes.push([pane, combiner]);
-        state.set(key, entry);
+        try {
+          // A new array, not the stored one: a reduce that throws leaves the key as it was.
+          const panes = entry[0].slice();
+          const last = panes[panes.length - 1];
+          if (last && last[0] === pane) panes[panes.length - 1] = [pane, reduce(last[1], combiner)];
+          else panes.push([pane, combiner]);
+          state.set(key, entry.length > 1 ? [panes, entry[1]] : [panes]);
+        } catch (error) {
+          fail(key, error, { values: [combiner] });
+        }
       }
       const n = batch.batch;
       if (n % shape.slide !== 0) return;
       const first = (n - shape.length) / shape.pane;
       const last = n / shape.pane - 1;
+      // A key's output is held until its window is computed whole: a throw emits none of it.
+      const held: unknown[] = [];
+      const hold = (record: unknown): void => void held.push(record);
       if (!inverse) {
         const nextFirst = (n + shape.slide - shape.length) / shape.pane;
         for (const item of [...state.values()]) {
           const entry = item.value as WindowEntry;
           const values = panesIn(entry[0], first, last);
-          if (values.length > 0) output(item.key, reduceAll(values, reduce), emit);
-          entry[0] = entry[0].filter(([p]) => p >= nextFirst);
-          if (entry[0].length === 0) state.delete(item.key);
+          held.length = 0;
+          try {
+            if (values.length > 0) output(item.key, reduceAll(values, reduce), hold);
+          } catch (error) {
+            fail(item.key, error, { values });
+          }
+          for (const record of held) emit(record);
+          const panes = entry[0].filter(([p]) => p >= nextFirst);
+          if (panes.length === 0) state.delete(item.key);
+          else state.set(item.key, [panes]);
         }
         return;
       }
@@ -100,27 +115,31 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
       const previousLast = (n - shape.slide) / shape.pane - 1;
       for (const item of [...state.values()]) {
         const entry = item.value as WindowEntry;
-        const leaving = panesIn(entry[0], previousFirst, Math.min(previousLast, first - 1));
-        const entering = panesIn(entry[0], Math.max(first, previousLast + 1), last);
-        let value = entry.length > 1 ? entry[1] : undefined;
-        const had = entry.length > 1;
-        if (had) {
-          if (leaving.length > 0) value = inverse(value, reduceAll(leaving, reduce));
-          if (entering.length > 0) value = reduce(value, reduceAll(entering, reduce));
-        } else if (entering.length > 0) {
-          value = reduceAll(entering, reduce);
+        held.length = 0;
+        try {
+          const leaving = panesIn(entry[0], previousFirst, Math.min(previousLast, first - 1));
+          const entering = panesIn(entry[0], Math.max(first, previousLast + 1), last);
+          let value = entry.length > 1 ? entry[1] : undefined;
+          const had = entry.length > 1;
+          if (had) {
+            if (leaving.length > 0) value = inverse(value, reduceAll(leaving, reduce));
+            if (entering.length > 0) value = reduce(value, reduceAll(entering, reduce));
+          } else if (entering.length > 0) {
+            value = reduceAll(entering, reduce);
+          }
+          // Panes before this window are not needed again: they were subtracted now.
+          const panes = entry[0].filter(([p]) => p >= first);
+          const kept = (had || entering.length > 0) && (!keep || keep(item.key, value));
+          if (kept) output(item.key, value, hold);
+          if (kept) state.set(item.key, [panes, value]);
+          else if (panes.length > 0) state.set(item.key, [panes]);
+          else state.delete(item.key);
+        } catch (error) {
+          // The key keeps its panes and its last window: the next window starts from them.
+          fail(item.key, error, { values: entry });
+          continue;
         }
-        // Panes before this window are not needed again: they were subtracted now.
-        const panes = entry[0].filter(([p]) => p >= first);
-        const kept = (had || entering.length > 0) && (!keep || keep(item.key, value));
-        if (kept) {
-          state.set(item.key, [panes, value]);
-          output(item.key, value, emit);
-        } else if (panes.length > 0) {
-          state.set(item.key, [panes]);
-        } else {
-          state.delete(item.key);
-        }
+        for (const record of held) emit(record);
       }
     },
   };
@@ -139,7 +158,7 @@ export interface UpdateStateOptions {
 export function updateState(options: UpdateStateOptions): StatefulOperator {
   return {
     ...(options.initial ? { initial: options.initial } : {}),
-    apply(input, state, _batch, emit) {
+    apply(input, state, _batch, emit, fail) {
       // Keys with state are updated in state order, then new keys in input order: a fixed order.
       const incoming = new Map<object, unknown[]>();
       const fresh: { key: unknown; values: unknown[] }[] = [];
@@ -149,13 +168,23 @@ export function updateState(options: UpdateStateOptions): StatefulOperator {
         else fresh.push({ key, values: combiner as unknown[] });
       }
       for (const entry of [...state.values()]) {
-        const next = options.update(incoming.get(entry) ?? [], entry.value);
-        if (next === undefined) state.delete(entry.key);
-        else state.set(entry.key, next);
+        const values = incoming.get(entry) ?? [];
+        try {
+          const next = options.update(values, entry.value);
+          if (next === undefined) state.delete(entry.key);
+          else state.set(entry.key, next);
+        } catch (error) {
+          // The key keeps the state it had; its new values are dead-lettered.
+          fail(entry.key, error, { values });
+        }
       }
       for (const { key, values } of fresh) {
-        const next = options.update(values, undefined);
-        if (next !== undefined) state.set(key, next);
+        try {
+          const next = options.update(values, undefined);
+          if (next !== undefined) state.set(key, next);
+        } catch (error) {
+          fail(key, error, { values });
+        }
       }
       for (const entry of state.values()) emit([entry.key, entry.value]);
     },
@@ -228,19 +257,29 @@ export function mapWithState(options: MapWithStateOptions): StatefulOperator {
     ...(options.initial
       ? { initial: () => [...(options.initial?.() ?? [])].map(([k, s]) => [k, [s, null]] as const) }
       : {}),
-    apply(input, state, batch, emit) {
+    apply(input, state, batch, emit, fail) {
       const seen = new Set<object>();
+      const held: unknown[] = [];
       for (const { key, combiner } of input) {
         const entry = state.get(key);
         if (entry) seen.add(entry);
         const stored = entry?.value as [unknown, number | null] | undefined;
         const cell = new Cell(stored?.[0], stored !== undefined, false);
-        for (const value of combiner as unknown[]) {
-          const mapped = options.fn(key, value, cell);
-          if (mapped !== undefined && !options.snapshots) emit(mapped);
+        held.length = 0;
+        try {
+          // A key's records are applied as one: if the function throws on any of them, none of
+          // its output is emitted and its state stays as it was.
+          for (const value of combiner as unknown[]) {
+            const mapped = options.fn(key, value, cell);
+            if (mapped !== undefined && !options.snapshots) held.push(mapped);
+          }
+          if (!cell.present) state.delete(key);
+          else state.set(key, [cell.value, batch.time]);
+        } catch (error) {
+          fail(key, error, { values: combiner });
+          continue;
         }
-        if (!cell.present) state.delete(key);
-        else state.set(key, [cell.value, batch.time]);
+        for (const record of held) emit(record);
       }
       if (options.timeoutMs !== undefined) {
         for (const entry of [...state.values()]) {
@@ -253,8 +292,13 @@ export function mapWithState(options: MapWithStateOptions): StatefulOperator {
           }
           // Strictly longer than the timeout, as Spark's `updateTime < batchTime - timeout`.
           if (batch.time - touched <= options.timeoutMs) continue;
-          const mapped = options.fn(entry.key, undefined, new Cell(value, true, true));
-          if (mapped !== undefined && !options.snapshots) emit(mapped);
+          try {
+            const mapped = options.fn(entry.key, undefined, new Cell(value, true, true));
+            if (mapped !== undefined && !options.snapshots) emit(mapped);
+          } catch (error) {
+            fail(entry.key, error, { state: value });
+          }
+          // The key has timed out either way.
           state.delete(entry.key);
         }
       }

@@ -1,6 +1,8 @@
 import { ByteReader, ByteWriter } from '../encoding/bytes';
 import { hashKey, mapKey, type MapKey } from '../encoding/key';
-import { readValue, writeValue } from '../encoding/value';
+import { readValue, UnencodableValueError, writeValue } from '../encoding/value';
+import { StateTooLargeError } from '../errors';
+import { LIMITS } from '../limits';
 
 /** One key's state: the record key as the user gave it, and the state value. */
 export interface StateEntry {
@@ -63,21 +65,50 @@ export class StateTable {
   }
 
   /**
-   * Encodes the entries into `chunks` chunks, doubling the count until none is over the split
-   * size. Empty chunks encode to zero bytes.
+   * Encodes the entries into `chunks` chunks, doubling the count until no chunk of more than one
+   * key is over the split size. Empty chunks encode to zero bytes. A key whose encoded state is
+   * over `LIMITS.stateEntryBytes` (it could never fit in an item) or cannot be encoded at all is
+   * taken out of the table and handed to `onRefused`, never written.
    */
-  encode(chunks: number): { chunks: number; bodies: Buffer[] } {
+  encode(
+    chunks: number,
+    onRefused?: (key: unknown, value: unknown, error: Error) => void,
+  ): { chunks: number; bodies: Buffer[] } {
     let count = chunks;
     for (;;) {
       const writers = Array.from({ length: count }, () => new ByteWriter(1024));
+      const keys = new Array<number>(count).fill(0);
       for (const [k, entry] of this.entries) {
-        const writer = writers[chunkOf(k, count)] as ByteWriter;
-        writeValue(writer, entry.key);
-        writeValue(writer, entry.value);
+        const chunk = chunkOf(k, count);
+        const writer = writers[chunk] as ByteWriter;
+        const start = writer.length;
+        let refusal: Error | undefined;
+        try {
+          writeValue(writer, entry.key);
+          writeValue(writer, entry.value);
+          const bytes = writer.length - start;
+          if (bytes > LIMITS.stateEntryBytes) {
+            refusal = new StateTooLargeError(
+              `the state of one key is ${bytes} bytes encoded, over the ${LIMITS.stateEntryBytes}-byte limit of one state item`,
+            );
+          }
+        } catch (error) {
+          if (!(error instanceof UnencodableValueError) || !onRefused) throw error;
+          refusal = error;
+        }
+        if (refusal) {
+          if (!onRefused) throw refusal;
+          writer.truncate(start);
+          this.entries.delete(k);
+          onRefused(entry.key, entry.value, refusal);
+          continue;
+        }
+        keys[chunk] = (keys[chunk] ?? 0) + 1;
       }
       const bodies = writers.map((w) => w.toBuffer());
-      if (bodies.every((b) => b.length <= CHUNK_SPLIT_BYTES) || count >= 4096)
-        return { chunks: count, bodies };
+      // A chunk of one key cannot be split further, however large (it is within the entry limit).
+      const over = bodies.some((b, i) => b.length > CHUNK_SPLIT_BYTES && (keys[i] ?? 0) > 1);
+      if (!over || count >= 4096) return { chunks: count, bodies };
       count *= 2;
     }
   }

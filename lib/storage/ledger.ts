@@ -1,4 +1,5 @@
 import {
+  DeleteCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
@@ -57,8 +58,42 @@ export interface BatchSummary {
   readonly outputPartitions: readonly number[];
 }
 
-/** Batch status: `sealed` while it runs. */
-export type BatchStatus = 'sealed' | 'complete' | 'failed';
+/**
+ * Batch status: `sealed` while it runs, then `complete`; or `failed` (it stops there until it is
+ * retried, which makes it `sealed` again, or skipped); a skipped batch is `skipping` while its
+ * stateful partitions move their state past it, then `skipped`.
+ */
+export type BatchStatus = 'sealed' | 'complete' | 'failed' | 'skipping' | 'skipped';
+
+/** Why a batch failed, and where. */
+export interface BatchFailure {
+  /** What went wrong, with the error's name and hint. */
+  readonly message: string;
+  readonly phase: number;
+  readonly task: number;
+  /** The phase function (stage id, or `read`). */
+  readonly stage?: string;
+  /** When it failed, epoch ms. */
+  readonly at?: number;
+  /** Set when the failure happened while the batch was being skipped: it is not skipped again by itself. */
+  readonly duringSkip?: boolean;
+}
+
+/** The retry budget a task of a batch has used: attempts that failed transiently, since when. */
+export interface TaskAttempts {
+  readonly phase: number;
+  readonly task: number;
+  readonly attempts: number;
+  /** The first failed attempt, epoch ms. */
+  readonly since: number;
+}
+
+/** The marker of a failed batch that nobody has retried or skipped yet. */
+export interface FailedMarker {
+  readonly batch: BatchId;
+  readonly message: string;
+  readonly at: number;
+}
 
 /** The ledger item of one batch: what was sealed, and which tasks of which phases have reported. */
 export interface BatchItem {
@@ -75,7 +110,11 @@ export interface BatchItem {
   readonly updatedAt: number;
   readonly completedAt?: number;
   readonly summary?: BatchSummary;
-  readonly failure?: { readonly message: string; readonly phase: number; readonly task: number };
+  readonly failure?: BatchFailure;
+  /** The last transient error of any task, for the failure message when the budget runs out. */
+  readonly lastError?: string;
+  /** Tasks that have failed transiently, with how often and since when. */
+  readonly attempts: readonly TaskAttempts[];
   /** Event-time pipelines: the mark folded in when this batch was sealed (its watermark base). */
   readonly eventTime?: EventTimeMark;
   /** Event-time pipelines: this batch's own highest event time, once its event-time phase started. */
@@ -110,9 +149,12 @@ export interface TaskReport {
   readonly pendingState?: boolean;
   /** The highest event time the task's output into an event-time stage carried. */
   readonly maxEventTime?: number;
+  /** Set when the task only moved its partition's state past a skipped batch. */
+  readonly skipped?: boolean;
 }
 
 const PIPELINE_KEY = { pk: 'pipeline', sk: 'pipeline' };
+const FAILED_PK = 'failed';
 const SHARDS_KEY = { pk: 'shards', sk: 'shards' };
 const batchKey = (batch: number): { pk: string; sk: string } => ({
   pk: 'batch',
@@ -227,6 +269,22 @@ export class Ledger {
     return items;
   }
 
+  /** The last sequence number of a shard's newest registered segment, if it has any. */
+  async lastSegmentSeq(shard: ShardId): Promise<string | undefined> {
+    const out = await this.dynamo.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `segment#${shard}` },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    const item = out.Items?.[0];
+    return item ? String(item.lastSeq) : undefined;
+  }
+
   async pipelineState(): Promise<PipelineItem | undefined> {
     const out = await this.dynamo.send(
       new GetCommand({ TableName: this.table, Key: PIPELINE_KEY, ConsistentRead: true }),
@@ -284,7 +342,7 @@ export class Ledger {
 
   /** Seals a batch: creates its item unless it exists. Returns the item that is in the ledger. */
   async sealBatch(
-    item: Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status'>,
+    item: Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status' | 'attempts'>,
   ): Promise<{ item: BatchItem; created: boolean }> {
     try {
       await this.dynamo.send(
@@ -294,7 +352,10 @@ export class Ledger {
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
-      return { item: { ...item, status: 'sealed', done: {}, withData: {}, expected: {} }, created: true };
+      return {
+        item: { ...item, status: 'sealed', done: {}, withData: {}, expected: {}, attempts: [] },
+        created: true,
+      };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       const existing = await this.batch(item.batch);
@@ -446,27 +507,244 @@ export class Ledger {
     }
   }
 
-  /** Marks a running batch failed, with why. */
-  async failBatch(batch: BatchId, failure: NonNullable<BatchItem['failure']>, now: number): Promise<void> {
+  /**
+   * Counts a failed attempt of a task against its retry budget and returns the budget used so far,
+   * or `undefined` when the batch is no longer running (nothing is left to retry for).
+   */
+  async recordAttempt(
+    batch: BatchId,
+    phase: number,
+    task: number,
+    now: number,
+    error: string,
+  ): Promise<TaskAttempts | undefined> {
+    const suffix = `${phase}_${task}`;
+    try {
+      const out = await this.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: batchKey(batch),
+          UpdateExpression: 'ADD #attempts :one SET #since = if_not_exists(#since, :now), lastError = :error',
+          ConditionExpression: '#status IN (:sealed, :skipping)',
+          ExpressionAttributeNames: {
+            '#attempts': `attempts_${suffix}`,
+            '#since': `since_${suffix}`,
+            '#status': 'status',
+          },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':now': now,
+            ':error': `phase ${phase} task ${task}: ${error}`.slice(0, 2000),
+            ':sealed': 'sealed',
+            ':skipping': 'skipping',
+          },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      const attributes = out.Attributes ?? {};
+      return {
+        phase,
+        task,
+        attempts: Number(attributes[`attempts_${suffix}`] ?? 1),
+        since: Number(attributes[`since_${suffix}`] ?? now),
+      };
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Marks a running (or skipping) batch failed, with why, and leaves a marker that the coordinator
+   * finds on its next pass (it halts sealing or skips the batch). Idempotent: a repeat after a crash
+   * between the two writes only writes the marker.
+   */
+  async failBatch(batch: BatchId, failure: BatchFailure, now: number): Promise<boolean> {
+    const failed =
+      (await this.moveToFailed(batch, 'sealed', failure, now)) ||
+      (await this.moveToFailed(batch, 'skipping', { ...failure, duringSkip: true }, now));
+    const item = failed ? undefined : await this.batch(batch);
+    if (failed || item?.status === 'failed') {
+      await this.putFailedMarker({
+        batch,
+        message: (item?.failure ?? failure).message,
+        at: item?.failure?.at ?? failure.at ?? now,
+      });
+    }
+    return failed;
+  }
+
+  private async moveToFailed(
+    batch: BatchId,
+    from: BatchStatus,
+    failure: BatchFailure,
+    now: number,
+  ): Promise<boolean> {
     try {
       await this.dynamo.send(
         new UpdateCommand({
           TableName: this.table,
           Key: batchKey(batch),
           UpdateExpression: 'SET #status = :failed, failure = :failure, updatedAt = :now',
-          ConditionExpression: '#status = :sealed',
+          ConditionExpression: '#status = :from',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':failed': 'failed', ':from': from, ':failure': failure, ':now': now },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Writes the marker of a failed batch (the same item on a repeat). */
+  async putFailedMarker(marker: FailedMarker): Promise<void> {
+    await this.dynamo.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { pk: FAILED_PK, sk: String(marker.batch).padStart(10, '0'), ...marker },
+      }),
+    );
+  }
+
+  /** Failed batches that nobody has retried or skipped yet, oldest first. */
+  async failedMarkers(): Promise<FailedMarker[]> {
+    const markers: FailedMarker[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': FAILED_PK },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of out.Items ?? []) {
+        markers.push({
+          batch: item.batch as BatchId,
+          message: String(item.message),
+          at: Number(item.at),
+        });
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return markers;
+  }
+
+  /** Removes a failed batch's marker, once the batch is retried or skipped. */
+  async deleteFailedMarker(batch: BatchId): Promise<void> {
+    await this.dynamo.send(
+      new DeleteCommand({
+        TableName: this.table,
+        Key: { pk: FAILED_PK, sk: String(batch).padStart(10, '0') },
+      }),
+    );
+  }
+
+  /**
+   * A failed batch runs again: `failed` becomes `sealed`, its failure and its tasks' retry budgets
+   * are cleared. False when it was not failed (someone else retried or skipped it).
+   */
+  async reopenBatch(item: BatchItem, now: number): Promise<boolean> {
+    const names: Record<string, string> = { '#status': 'status' };
+    const removed = ['failure', 'lastError'];
+    item.attempts.forEach(({ phase, task }, i) => {
+      names[`#a${i}`] = `attempts_${phase}_${task}`;
+      names[`#s${i}`] = `since_${phase}_${task}`;
+      removed.push(`#a${i}`, `#s${i}`);
+    });
+    try {
+      await this.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: batchKey(item.batch),
+          UpdateExpression: `SET #status = :sealed, updatedAt = :now REMOVE ${removed.join(', ')}`,
+          ConditionExpression: '#status = :failed',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':sealed': 'sealed', ':failed': 'failed', ':now': now },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** A failed batch is given up: `failed` becomes `skipping`. False when it was not failed. */
+  async startSkip(batch: BatchId, now: number): Promise<boolean> {
+    try {
+      await this.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: batchKey(batch),
+          UpdateExpression: 'SET #status = :skipping, updatedAt = :now',
+          ConditionExpression: '#status = :failed',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':skipping': 'skipping', ':failed': 'failed', ':now': now },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Marks a skipping batch skipped; true for the caller that did it first. */
+  async completeSkip(batch: BatchId, summary: BatchSummary, now: number): Promise<boolean> {
+    try {
+      await this.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: batchKey(batch),
+          UpdateExpression:
+            'SET #status = :skipped, summary = :summary, completedAt = :now, updatedAt = :now',
+          ConditionExpression: '#status = :skipping',
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
-            ':failed': 'failed',
-            ':sealed': 'sealed',
-            ':failure': failure,
+            ':skipped': 'skipped',
+            ':skipping': 'skipping',
+            ':summary': summary,
             ':now': now,
           },
         }),
       );
+      return true;
     } catch (error) {
-      if (!isConditionFailure(error)) throw error;
+      if (isConditionFailure(error)) return false;
+      throw error;
     }
+  }
+
+  /** Counts a sweep's re-drive of tasks against their retry budgets, in one write. */
+  async recordRedrive(
+    batch: BatchId,
+    tasks: readonly { readonly phase: number; readonly task: number }[],
+    now: number,
+  ): Promise<void> {
+    if (tasks.length === 0) return;
+    const names: Record<string, string> = {};
+    const adds: string[] = [];
+    const sets: string[] = [];
+    tasks.forEach(({ phase, task }, i) => {
+      names[`#a${i}`] = `attempts_${phase}_${task}`;
+      names[`#s${i}`] = `since_${phase}_${task}`;
+      adds.push(`#a${i} :one`);
+      sets.push(`#s${i} = if_not_exists(#s${i}, :now)`);
+    });
+    await this.dynamo.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: batchKey(batch),
+        UpdateExpression: `ADD ${adds.join(', ')} SET ${sets.join(', ')}`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: { ':one': 1, ':now': now },
+      }),
+    );
   }
 }
 
@@ -484,13 +762,28 @@ function toBatchItem(raw: Record<string, unknown>): BatchItem {
     updatedAt: raw.updatedAt as number,
     ...(raw.completedAt === undefined ? {} : { completedAt: raw.completedAt as number }),
     ...(raw.summary === undefined ? {} : { summary: raw.summary as BatchSummary }),
-    ...(raw.failure === undefined ? {} : { failure: raw.failure as NonNullable<BatchItem['failure']> }),
+    ...(raw.failure === undefined ? {} : { failure: raw.failure as BatchFailure }),
+    ...(raw.lastError === undefined ? {} : { lastError: String(raw.lastError) }),
+    attempts: attemptsOf(raw),
     ...(raw.eventTime === undefined ? {} : { eventTime: raw.eventTime as EventTimeMark }),
     ...(raw.eventTimeMax === undefined ? {} : { eventTimeMax: raw.eventTimeMax as number | null }),
     done: perPhase(raw, 'done_'),
     withData: perPhase(raw, 'withData_'),
     expected: perPhase(raw, 'expected_'),
   };
+}
+
+/** The `attempts_<phase>_<task>` and `since_<phase>_<task>` attributes of a batch item. */
+function attemptsOf(raw: Record<string, unknown>): TaskAttempts[] {
+  const result: TaskAttempts[] = [];
+  for (const [name, value] of Object.entries(raw)) {
+    const match = /^attempts_(\d+)_(\d+)$/.exec(name);
+    if (!match) continue;
+    const phase = Number(match[1]);
+    const task = Number(match[2]);
+    result.push({ phase, task, attempts: Number(value), since: Number(raw[`since_${phase}_${task}`] ?? 0) });
+  }
+  return result.sort((a, b) => a.phase - b.phase || a.task - b.task);
 }
 
 function toTaskReport(raw: Record<string, unknown>): TaskReport {

@@ -71,6 +71,15 @@ describe('the Lambda handlers', () => {
     await expect(handlers.transform({ kind: 'sluice.task/v1', batch: 0 })).rejects.toThrow(
       /not a task event/,
     );
+    await expect(
+      handlers.coordinator({ source: 'sluice.schedule' }, { getRemainingTimeInMillis: () => 60_000 }),
+    ).rejects.toThrow(/not a coordinator tick/);
+    await expect(
+      handlers.coordinator(
+        { kind: 'sluice.tick/v1', pipeline: 'another' },
+        { getRemainingTimeInMillis: () => 60_000 },
+      ),
+    ).rejects.toThrow(/a tick for pipeline 'another'/);
   });
 
   it('the coordinator loops inside one invocation, sealing a batch at each interval until its time is nearly up', async () => {
@@ -84,10 +93,9 @@ describe('the Lambda handlers', () => {
       });
       const deadline = Date.now() + 8_500;
 
-      const reports = await handlers.coordinator(
-        {},
-        { getRemainingTimeInMillis: () => deadline - Date.now() },
-      );
+      const reports = await handlers.coordinator(fresh.deployment.tick, {
+        getRemainingTimeInMillis: () => deadline - Date.now(),
+      });
       const sealed = reports.flatMap((r) => r.sealed);
       const batches = await fresh.ctx.ledger.batchesFrom(1);
 

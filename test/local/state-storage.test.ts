@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { kinesis, pipeline, transform, updateStateByKey, utf8, type AnyPipeline, type Pair } from '../../lib';
+import {
+  kinesis,
+  pipeline,
+  RetryableError,
+  transform,
+  updateStateByKey,
+  utf8,
+  type AnyPipeline,
+  type Pair,
+} from '../../lib';
 import { createAwsClients, destroyAwsClients } from '../../lib/aws';
 import { batchId, taskId } from '../../lib/ids';
 import { createRuntimeContext } from '../../lib/runtime/context';
@@ -85,12 +94,12 @@ describe('a reducer that crashes half-way through its state writes', () => {
       const crashed = testPipeline(counting, { settings: { partitions: 2 } });
       track(clean);
       track(crashed);
-      const store = (await crashed.local()).ctx.state;
+      const store = (await crashed.local()).context('running').state;
       const commit = store.commit.bind(store);
       let crashes = 0;
       // The chunk writes have gone through; the process dies before the head moves.
       store.commit = async (...args) => {
-        if (args[3].version === crashAt && crashes++ < 2) throw new Error('crash before commit');
+        if (args[3].version === crashAt && crashes++ < 2) throw new RetryableError('crash before commit');
         return commit(...args);
       };
 

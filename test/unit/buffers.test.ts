@@ -205,7 +205,7 @@ describe('ShuffleMerger', () => {
     for (const [word, t] of input) buffers[t % tasks]?.pair(word, 1);
     const files = buffers.map((b) => b.encode());
     return Array.from({ length: partitions }, (_, p) => {
-      const merger = new ShuffleMerger(stage, () => expect.unreachable());
+      const merger = new ShuffleMerger(stage);
       for (const { body, index } of files) decodeRun(body, index[p] ?? 0, index[p + 1] ?? 0, merger.add);
       return new Map([...merger.outputs()].map(({ key, record }) => [key, record]));
     });
@@ -258,7 +258,7 @@ describe('ShuffleMerger', () => {
   );
 
   it('merges combiners with mergeCombiners when the map side combined', () => {
-    const merger = new ShuffleMerger(sum, () => expect.unreachable());
+    const merger = new ShuffleMerger(sum);
     merger.add('a', 2);
     merger.add('b', 5);
     merger.add('a', 3);
@@ -270,7 +270,7 @@ describe('ShuffleMerger', () => {
   });
 
   it('builds combiners with create and mergeValue from raw values', () => {
-    const merger = new ShuffleMerger(group, () => expect.unreachable());
+    const merger = new ShuffleMerger(group);
     for (const [k, v] of [
       ['a', 1],
       ['b', 2],
@@ -285,30 +285,31 @@ describe('ShuffleMerger', () => {
   });
 
   it('gives outputs in the order keys were first seen', () => {
-    const merger = new ShuffleMerger(sum, () => expect.unreachable());
+    const merger = new ShuffleMerger(sum);
     for (const k of ['z', 'a', 'm', 'a', 'z']) merger.add(k, 1);
 
     expect([...merger.outputs()].map((o) => o.key)).toEqual(['z', 'a', 'm']);
   });
 
   it('merges equal composite keys decoded as separate objects', () => {
-    const merger = new ShuffleMerger(sum, () => expect.unreachable());
+    const merger = new ShuffleMerger(sum);
     merger.add(['k', 1], 1);
     merger.add(['k', 1], 2);
 
     expect([...merger.outputs()].map((o) => o.record)).toEqual([[['k', 1], 3]]);
   });
 
-  it('drops a key whose merge throws, reports it once, and keeps the other keys', () => {
+  it('takes out a key whose merge throws, keeps every value it got, and keeps the other keys', () => {
+    // Arrange
     const fussy = wide(
       reduceByKey<string, number>('fussy', (a, b) => {
         if (b < 0) throw new Error('negative');
         return a + b;
       }),
     );
-    const errors: [unknown, unknown][] = [];
-    const merger = new ShuffleMerger(fussy, (key, error) => errors.push([key, error]));
+    const merger = new ShuffleMerger(fussy);
 
+    // Act
     merger.add('ok', 1);
     merger.add('bad', 1);
     merger.add('bad', -1);
@@ -316,10 +317,14 @@ describe('ShuffleMerger', () => {
     merger.add('bad', -2);
     merger.add('ok', 2);
 
+    // Assert
     expect([...merger.outputs()].map((o) => o.record)).toEqual([['ok', 3]]);
-    expect(errors).toHaveLength(1);
-    expect(errors[0]?.[0]).toBe('bad');
-    expect(errors[0]?.[1]).toBeInstanceOf(Error);
+    const failures = [...merger.failures()];
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.key).toBe('bad');
+    expect(failures[0]?.error).toBeInstanceOf(Error);
+    // What it had (1), the value that failed (-1) and every later value: nothing lost.
+    expect(failures[0]?.values).toEqual([1, -1, 5, -2]);
   });
 
   it('drops a key whose create throws on its first value', () => {
@@ -337,19 +342,18 @@ describe('ShuffleMerger', () => {
         { mapSideCombine: false },
       ),
     );
-    const failed: unknown[] = [];
-    const merger = new ShuffleMerger(picky, (key) => failed.push(key));
+    const merger = new ShuffleMerger(picky);
 
     merger.add('z', 0);
     merger.add('z', 4);
     merger.add('y', 1);
 
-    expect(failed).toEqual(['z']);
+    expect([...merger.failures()].map((f) => [f.key, f.values])).toEqual([['z', [0, 4]]]);
     expect([...merger.outputs()].map((o) => o.key)).toEqual(['y']);
   });
 
   it('maps key and combiner through the stage output', () => {
-    const merger = new ShuffleMerger(wide(countByValue<string>('cbv')), () => expect.unreachable());
+    const merger = new ShuffleMerger(wide(countByValue<string>('cbv')));
     merger.add('w', 2);
     merger.add('w', 3);
 

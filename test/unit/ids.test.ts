@@ -1,13 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
+  classifyFailure,
   ConfigError,
+  describeError,
   InvalidInputError,
   NotReadyError,
   PipelineDefinitionError,
   PlanMismatchError,
   RecordFailedError,
+  RetryableError,
+  RetryBudgetExhaustedError,
   SluiceError,
   isRetryable,
+  type FailureClass,
 } from '../../lib/errors';
 import { batchId, partitionId, shardId, stageId, taskId } from '../../lib/ids';
 
@@ -72,8 +77,65 @@ describe('errors', () => {
     expect('cause' in new NotReadyError('x')).toBe(false);
   });
 
-  it('treats errors other than SluiceError as retryable', () => {
-    expect(isRetryable(new Error('socket hang up'))).toBe(true);
-    expect(isRetryable('text')).toBe(true);
+  it('treats unknown errors as permanent, never as retryable', () => {
+    expect(isRetryable(new Error('socket hang up'))).toBe(false);
+    expect(isRetryable(new TypeError("Cannot read properties of undefined (reading 'x')"))).toBe(false);
+    expect(isRetryable('text')).toBe(false);
+    expect(isRetryable(undefined)).toBe(false);
+  });
+});
+
+/** An error as the AWS SDK shapes a service exception. */
+function awsError(name: string, status: number, extra: Record<string, unknown> = {}): Error {
+  return Object.assign(new Error(`${name} from AWS`), {
+    name,
+    $metadata: { httpStatusCode: status },
+    ...extra,
+  });
+}
+
+describe('classifyFailure', () => {
+  it.each<[string, unknown, FailureClass]>([
+    ['DynamoDB throttling', awsError('ProvisionedThroughputExceededException', 400), 'transient'],
+    ['a throttled Lambda invoke', awsError('TooManyRequestsException', 429), 'transient'],
+    ['S3 slow down', awsError('SlowDown', 503), 'transient'],
+    ['a 500 of any name', awsError('SomethingBroke', 500), 'transient'],
+    ['a 502 from a proxy', awsError('Unknown', 502), 'transient'],
+    [
+      'an SDK-marked retryable error',
+      awsError('Weird', 400, { $retryable: { throttling: false } }),
+      'transient',
+    ],
+    ['a reset connection', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'transient'],
+    ['a request timeout', Object.assign(new Error('timed out'), { name: 'TimeoutError' }), 'transient'],
+    ['a function being updated', awsError('ResourceConflictException', 409), 'transient'],
+    ['access denied', awsError('AccessDeniedException', 400), 'permanent'],
+    ['an item over 400 KB', awsError('ValidationException', 400), 'permanent'],
+    ['a missing function', awsError('ResourceNotFoundException', 404), 'permanent'],
+    ['a range past the end', awsError('InvalidRange', 416), 'permanent'],
+    ['501 not implemented', awsError('NotImplemented', 501), 'permanent'],
+    ['a TypeError in user code', new TypeError('x is not a function'), 'permanent'],
+    ['a thrown string', 'boom', 'permanent'],
+    ['null', null, 'permanent'],
+    ['a NotReadyError', new NotReadyError('manifest not found'), 'transient'],
+    ['an ordering wait', new NotReadyError('state not applied', {}, { waiting: true }), 'waiting'],
+    ["a user's RetryableError", new RetryableError('API unavailable'), 'transient'],
+    ['a RecordFailedError', new RecordFailedError('x', {}), 'permanent'],
+    ['a used-up budget', new RetryBudgetExhaustedError('x'), 'permanent'],
+  ])('%s is %s', (_name, error, expected) => {
+    // Act
+    const kind = classifyFailure(error);
+
+    // Assert
+    expect(kind).toBe(expected);
+    expect(isRetryable(error)).toBe(expected !== 'permanent');
+  });
+
+  it('describes an error in one line, with the hint of a SluiceError', () => {
+    expect(describeError(new TypeError('x is undefined'))).toBe('TypeError: x is undefined');
+    expect(describeError(new ConfigError('SLUICE_TABLE is not set'))).toMatch(
+      /^ConfigError: SLUICE_TABLE is not set \(Deploy with/,
+    );
+    expect(describeError(42)).toBe('42');
   });
 });

@@ -50,6 +50,7 @@ function item(overrides: Partial<BatchItem> = {}): BatchItem {
     done: {},
     withData: {},
     expected: {},
+    attempts: [],
     ...overrides,
   };
 }

@@ -1,0 +1,225 @@
+import type { AnyPipeline } from './dsl/pipeline';
+import { outputPrefix, planPipeline, sourcesOf, type Plan } from './plan';
+import { CONFIG_ENV } from './runtime/context';
+import type { TickEvent } from './runtime/events';
+import { deadLetterPrefix, S3_PREFIXES, shufflePrefix, SKIPPED_PREFIX } from './storage/keys';
+
+/**
+ * One deployment description of a pipeline: which functions exist, which may invoke which, what
+ * each may read and write, and the environment each runs with. The CDK construct turns it into
+ * functions, roles and environment variables; the local runtime runs the same functions with the
+ * same environment and refuses what the roles would refuse. Neither decides any of it alone.
+ */
+
+/** What kind of Lambda function a deployed function is (which handler of `functions/` it runs). */
+export type FunctionKind = 'ingest' | 'coordinator' | 'transform' | 'reduce';
+
+/** Ledger actions that read items. */
+export type LedgerReadAction = 'dynamodb:GetItem' | 'dynamodb:Query' | 'dynamodb:BatchGetItem';
+/** Ledger actions that write items. */
+export type LedgerWriteAction = 'dynamodb:PutItem' | 'dynamodb:UpdateItem' | 'dynamodb:DeleteItem';
+
+/**
+ * What a function may do in the ledger table, by the partition keys (`pk`) of the items: IAM's
+ * `dynamodb:LeadingKeys`, where `*` matches any run of characters.
+ */
+export interface LedgerAccess {
+  readonly read: readonly string[];
+  readonly readActions: readonly LedgerReadAction[];
+  readonly write: readonly string[];
+  readonly writeActions: readonly LedgerWriteAction[];
+}
+
+/** One function of a deployed pipeline. */
+export interface DeployedFunction {
+  /** `ingest`, `coordinator`, or a phase's function id (its first stage id, or `read`). */
+  readonly id: string;
+  readonly kind: FunctionKind;
+  /** The plan phase a transform or reduce function runs. */
+  readonly phase?: number;
+  /** Ids of the functions it invokes (asynchronously); may include itself. */
+  readonly invokes: readonly string[];
+  /** S3 key prefixes of the pipeline bucket it reads and writes. */
+  readonly objects: { readonly read: readonly string[]; readonly write: readonly string[] };
+  readonly ledger: LedgerAccess;
+  /** Retries of its asynchronous invocations; unset for ingest (its event-source mapping retries). */
+  readonly asyncRetries?: number;
+}
+
+/** The whole description. */
+export interface Deployment {
+  readonly kind: 'sluice.deployment/v1';
+  readonly pipeline: string;
+  /** Later phases first is not implied: in plan order, then the coordinator, then ingest. */
+  readonly functions: readonly DeployedFunction[];
+  /** The stream name of every source the pipeline reads, its own first. */
+  readonly streams: readonly string[];
+  /** What the schedule sends the coordinator every minute. */
+  readonly tick: TickEvent;
+}
+
+/** Ledger item partition keys, by item type (see docs/architecture.md, section 3). */
+export const LEDGER_KEYS = Object.freeze({
+  pipeline: 'pipeline',
+  shards: 'shards',
+  segments: (source: string) => `segment#${source}/*`,
+  batches: 'batch',
+  failed: 'failed',
+  tasks: 'task#*',
+  phaseTasks: (phase: number) => `task#*#${phase}`,
+  state: (stage: string) => `state#${stage}#*`,
+});
+
+/** Lambda's asynchronous retries of a task event (the most it allows). */
+const TASK_RETRIES = 2;
+
+/**
+ * Describes how a pipeline is deployed.
+ *
+ * @example
+ * const deployment = describeDeployment(wordcount);
+ * deployment.functions.map((f) => f.id); // ['tokenize', 'count', 'coordinator', 'ingest']
+ */
+export function describeDeployment(pipeline: AnyPipeline, plan: Plan = planPipeline(pipeline)): Deployment {
+  const last = plan.phases.length - 1;
+  const output = `${outputPrefix(plan.spec)}/`;
+  // Whoever completes a batch (any phase function, or the coordinator's sweep) prints it.
+  const printReads = plan.spec.sinks.some((s) => s.kind === 'sluice.sink/print@1') ? [output] : [];
+  const streams = sourcesOf(pipeline, plan).map((source) => source.spec.stream);
+
+  const phases = plan.phases.map((compiled): DeployedFunction => {
+    const index = compiled.spec.phase;
+    const id = compiled.spec.function;
+    const stateful = compiled.wide?.stateful !== undefined;
+    const later = plan.phases.slice(index + 1).map((p) => p.spec.function);
+    return {
+      id,
+      kind: index === 0 ? 'transform' : 'reduce',
+      phase: index,
+      // A phase starts the ones after it; a stateful one also restarts its own partition of the
+      // next batch once it has committed this one (see startWaitingSuccessor in runtime/tasks.ts).
+      invokes: stateful ? [...later, id] : later,
+      objects: {
+        read: [
+          S3_PREFIXES.manifests,
+          index === 0 ? S3_PREFIXES.segments : shufflePrefix(index - 1),
+          ...printReads,
+        ],
+        write: [deadLetterPrefix(index), index === last ? output : shufflePrefix(index)],
+      },
+      ledger: {
+        read: [LEDGER_KEYS.batches, LEDGER_KEYS.tasks, ...(stateful ? [LEDGER_KEYS.state(id)] : [])],
+        readActions: stateful
+          ? ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:BatchGetItem']
+          : ['dynamodb:GetItem', 'dynamodb:Query'],
+        write: [
+          LEDGER_KEYS.batches,
+          LEDGER_KEYS.phaseTasks(index),
+          LEDGER_KEYS.failed,
+          ...(stateful ? [LEDGER_KEYS.state(id)] : []),
+        ],
+        writeActions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      },
+      asyncRetries: TASK_RETRIES,
+    };
+  });
+
+  const coordinator: DeployedFunction = {
+    id: 'coordinator',
+    kind: 'coordinator',
+    invokes: plan.phases.map((p) => p.spec.function),
+    objects: {
+      read: [S3_PREFIXES.manifests, ...printReads],
+      write: [S3_PREFIXES.manifests, SKIPPED_PREFIX],
+    },
+    ledger: {
+      read: [
+        LEDGER_KEYS.pipeline,
+        LEDGER_KEYS.shards,
+        ...streams.map(LEDGER_KEYS.segments),
+        LEDGER_KEYS.batches,
+        LEDGER_KEYS.tasks,
+        LEDGER_KEYS.failed,
+      ],
+      readActions: ['dynamodb:GetItem', 'dynamodb:Query'],
+      write: [LEDGER_KEYS.pipeline, LEDGER_KEYS.batches, LEDGER_KEYS.failed],
+      writeActions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+    },
+    // The next tick comes within a minute and does the same work.
+    asyncRetries: 0,
+  };
+
+  const ingest: DeployedFunction = {
+    id: 'ingest',
+    kind: 'ingest',
+    invokes: [],
+    objects: { read: [], write: streams.map((stream) => `${S3_PREFIXES.segments}${stream}/`) },
+    ledger: {
+      read: [],
+      readActions: [],
+      write: [LEDGER_KEYS.shards, ...streams.map(LEDGER_KEYS.segments)],
+      writeActions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    },
+  };
+
+  return Object.freeze({
+    kind: 'sluice.deployment/v1',
+    pipeline: pipeline.name,
+    functions: Object.freeze([...phases, coordinator, ingest]),
+    streams: Object.freeze(streams),
+    tick: Object.freeze({ kind: 'sluice.tick/v1', pipeline: pipeline.name }),
+  });
+}
+
+/**
+ * A function of a deployment, by id.
+ *
+ * @example
+ * deployedFunction(deployment, 'count').invokes; // ['count']
+ */
+export function deployedFunction(deployment: Deployment, id: string): DeployedFunction {
+  const found = deployment.functions.find((f) => f.id === id);
+  if (!found) throw new RangeError(`the deployment of '${deployment.pipeline}' has no function '${id}'`);
+  return found;
+}
+
+/** The names of the deployed resources, as the construct (tokens) or the local runtime (names) has them. */
+export interface DeployedNames {
+  readonly bucket: string;
+  readonly table: string;
+  /** The deployed name of a function, by id (never asked for the function's own name). */
+  readonly functionName: (id: string) => string;
+  /** Deployed stream name and the source stream it stands for. */
+  readonly streams: readonly (readonly [deployed: string, source: string])[];
+  readonly sweepAfterMs: number;
+}
+
+/**
+ * The environment a function runs with: its resources, and the names of the functions it invokes.
+ * A function's own name is not in it (a function cannot name itself in CloudFormation without a
+ * cycle); the runtime takes it from `AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets.
+ *
+ * @example
+ * const env = functionEnvironment(deployment, 'count', names);
+ * const config = configFromEnv({ ...env, AWS_LAMBDA_FUNCTION_NAME: 'wc-count' });
+ */
+export function functionEnvironment(
+  deployment: Deployment,
+  id: string,
+  names: DeployedNames,
+  serialize: (value: unknown) => string = JSON.stringify,
+): Record<string, string> {
+  const fn = deployedFunction(deployment, id);
+  const others = fn.invokes.filter((target) => target !== id);
+  return {
+    [CONFIG_ENV.bucket]: names.bucket,
+    [CONFIG_ENV.table]: names.table,
+    [CONFIG_ENV.function]: id,
+    [CONFIG_ENV.functions]: serialize(
+      Object.fromEntries(others.map((target) => [target, names.functionName(target)])),
+    ),
+    [CONFIG_ENV.sweepAfterMs]: String(names.sweepAfterMs),
+    // As [name, source] pairs: a deployed stream name may be a token, and tokens resolve in values.
+    [CONFIG_ENV.streams]: serialize(names.streams.map(([deployed, source]) => [deployed, source])),
+  };
+}

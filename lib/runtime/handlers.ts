@@ -1,0 +1,129 @@
+import type { AwsClients } from '../aws';
+import type { AnyPipeline } from '../dsl/pipeline';
+import { ConfigError, InvalidInputError } from '../errors';
+import type { StageId } from '../ids';
+import {
+  configFromEnv,
+  createRuntimeContext,
+  type Clock,
+  type Invoker,
+  type RuntimeConfig,
+  type RuntimeContext,
+  type RuntimeLog,
+  type RuntimeMetrics,
+} from './context';
+import { coordinate, type CoordinatorReport } from './coordinator';
+import { parseKinesisEvent, parseTaskEvent, parseTickEvent, type TaskEvent } from './events';
+import { ingest, type IngestResult } from './ingest';
+import { handleTask } from './tasks';
+
+/** Sends an asynchronous invocation to a function by its deployed name: Lambda's Invoke, or the local invoker. */
+export type InvokeTransport = (functionName: string, payload: string) => Promise<void>;
+
+/**
+ * Starts tasks by the function ids of the plan, through the names the deployment configured. A
+ * phase function that is not configured is a `ConfigError`: the deployment did not mean this
+ * function to invoke it (and its role would refuse it anyway).
+ *
+ * @example
+ * const invoker = new ConfiguredInvoker(config, async (name, payload) => lambda.send(...));
+ */
+export class ConfiguredInvoker implements Invoker {
+  constructor(
+    private readonly config: RuntimeConfig,
+    private readonly send: InvokeTransport,
+  ) {}
+
+  async invoke(fn: StageId, event: TaskEvent): Promise<void> {
+    const name = this.config.functions[fn];
+    if (!name) throw new ConfigError(`no function is configured for phase function '${fn}'`);
+    await this.send(name, JSON.stringify(event));
+  }
+}
+
+/** What a deployed function runs with, besides its pipeline. */
+export interface FunctionDeps {
+  /** The function's environment: what the deployment set (see `functionEnvironment`). */
+  readonly env: NodeJS.ProcessEnv;
+  readonly clients: Pick<AwsClients, 's3' | 'dynamo'>;
+  readonly send: InvokeTransport;
+  readonly clock?: Clock;
+  readonly log?: RuntimeLog;
+  readonly metrics?: RuntimeMetrics;
+  readonly print?: (text: string) => void;
+}
+
+/** The handlers of a pipeline's functions, each parsing its event once and calling the executor. */
+export interface PipelineHandlers {
+  readonly ctx: RuntimeContext;
+  ingest(event: unknown): Promise<IngestResult>;
+  /**
+   * One coordinator invocation: passes until `remainingMs()` (less a margin) would not cover the
+   * wait for the next batch. Batch intervals under a minute: EventBridge Scheduler's minimum rate
+   * is one minute, so one invocation loops, sealing each batch at its boundary.
+   */
+  coordinator(
+    event: unknown,
+    remainingMs: () => number,
+    afterPass?: (report: CoordinatorReport) => void,
+  ): Promise<CoordinatorReport[]>;
+  /** Phase 0 tasks: segment slices in, one shuffle file (or the output) out. */
+  transform(event: unknown): Promise<void>;
+  /** Phase 1+ tasks: one reduce partition's shuffle runs in, a shuffle file or the output out. */
+  reduce(event: unknown): Promise<void>;
+}
+
+/** How long before its timeout the looping coordinator stops starting new passes. */
+export const COORDINATOR_MARGIN_MS = 7_000;
+
+/**
+ * Builds the handlers of a pipeline's functions from one function's environment. Lambda
+ * (`lib/runtime/lambda.ts`) and the local runtime both run these, so a function behaves the same
+ * wherever it runs: only the clients, the transport of invocations and the clock differ.
+ *
+ * @example
+ * const handlers = createHandlers(pipeline, { env: process.env, clients, send });
+ * await handlers.reduce(event);
+ */
+export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): PipelineHandlers {
+  const config = configFromEnv(deps.env);
+  const ctx = createRuntimeContext(pipeline, {
+    config,
+    clients: deps.clients,
+    invoker: new ConfiguredInvoker(config, deps.send),
+    ...(deps.clock ? { clock: deps.clock } : {}),
+    ...(deps.log ? { log: deps.log } : {}),
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.print ? { print: deps.print } : {}),
+  });
+  const task = async (event: unknown, kind: 'transform' | 'reduce'): Promise<void> => {
+    const parsed = parseTaskEvent(event);
+    if ((parsed.phase === 0) !== (kind === 'transform')) {
+      throw new InvalidInputError(`the ${kind} function got a task of phase ${parsed.phase}`, {
+        batch: parsed.batch,
+      });
+    }
+    await handleTask(ctx, parsed);
+  };
+  return {
+    ctx,
+    ingest: (event) => ingest(ctx, parseKinesisEvent(event)),
+    async coordinator(event, remainingMs, afterPass) {
+      const tick = parseTickEvent(event, pipeline.name);
+      const reports: CoordinatorReport[] = [];
+      for (;;) {
+        const report = await coordinate(
+          ctx,
+          tick.stuckBefore === undefined ? {} : { stuckBefore: tick.stuckBefore },
+        );
+        reports.push(report);
+        afterPass?.(report);
+        const wait = report.nextBatchTime - ctx.clock.now();
+        if (remainingMs() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS) return reports;
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    },
+    transform: (event) => task(event, 'transform'),
+    reduce: (event) => task(event, 'reduce'),
+  };
+}
