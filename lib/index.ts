@@ -100,6 +100,7 @@ export type {
   JoinSide,
 } from './dsl/types';
 export { LateRecordError } from './dsl/types';
+export type { Encodable } from './encoding/encodable';
 export { toMillis, type Duration } from './duration';
 export { batchId, partitionId, taskId, stageId, shardId } from './ids';
 export type { BatchId, PartitionId, TaskId, StageId, ShardId } from './ids';

@@ -46,6 +46,14 @@ function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER, why = ''): (val
 
 const positiveInt = wholeNumber(1);
 
+/** A run name: it becomes part of resource names. */
+function runName(value: string): string {
+  if (!/^[a-z0-9][a-z0-9-]{0,19}$/.test(value)) {
+    throw new InvalidArgumentError("It must be 1-20 lower-case letters, digits and '-'.");
+  }
+  return value;
+}
+
 function duration(value: string): Duration {
   try {
     toMillis(value as Duration);
@@ -77,6 +85,7 @@ interface RunFlags {
   seed?: number;
   top: number;
   concurrency: number;
+  run?: string;
 }
 
 /** The input as a byte stream; a terminal is told how to end it, as nothing else would. */
@@ -108,15 +117,23 @@ class Reporter {
     this.recordsIn += result.inputRecords;
     this.deadLetters += result.deadLetters;
     if (result.status === 'failed') this.failed++;
+    const ended =
+      result.status === 'failed'
+        ? `batch ${result.batch} FAILED: ${result.failure ?? 'no reason recorded'}`
+        : result.status === 'skipped'
+          ? `batch ${result.batch} SKIPPED, its input dead-lettered: ${result.failure ?? 'skipped'}`
+          : undefined;
     if (this.flags.json) {
       for (const output of result.outputs) {
         process.stdout.write(
           `${JSON.stringify({ batch: result.batch, time: result.time, stage: this.stage, partition: output.partition, records: output.records })}\n`,
         );
       }
+      // Standard output stays one JSON object per batch output; what ended a batch otherwise is said aside.
+      if (ended) process.stderr.write(`sluice: ${ended}\n`);
     } else {
       process.stdout.write(formatBatch(result, result.outputs, this.flags.top));
-      if (result.failure) process.stdout.write(`batch ${result.batch} FAILED: ${result.failure}\n`);
+      if (ended) process.stdout.write(`${ended}\n`);
       process.stdout.write('\n');
     }
     this.progress();
@@ -141,6 +158,19 @@ class Reporter {
 
   clearProgress(): void {
     if (this.tty) process.stderr.write('\r\x1b[2K');
+  }
+
+  halted = false;
+
+  /** Sealing stopped at a failed batch (`onBatchFailure: 'halt'`): say which, why, and what next. */
+  halt(halt: { readonly batch: number; readonly reason: string }): void {
+    if (this.halted) return;
+    this.halted = true;
+    this.clearProgress();
+    process.stderr.write(
+      `sluice: halted at failed batch ${halt.batch}: ${halt.reason}\n` +
+        '  later input stays in the stream; retry or skip the batch (onBatchFailure: skip skips by itself)\n',
+    );
   }
 }
 
@@ -167,10 +197,12 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
     faults,
     concurrency: flags.concurrency,
     clock: manual ? 'manual' : 'system',
+    ...(flags.run ? { run: flags.run } : {}),
   });
   const where = run.resources.embedded ? 'embedded emulator' : 'endpoint';
+  const continued = run.resources.resumed ? `continuing run '${flags.run ?? ''}' ` : '';
   process.stderr.write(
-    `sluice: ${pipeline.name} on ${where} ${run.resources.endpoint}: bucket ${run.resources.bucket}, table ${run.resources.table}, stream ${run.resources.stream} (${flags.shards} shards), batch interval ${run.pipeline.batchIntervalMs} ms\n`,
+    `sluice: ${continued}${pipeline.name} on ${where} ${run.resources.endpoint}: bucket ${run.resources.bucket}, table ${run.resources.table}, stream ${run.resources.stream} (${flags.shards} shards), batch interval ${run.pipeline.batchIntervalMs} ms\n`,
   );
   const stages = run.ctx.plan.phases;
   const reporter = new Reporter(flags, stages[stages.length - 1]?.spec.function ?? 'read');
@@ -190,7 +222,13 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
       for await (const chunk of records) {
         await run.pushRaw(chunk);
         reporter.pushed += chunk.length;
-        for (const result of await run.advance()) reporter.batch(result);
+        const results = await run.advance();
+        for (const result of results) reporter.batch(result);
+        const halt = results.length === 0 ? await run.halted() : undefined;
+        if (halt) {
+          reporter.halt(halt);
+          break;
+        }
       }
     } else {
       await runRealtime(run, flags, reporter);
@@ -208,7 +246,8 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
     `sluice: ${reporter.batches} batches, ${reporter.recordsIn} records in, ${reporter.deadLetters} dead-lettered${reporter.refused > 0 ? `, ${reporter.refused} refused` : ''}, ${run.invoker.invocations} invocations${injected}\n`,
   );
   if (reporter.failed > 0) process.stderr.write(`sluice: ${reporter.failed} batches failed\n`);
-  return reporter.failed > 0 || reporter.refused > 0 ? 1 : 0;
+  if (flags.run) process.stderr.write(`sluice: run '${flags.run}' kept; --run ${flags.run} continues it\n`);
+  return reporter.failed > 0 || reporter.refused > 0 || reporter.halted ? 1 : 0;
 }
 
 /** Wall-clock mode: lines go into the stream as they are read; batches close every interval. */
@@ -217,7 +256,7 @@ async function runRealtime(run: LocalRuntime, flags: RunFlags, reporter: Reporte
   let next = 1;
   const printReady = async (): Promise<void> => {
     for (const item of await run.ctx.ledger.batchesFrom(next)) {
-      if (item.batch !== next || item.status === 'sealed') return;
+      if (item.batch !== next || item.status === 'sealed' || item.status === 'skipping') return;
       reporter.batch(await run.result(item.batch));
       next++;
     }
@@ -245,8 +284,16 @@ async function runRealtime(run: LocalRuntime, flags: RunFlags, reporter: Reporte
       const state = await run.ctx.ledger.pipelineState();
       const lastTime = state ? state.zeroTime + state.lastSealed * run.pipeline.batchIntervalMs : 0;
       if (lastTime > ingestedBy) break;
+      const halt = await run.halted();
+      if (halt) {
+        reporter.halt(halt);
+        break;
+      }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    // The scheduler and poller stop first: what remains is to finish what was sealed, and settle()
+    // must see the invoker idle, which a tick every interval on a slow endpoint would never let it.
+    await run.stopBackground();
     await run.settle();
   } finally {
     clearInterval(printer);
@@ -333,12 +380,17 @@ export function buildProgram(): Command {
     .addOption(
       new Option(
         '--faults <list>',
-        "inject faults: 'duplicate' (every invocation twice), 'crash=<p>' (random crashes)",
+        "inject faults: 'duplicate' (every invocation twice), 'crash=<p>' (random crashes), 'latency=<ms>' (a slow endpoint)",
       ).argParser(faultList),
     )
     .option('--seed <n>', 'seed of the fault dice', positiveInt)
     .option('--top <n>', 'records shown per batch', positiveInt, 10)
     .option('--concurrency <n>', 'invocations at once', positiveInt, 8)
+    .option(
+      '--run <name>',
+      'a named run on a long-running endpoint (AWS_ENDPOINT_URL): run again with the same name to continue it',
+      runName,
+    )
     .action(async (file: string, flags: RunFlags) => {
       process.exitCode = await runCommand(file, flags);
     });

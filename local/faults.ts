@@ -14,6 +14,12 @@ export interface FaultOptions {
    * or after it finished its work but before it reported success. Async retries re-drive it. @default 0
    */
   readonly crash?: number;
+  /**
+   * Delay added to every S3 and DynamoDB request, in ms: a slow endpoint (a loaded LocalStack, a
+   * remote region), so that wall-clock runs meet passes that take longer than a batch interval.
+   * @default 0
+   */
+  readonly latencyMs?: number;
   /** Seed of the fault dice, for reproducible runs. @default 1 */
   readonly seed?: number;
 }
@@ -28,9 +34,11 @@ export class InjectedCrash extends Error {
  *
  * @example
  * parseFaults('duplicate,crash=0.1'); // { duplicate: true, crash: 0.1 }
+ * parseFaults('latency=40'); // { latencyMs: 40 }
  */
 export function parseFaults(text: string | undefined, seed?: number): FaultOptions {
-  const options: { duplicate?: boolean; crash?: number; seed?: number } = seed === undefined ? {} : { seed };
+  const options: { duplicate?: boolean; crash?: number; latencyMs?: number; seed?: number } =
+    seed === undefined ? {} : { seed };
   for (const part of (text ?? '')
     .split(',')
     .map((p) => p.trim())
@@ -41,7 +49,17 @@ export function parseFaults(text: string | undefined, seed?: number): FaultOptio
       const p = value === undefined ? 0.1 : Number(value);
       if (!(p >= 0 && p < 1)) throw new RangeError(`crash probability must be in [0, 1), got '${value}'`);
       options.crash = p;
-    } else throw new RangeError(`unknown fault '${name}': use duplicate, crash or crash=<probability>`);
+    } else if (name === 'latency') {
+      const ms = Number(value);
+      if (!Number.isSafeInteger(ms) || ms < 0 || ms > 60_000) {
+        throw new RangeError(`latency must be a whole number of milliseconds up to 60000, got '${value}'`);
+      }
+      options.latencyMs = ms;
+    } else {
+      throw new RangeError(
+        `unknown fault '${name}': use duplicate, crash, crash=<probability> or latency=<ms>`,
+      );
+    }
   }
   return options;
 }
@@ -131,6 +149,8 @@ export class FaultInjector {
 export function addFaultMiddleware(client: unknown, injector: FaultInjector): void {
   aroundRequests(client, 'sluiceFaultInjection', async (command, send) => {
     injector.beforeRequest(command);
+    const latency = injector.options.latencyMs ?? 0;
+    if (latency > 0) await new Promise((resolve) => setTimeout(resolve, latency));
     const result = await send();
     injector.afterRequest(command);
     return result;

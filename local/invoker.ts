@@ -73,6 +73,8 @@ export class LocalInvoker {
   readonly failed: FailedInvocation[] = [];
   /** Invocations refused before they were queued (a missing function or permission). */
   readonly refused: string[] = [];
+  /** Invocations one function made of another, by `caller -> target` function id. */
+  readonly calls = new Map<string, number>();
   invocations = 0;
 
   constructor(
@@ -107,6 +109,8 @@ export class LocalInvoker {
           `function '${caller.id}' is not authorized to perform lambda:InvokeFunction on '${name}' (${target.spec.id})`,
         );
       }
+      const call = `${caller.id} -> ${target.spec.id}`;
+      this.calls.set(call, (this.calls.get(call) ?? 0) + 1);
       void this.enqueue(target, payload);
     };
   }

@@ -1,6 +1,7 @@
 import type { Pipeline } from '../lib/dsl/pipeline';
 import type { Source } from '../lib/dsl/source';
 import type { BatchId } from '../lib/ids';
+import type { Halt } from '../lib/runtime/failure';
 import type { DeadLetter } from '../lib/runtime/tasks';
 import { LocalRuntime, type BatchResult, type LocalRunOptions } from './runtime';
 
@@ -47,11 +48,39 @@ export class TestPipeline<T, Out> {
     return this;
   }
 
-  /** Moves the clock one batch interval on and runs the batch that closes: its result. */
+  /**
+   * Moves the clock one batch interval on and runs the batch that closes: its result (complete,
+   * failed or skipped). Throws when no batch closed because a failed batch halted the pipeline.
+   */
   async advance(): Promise<BatchResult<Out>> {
     const [result] = await this.advanceBy(1);
-    if (!result) throw new Error('no batch closed: the clock did not reach a batch boundary');
-    return result;
+    if (result) return result;
+    const halt = await (await this.runtime).halted();
+    if (halt) {
+      throw new Error(
+        `no batch closed: the pipeline is halted by failed batch ${halt.batch} (${halt.reason}); ` +
+          'retryBatch() or skipBatch() it',
+      );
+    }
+    throw new Error('no batch closed: the clock did not reach a batch boundary');
+  }
+
+  /** Why sealing stopped, if a failed batch halted the pipeline (`onBatchFailure: 'halt'`). */
+  async halted(): Promise<Halt | undefined> {
+    await this.pending;
+    return (await this.runtime).halted();
+  }
+
+  /** Runs a failed batch again (after a fix), as an operator would; its result. */
+  async retryBatch(batch: BatchId): Promise<BatchResult<Out>> {
+    await this.pending;
+    return (await (await this.runtime).retryBatch(batch)) as BatchResult<Out>;
+  }
+
+  /** Skips a failed batch, as an operator would: its input is dead-lettered and state moves on. */
+  async skipBatch(batch: BatchId, why?: string): Promise<BatchResult<Out>> {
+    await this.pending;
+    return (await (await this.runtime).skipBatch(batch, why)) as BatchResult<Out>;
   }
 
   /** Moves the clock `intervals` batch intervals on; the results of the batches that closed. */
@@ -98,3 +127,4 @@ export function testPipeline<T, Out>(
 }
 
 export type { BatchResult } from './runtime';
+export type { Halt } from '../lib/runtime/failure';

@@ -1,4 +1,5 @@
 import { toMillis, type Duration } from '../duration';
+import type { Encodable } from '../encoding/encodable';
 import { PipelineDefinitionError } from '../errors';
 import { eventTimeWindows } from '../state/event-time';
 import { toPair, wide, type KeyedStageOptions } from './reduce';
@@ -104,6 +105,9 @@ function checkEventTime(
  * `update` mode, each batch it changes before that); a record whose windows have all closed is
  * late and goes to the dead-letter prefix as `late`. Batch n uses the watermark known when it was
  * sealed: that of the batches completed before it.
+ * Keys and accumulators cross the shuffle and are kept as state, so `K` and `A` must be
+ * `Encodable`; values are added to accumulators before the shuffle and results are only output,
+ * so `V` and `R` may be anything.
  *
  * @example
  * export default eventTimeWindow<string, Reading, [number, number], number>('per-minute', {
@@ -112,7 +116,7 @@ function checkEventTime(
  *     merge: ([s1, n1], [s2, n2]) => [s1 + s2, n1 + n2], result: ([s, n]) => s / n },
  * });
  */
-export function eventTimeWindow<K, V, A, R>(
+export function eventTimeWindow<K extends Encodable<K>, V, A extends Encodable<A>, R>(
   id: string,
   options: EventTimeWindowOptions<K, V, A, R>,
 ): WideStage<Pair<K, V>, Pair<K, EventWindow<R>>> {

@@ -1,3 +1,4 @@
+import type { Encodable } from '../encoding/encodable';
 import { PipelineDefinitionError } from '../errors';
 import { toMillis } from '../duration';
 import { windowedReduce } from '../state/operators';
@@ -128,11 +129,13 @@ function joinStage<Out>(
 /**
  * Joins two keyed streams on their keys, like Spark's `join`: for a key with values v1..vn on this
  * side and w1..wm on the other, the pairs [key, [vi, wj]]. Within each batch, or within a window.
+ * Keys and both sides' values cross the shuffle (and a windowed join keeps them as state), so `K`,
+ * `V` and `W` must be `Encodable`; so it is for every join below.
  *
  * @example
  * export default join<string, Click, string>('clicks-with-names', users);
  */
-export function join<K, V, W>(
+export function join<K extends Encodable<K>, V extends Encodable<V>, W extends Encodable<W>>(
   id: string,
   right: Branch<Pair<K, W>>,
   options: JoinOptions = {},
@@ -147,7 +150,7 @@ export function join<K, V, W>(
  * @example
  * export default leftOuterJoin<string, Click, string>('clicks-maybe-named', users);
  */
-export function leftOuterJoin<K, V, W>(
+export function leftOuterJoin<K extends Encodable<K>, V extends Encodable<V>, W extends Encodable<W>>(
   id: string,
   right: Branch<Pair<K, W>>,
   options: JoinOptions = {},
@@ -164,7 +167,7 @@ export function leftOuterJoin<K, V, W>(
  * @example
  * export default rightOuterJoin<string, Click, string>('users-maybe-clicked', users);
  */
-export function rightOuterJoin<K, V, W>(
+export function rightOuterJoin<K extends Encodable<K>, V extends Encodable<V>, W extends Encodable<W>>(
   id: string,
   right: Branch<Pair<K, W>>,
   options: JoinOptions = {},
@@ -181,7 +184,7 @@ export function rightOuterJoin<K, V, W>(
  * @example
  * export default fullOuterJoin<string, number, number>('both', other);
  */
-export function fullOuterJoin<K, V, W>(
+export function fullOuterJoin<K extends Encodable<K>, V extends Encodable<V>, W extends Encodable<W>>(
   id: string,
   right: Branch<Pair<K, W>>,
   options: JoinOptions = {},
@@ -198,7 +201,7 @@ export function fullOuterJoin<K, V, W>(
  * @example
  * export default cogroup<string, number, number>('both-sides', other);
  */
-export function cogroup<K, V, W>(
+export function cogroup<K extends Encodable<K>, V extends Encodable<V>, W extends Encodable<W>>(
   id: string,
   right: Branch<Pair<K, W>>,
   options: JoinOptions = {},

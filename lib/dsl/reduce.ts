@@ -1,5 +1,6 @@
 import { PipelineDefinitionError } from '../errors';
 import { stageId } from '../ids';
+import type { Encodable } from '../encoding/encodable';
 import type { Aggregator, Downstream, JoinSide, Pair, StatefulOperator, WideSpec, WideStage } from './types';
 
 /** Options every keyed stage takes. */
@@ -76,11 +77,12 @@ export function wide<In, Out>(
 /**
  * Merges the values of each key with an associative, commutative function, like Spark's
  * `reduceByKey`. Values are combined inside each transform task before the shuffle.
+ * Keys and values cross the shuffle, so `K` and `V` must be `Encodable`.
  *
  * @example
  * export default reduceByKey<string, number>('count', (a, b) => a + b);
  */
-export function reduceByKey<K, V>(
+export function reduceByKey<K extends Encodable<K>, V extends Encodable<V>>(
   id: string,
   fn: (left: V, right: V) => V,
   options: KeyedStageOptions = {},
@@ -107,12 +109,13 @@ export const listing: Aggregator<unknown, unknown> = {
 
 /**
  * Collects the values of each key into an array, like Spark's `groupByKey`. No map-side combining:
- * it would not make the shuffle smaller.
+ * it would not make the shuffle smaller. Keys and values cross the shuffle, so `K` and `V` must be
+ * `Encodable`.
  *
  * @example
  * export default groupByKey<string, number>('readings-by-sensor');
  */
-export function groupByKey<K, V>(
+export function groupByKey<K extends Encodable<K>, V extends Encodable<V>>(
   id: string,
   options: KeyedStageOptions = {},
 ): WideStage<Pair<K, V>, Pair<K, V[]>> {
@@ -142,7 +145,22 @@ export interface CombineByKeyOptions extends KeyedStageOptions {
 }
 
 /**
+ * What `combineByKey` lets `mapSideCombine` be for values of type `V`: anything when `V` is
+ * `Encodable`, else only `true` (or unset), since without map-side combining the values themselves
+ * cross the shuffle. (Tuple-wrapped so that a union `V` is checked whole, not member by member.)
+ */
+type MapSideCombineFor<V> = [V] extends [Encodable<V>]
+  ? unknown
+  : {
+      /** `V` is not `Encodable`: its values cannot cross the shuffle, only combiners made from them. */
+      readonly mapSideCombine?: true;
+    };
+
+/**
  * The general keyed aggregation, like Spark's `combineByKey`: per key, a combiner of type `C`.
+ * Keys and combiners cross the shuffle, so `K` and `C` must be `Encodable`. Values are combined
+ * before it, so `V` may be anything (`create` can turn a `Date` into a number), unless
+ * `mapSideCombine` is false: then the values cross the shuffle too and must be `Encodable`.
  *
  * @example
  * export default combineByKey<string, number, { sum: number; n: number }>('avg', {
@@ -151,10 +169,10 @@ export interface CombineByKeyOptions extends KeyedStageOptions {
  *   mergeCombiners: (a, b) => ({ sum: a.sum + b.sum, n: a.n + b.n }),
  * });
  */
-export function combineByKey<K, V, C>(
+export function combineByKey<K extends Encodable<K>, V, C extends Encodable<C>>(
   id: string,
   combiner: Combiner<V, C>,
-  options: CombineByKeyOptions = {},
+  options: CombineByKeyOptions & MapSideCombineFor<V> = {},
 ): WideStage<Pair<K, V>, Pair<K, C>> {
   return wide('sluice.stage/combineByKey@1', id, {
     mapSideCombine: options.mapSideCombine ?? true,
@@ -168,12 +186,14 @@ export function combineByKey<K, V, C>(
 /**
  * Folds the values of each key into an accumulator that starts from `zero`, like Spark's
  * `aggregateByKey`. `zero` is copied (structured clone) for every key, so it may be an object.
+ * Keys and accumulators cross the shuffle, so `K` and `A` must be `Encodable`; values are folded
+ * before it, so `V` may be anything.
  *
  * @example
  * export default aggregateByKey<string, number, [number, number]>('sum-count', [0, 0],
  *   (acc, t) => [acc[0] + t, acc[1] + 1], (a, b) => [a[0] + b[0], a[1] + b[1]]);
  */
-export function aggregateByKey<K, V, A>(
+export function aggregateByKey<K extends Encodable<K>, V, A extends Encodable<A>>(
   id: string,
   zero: A,
   seqOp: (accumulator: A, value: V) => A,
@@ -203,11 +223,15 @@ export const counting: Aggregator<unknown, unknown> = {
 
 /**
  * Counts each distinct record, like Spark's `countByValue`: `[record, count]` pairs.
+ * Records are the shuffle's keys, so `T` must be `Encodable`.
  *
  * @example
  * export default countByValue<string>('word-counts');
  */
-export function countByValue<T>(id: string, options: KeyedStageOptions = {}): WideStage<T, Pair<T, number>> {
+export function countByValue<T extends Encodable<T>>(
+  id: string,
+  options: KeyedStageOptions = {},
+): WideStage<T, Pair<T, number>> {
   return wide('sluice.stage/countByValue@1', id, {
     mapSideCombine: true,
     partitions: options.partitions,
@@ -238,11 +262,12 @@ export function count<T>(id: string): WideStage<T, number> {
 /**
  * Reduces all records of a batch to one with an associative, commutative function, like Spark's
  * `DStream.reduce`. An empty batch gives no record.
+ * Records cross the shuffle, so `T` must be `Encodable`.
  *
  * @example
  * export default reduce<number>('max', (a, b) => Math.max(a, b));
  */
-export function reduce<T>(id: string, fn: (left: T, right: T) => T): WideStage<T, T> {
+export function reduce<T extends Encodable<T>>(id: string, fn: (left: T, right: T) => T): WideStage<T, T> {
   const merge = fn as (l: unknown, r: unknown) => unknown;
   return wide('sluice.stage/reduce@1', id, {
     mapSideCombine: true,

@@ -1,4 +1,5 @@
 import { toMillis, type Duration } from '../duration';
+import type { Encodable } from '../encoding/encodable';
 import { mapWithState as mapWithStateOperator, updateState, type KeyState } from '../state/operators';
 import { fromPair, listing, toPair, wide, type KeyedStageOptions } from './reduce';
 import type { Pair, WideStage } from './types';
@@ -14,13 +15,14 @@ export interface UpdateStateByKeyOptions<K, S> extends KeyedStageOptions {
 /**
  * Keeps a state per key across batches, like Spark's `updateStateByKey`: every batch, every key
  * with new values or with state gets `fn(values, state)`; returning `undefined` removes the key.
- * The output is every key's state after the batch.
+ * The output is every key's state after the batch. Keys and values cross the shuffle and states
+ * are stored, so `K`, `V` and `S` must be `Encodable`.
  *
  * @example
  * export default updateStateByKey<string, number, number>('running-count',
  *   (values, total) => (total ?? 0) + values.reduce((a, b) => a + b, 0));
  */
-export function updateStateByKey<K, V, S>(
+export function updateStateByKey<K extends Encodable<K>, V extends Encodable<V>, S extends Encodable<S>>(
   id: string,
   fn: (values: V[], state: S | undefined) => S | undefined,
   options: UpdateStateByKeyOptions<K, S> = {},
@@ -53,7 +55,9 @@ export interface MapWithStateOptions<K, S> extends KeyedStageOptions {
  * Maps each record with access to its key's state, like Spark's `mapWithState`: the function is
  * called for every record of the batch, in order, and may read, update or remove the state; what it
  * returns (unless `undefined`) is the output. With `timeout`, a key idle that long is called once
- * more with `value` undefined and `state.isTimingOut()` true, then its state is gone.
+ * more with `value` undefined and `state.isTimingOut()` true, then its state is gone. Keys and
+ * values cross the shuffle and states are stored, so `K`, `V` and `S` must be `Encodable`; what
+ * the function returns is only output, so `M` may be anything.
  *
  * @example
  * export default mapWithState<string, number, number, [string, number]>('sessions',
@@ -63,17 +67,26 @@ export interface MapWithStateOptions<K, S> extends KeyedStageOptions {
  *     return undefined;
  *   }, { timeout: '30m' });
  */
-export function mapWithState<K, V, S, M>(
+export function mapWithState<K extends Encodable<K>, V extends Encodable<V>, S extends Encodable<S>, M>(
   id: string,
   fn: (key: K, value: V | undefined, state: KeyState<S>) => M | undefined,
   options?: MapWithStateOptions<K, S> & { readonly snapshots?: false },
 ): WideStage<Pair<K, V>, M>;
-export function mapWithState<K, V, S, M>(
+/**
+ * `mapWithState` with `snapshots: true`: outputs every key's state after each batch, like Spark's
+ * `stateSnapshots()`, instead of what the function returns.
+ *
+ * @example
+ * export default mapWithState<string, number, number, never>('totals',
+ *   (_user, clicks, state) => { state.update((state.exists() ? state.get() : 0) + (clicks ?? 0)); },
+ *   { snapshots: true });
+ */
+export function mapWithState<K extends Encodable<K>, V extends Encodable<V>, S extends Encodable<S>, M>(
   id: string,
   fn: (key: K, value: V | undefined, state: KeyState<S>) => M | undefined,
   options: MapWithStateOptions<K, S> & { readonly snapshots: true },
 ): WideStage<Pair<K, V>, Pair<K, S>>;
-export function mapWithState<K, V, S, M>(
+export function mapWithState<K extends Encodable<K>, V extends Encodable<V>, S extends Encodable<S>, M>(
   id: string,
   fn: (key: K, value: V | undefined, state: KeyState<S>) => M | undefined,
   options: MapWithStateOptions<K, S> = {},

@@ -124,8 +124,10 @@ export interface KeyedState {
 }
 
 /**
- * Takes a key whose state function threw (or whose new state could not be kept): its state stays
- * as it was before the batch, and what it got goes to the dead-letter prefix as `state`.
+ * Takes a key whose state function threw (or whose new state could not be kept): the key's state
+ * as it was before the batch and the batch's values for it go to the dead-letter prefix together,
+ * as `state`, and the key starts over with no state. Nothing is lost, the dead letter is written
+ * once, and a state that makes the function throw cannot fail every later batch.
  */
 export type KeyFailure = (
   key: unknown,
@@ -136,8 +138,8 @@ export type KeyFailure = (
 /**
  * How a stateful keyed stage applies one batch to one partition's state: `input` holds the batch's
  * merged combiners per key; `emit` gives the stage's output records. Each key is applied on its
- * own: a user function that throws for one key hands it to `fail` (its state and output unchanged
- * by this batch) and the others go on.
+ * own: a user function that throws for one key hands it to `fail` (none of its output for the
+ * batch is emitted, and its state is removed after it went to the dead letter) and the others go on.
  */
 export interface StatefulOperator {
   readonly apply: (

@@ -1,4 +1,5 @@
 import { toMillis, type Duration } from '../duration';
+import type { Encodable } from '../encoding/encodable';
 import { windowedReduce } from '../state/operators';
 import { counting, fromPair, listing, sum, toPair, wide, type KeyedStageOptions } from './reduce';
 import type { Aggregator, Pair, WideSpec, WideStage } from './types';
@@ -68,13 +69,14 @@ const emitValue = (_key: unknown, value: unknown, emit: (record: unknown) => voi
  * Reduces the values of each key over a sliding window, like Spark's `reduceByKeyAndWindow`.
  * Output at batch times that are multiples of `slide`, covering the batches in (t - length, t].
  * With `inverse`, the window is kept incrementally, and keys stay (say at 0) unless `filter`
- * drops them, exactly as in Spark.
+ * drops them, exactly as in Spark. Keys and values cross the shuffle and are kept as window
+ * state, so `K` and `V` must be `Encodable`.
  *
  * @example
  * export default reduceByKeyAndWindow<string, number>('count', (a, b) => a + b,
  *   { length: '30s', slide: '10s', inverse: (a, b) => a - b, filter: ([, n]) => n > 0 });
  */
-export function reduceByKeyAndWindow<K, V>(
+export function reduceByKeyAndWindow<K extends Encodable<K>, V extends Encodable<V>>(
   id: string,
   fn: (left: V, right: V) => V,
   options: InverseWindowOptions<K, V>,
@@ -94,12 +96,13 @@ export function reduceByKeyAndWindow<K, V>(
 
 /**
  * Collects the values of each key over a sliding window, like Spark's `groupByKeyAndWindow`;
- * values come in batch order.
+ * values come in batch order. Keys and values cross the shuffle and are kept as window state,
+ * so `K` and `V` must be `Encodable`.
  *
  * @example
  * export default groupByKeyAndWindow<string, number>('recent', { length: '1m', slide: '10s' });
  */
-export function groupByKeyAndWindow<K, V>(
+export function groupByKeyAndWindow<K extends Encodable<K>, V extends Encodable<V>>(
   id: string,
   options: WindowOptions,
 ): WideStage<Pair<K, V>, Pair<K, V[]>> {
@@ -114,12 +117,16 @@ export function groupByKeyAndWindow<K, V>(
 
 /**
  * Counts each distinct record over a sliding window, like Spark's `countByValueAndWindow`
- * (incrementally; records whose count falls to 0 leave the output).
+ * (incrementally; records whose count falls to 0 leave the output). Records are the shuffle's
+ * keys and the window state's, so `T` must be `Encodable`.
  *
  * @example
  * export default countByValueAndWindow<string>('trending', { length: '5m', slide: '1m' });
  */
-export function countByValueAndWindow<T>(id: string, options: WindowOptions): WideStage<T, Pair<T, number>> {
+export function countByValueAndWindow<T extends Encodable<T>>(
+  id: string,
+  options: WindowOptions,
+): WideStage<T, Pair<T, number>> {
   return windowed('sluice.stage/countByValueAndWindow@1', id, options, {
     partitions: options.partitions,
     toPair: (value: T, sink) => sink.pair(value, 1),
@@ -154,12 +161,13 @@ export function countByWindow<T>(
 
 /**
  * Reduces all records of a sliding window to one, like Spark's `reduceByWindow`; with `inverse`,
- * incrementally.
+ * incrementally. Records cross the shuffle and are kept as window state, so `T` must be
+ * `Encodable`.
  *
  * @example
  * export default reduceByWindow<number>('max', Math.max, { length: '1m', slide: '10s' });
  */
-export function reduceByWindow<T>(
+export function reduceByWindow<T extends Encodable<T>>(
   id: string,
   fn: (left: T, right: T) => T,
   options: Omit<WindowOptions, 'partitions'> & { readonly inverse?: (left: T, right: T) => T },
@@ -177,12 +185,13 @@ export function reduceByWindow<T>(
 
 /**
  * All the records of a sliding window, like Spark's `window`: each window output holds every
- * record of the batches it covers (as a multiset: the order of records is not kept).
+ * record of the batches it covers (as a multiset: the order of records is not kept). Records are
+ * the shuffle's keys and the window state's, so `T` must be `Encodable`.
  *
  * @example
  * export default window<string>('last-minute', { length: '1m', slide: '10s' });
  */
-export function window<T>(id: string, options: WindowOptions): WideStage<T, T> {
+export function window<T extends Encodable<T>>(id: string, options: WindowOptions): WideStage<T, T> {
   return windowed('sluice.stage/window@1', id, options, {
     partitions: options.partitions,
     toPair: (value: T, sink) => sink.pair(value, 1),

@@ -4,6 +4,23 @@ import { unencodable, UnencodableValueError } from '../encoding/value';
 import { fromPair } from '../dsl/reduce';
 import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
 
+/** Why a value cannot go into the shuffle, if it cannot: cheap for primitives, a trial encoding otherwise. */
+function refusal(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+    case 'bigint':
+      return undefined;
+    case 'string':
+      return (value as string & { isWellFormed(): boolean }).isWellFormed()
+        ? undefined
+        : 'cannot encode a string with a lone surrogate';
+    default:
+      return value === null ? undefined : unencodable(value);
+  }
+}
+
 interface Entry {
   readonly key: unknown;
   combiner: unknown;
@@ -86,6 +103,10 @@ export class ShuffleBuffer implements EventTimeSink {
 
   private add(key: unknown, value: unknown): void {
     if (!this.combine) {
+      // Checked here, where the record can still be dead-lettered whole, not when the shuffle is
+      // written. Primitives (nearly every key and value) cost a typeof.
+      const reason = refusal(key) ?? refusal(value);
+      if (reason !== undefined) throw new UnencodableValueError(reason);
       (this.raw[partitionOf(mapKey(key), this.partitions)] as [unknown, unknown][]).push([key, value]);
       this.records++;
       return;
@@ -97,7 +118,7 @@ export class ShuffleBuffer implements EventTimeSink {
       // Checked once per key, where a record can still be dead-lettered whole: a key or combiner
       // the shuffle cannot carry (a Date key, a Set combiner) is refused with the record.
       const created = this.create(value);
-      const reason = unencodable(key) ?? unencodable(created);
+      const reason = refusal(key) ?? refusal(created);
       if (reason !== undefined) throw new UnencodableValueError(reason);
       if (k !== key && typeof key !== 'number') this.originals.set(k, key);
       this.combined.set(k, created);

@@ -29,7 +29,8 @@ export function eventTimeWindows(options: EventTimeWindowsOptions): StatefulOper
           }
           changed.add(state.get(key));
         } catch (error) {
-          fail(key, error, { values: [accumulator] });
+          fail(key, error, { values: [accumulator], ...(entry ? { state: entry.value } : {}) });
+          state.delete(key);
         }
       }
       const watermark = batch.eventTime == null ? -Infinity : batch.eventTime - options.latenessMs;
@@ -42,9 +43,10 @@ export function eventTimeWindows(options: EventTimeWindowsOptions): StatefulOper
         try {
           emit([userKey, { start, end, value: options.result(accumulator), final }]);
         } catch (error) {
-          fail(entry.key, error, { state: accumulator });
+          fail(entry.key, error, { state: entry.value });
+          state.delete(entry.key);
+          continue;
         }
-        // A window past the watermark is done, whether its result could be computed or not.
         if (final) state.delete(entry.key);
       }
     },

@@ -72,16 +72,19 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
       const shape = windowShape(options.lengthMs, options.slideMs, batch.intervalMs);
       const pane = paneOf(batch.batch, shape);
       for (const { key, combiner } of input) {
-        const entry = (state.get(key)?.value as WindowEntry | undefined) ?? [[]];
+        const stored = state.get(key)?.value as WindowEntry | undefined;
+        const entry = stored ?? [[]];
         try {
-          // A new array, not the stored one: a reduce that throws leaves the key as it was.
+          // A new array, not the stored one: a reduce that throws must not change what goes to
+          // the dead letter.
           const panes = entry[0].slice();
           const last = panes[panes.length - 1];
           if (last && last[0] === pane) panes[panes.length - 1] = [pane, reduce(last[1], combiner)];
           else panes.push([pane, combiner]);
           state.set(key, entry.length > 1 ? [panes, entry[1]] : [panes]);
         } catch (error) {
-          fail(key, error, { values: [combiner] });
+          fail(key, error, { values: [combiner], ...(stored ? { state: stored } : {}) });
+          state.delete(key);
         }
       }
       const n = batch.batch;
@@ -100,7 +103,9 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
           try {
             if (values.length > 0) output(item.key, reduceAll(values, reduce), hold);
           } catch (error) {
-            fail(item.key, error, { values });
+            fail(item.key, error, { state: entry });
+            state.delete(item.key);
+            continue;
           }
           for (const record of held) emit(record);
           const panes = entry[0].filter(([p]) => p >= nextFirst);
@@ -135,8 +140,8 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
           else if (panes.length > 0) state.set(item.key, [panes]);
           else state.delete(item.key);
         } catch (error) {
-          // The key keeps its panes and its last window: the next window starts from them.
-          fail(item.key, error, { values: entry });
+          fail(item.key, error, { state: entry });
+          state.delete(item.key);
           continue;
         }
         for (const record of held) emit(record);
@@ -174,8 +179,8 @@ export function updateState(options: UpdateStateOptions): StatefulOperator {
           if (next === undefined) state.delete(entry.key);
           else state.set(entry.key, next);
         } catch (error) {
-          // The key keeps the state it had; its new values are dead-lettered.
-          fail(entry.key, error, { values });
+          fail(entry.key, error, { values, state: entry.value });
+          state.delete(entry.key);
         }
       }
       for (const { key, values } of fresh) {
@@ -276,7 +281,8 @@ export function mapWithState(options: MapWithStateOptions): StatefulOperator {
           if (!cell.present) state.delete(key);
           else state.set(key, [cell.value, batch.time]);
         } catch (error) {
-          fail(key, error, { values: combiner });
+          fail(key, error, { values: combiner, ...(stored ? { state: stored[0] } : {}) });
+          state.delete(key);
           continue;
         }
         for (const record of held) emit(record);

@@ -1,6 +1,9 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAwsClients, destroyAwsClients, type AwsClients } from '../../lib/aws';
 import { runCli, startCli } from '../support/cli';
@@ -88,5 +91,49 @@ describe('sluice local serve', () => {
 
     expect(listing).toContain('manifests/batch-0000000001.json');
     expect(listing).toContain('wordcount/counts/batch-0000000001/part-');
+  });
+
+  it('a named run continues where it stopped: same resources, batches and stream position', async () => {
+    // Arrange: the first half of the input under a name, then the second half under the same name.
+    const lines = ['to be or not', 'to be', 'that is', 'the question', 'whether tis', 'nobler in'];
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-resume-'));
+    const first = path.join(dir, 'first.txt');
+    const second = path.join(dir, 'second.txt');
+    writeFileSync(first, `${lines.slice(0, 4).join('\n')}\n`);
+    writeFileSync(second, `${lines.slice(4).join('\n')}\n`);
+    const args = (input: string) => [
+      'local',
+      'run',
+      'examples/wordcount/pipeline.ts',
+      '-i',
+      input,
+      '--lines-per-batch',
+      '2',
+      '--json',
+      '--run',
+      'resumable',
+    ];
+
+    try {
+      // Act
+      const a = await runCli(args(first), { env: { AWS_ENDPOINT_URL: endpoint } });
+      const b = await runCli(args(second), { env: { AWS_ENDPOINT_URL: endpoint } });
+
+      // Assert: the second run found the first's resources and went on from batch 3, with only
+      // its own lines (nothing read again from the stream).
+      expect(a.code, a.stderr).toBe(0);
+      expect(b.code, b.stderr).toBe(0);
+      expect(b.stderr).toMatch(/continuing run 'resumable'/);
+      expect(a.stderr).toMatch(/2 batches, 4 records in/);
+      expect(b.stderr).toMatch(/1 batches, 2 records in/);
+      const batches = b.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { batch: number }).batch);
+      expect(new Set(batches)).toEqual(new Set([3]));
+      expect(a.stderr).toMatch(/run 'resumable' kept/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
