@@ -5,6 +5,7 @@ import {
   QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from './conditions';
 import { InvalidInputError } from '../errors';
@@ -185,6 +186,40 @@ export class Ledger {
     private readonly dynamo: DynamoDBDocumentClient,
     readonly table: string,
   ) {}
+
+  /** Every item under one partition key, in sort-key order, page by page. */
+  private async queryAll(pk: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': pk },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /** A conditional update of a batch item: true if it was made, false if its condition did not hold. */
+  private async updateBatchIf(
+    batch: BatchId,
+    update: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
+  ): Promise<boolean> {
+    try {
+      await this.dynamo.send(new UpdateCommand({ TableName: this.table, Key: batchKey(batch), ...update }));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
 
   /** Registers a shard so the coordinator looks at it. Idempotent (a set ADD). */
   async registerShard(shard: ShardId): Promise<void> {
@@ -408,22 +443,7 @@ export class Ledger {
 
   /** All reports of a phase of a batch, in task order. */
   async taskReports(batch: BatchId, phase: number): Promise<TaskReport[]> {
-    const reports: TaskReport[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': taskPk(batch, phase) },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of out.Items ?? []) reports.push(toTaskReport(item));
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return reports;
+    return (await this.queryAll(taskPk(batch, phase))).map(toTaskReport);
   }
 
   /**
@@ -483,28 +503,17 @@ export class Ledger {
 
   /** Marks a batch complete; true for the caller that did it first (it runs the completion hooks). */
   async completeBatch(batch: BatchId, summary: BatchSummary, now: number): Promise<boolean> {
-    try {
-      await this.dynamo.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: batchKey(batch),
-          UpdateExpression:
-            'SET #status = :complete, summary = :summary, completedAt = :now, updatedAt = :now',
-          ConditionExpression: '#status = :sealed',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':complete': 'complete',
-            ':sealed': 'sealed',
-            ':summary': summary,
-            ':now': now,
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateBatchIf(batch, {
+      UpdateExpression: 'SET #status = :complete, summary = :summary, completedAt = :now, updatedAt = :now',
+      ConditionExpression: '#status = :sealed',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':complete': 'complete',
+        ':sealed': 'sealed',
+        ':summary': summary,
+        ':now': now,
+      },
+    });
   }
 
   /**
@@ -580,22 +589,12 @@ export class Ledger {
     failure: BatchFailure,
     now: number,
   ): Promise<boolean> {
-    try {
-      await this.dynamo.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: batchKey(batch),
-          UpdateExpression: 'SET #status = :failed, failure = :failure, updatedAt = :now',
-          ConditionExpression: '#status = :from',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':failed': 'failed', ':from': from, ':failure': failure, ':now': now },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateBatchIf(batch, {
+      UpdateExpression: 'SET #status = :failed, failure = :failure, updatedAt = :now',
+      ConditionExpression: '#status = :from',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':failed': 'failed', ':from': from, ':failure': failure, ':now': now },
+    });
   }
 
   /** Writes the marker of a failed batch (the same item on a repeat). */
@@ -610,28 +609,11 @@ export class Ledger {
 
   /** Failed batches that nobody has retried or skipped yet, oldest first. */
   async failedMarkers(): Promise<FailedMarker[]> {
-    const markers: FailedMarker[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.dynamo.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': FAILED_PK },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of out.Items ?? []) {
-        markers.push({
-          batch: item.batch as BatchId,
-          message: String(item.message),
-          at: Number(item.at),
-        });
-      }
-      start = out.LastEvaluatedKey;
-    } while (start);
-    return markers;
+    return (await this.queryAll(FAILED_PK)).map((item) => ({
+      batch: item.batch as BatchId,
+      message: String(item.message),
+      at: Number(item.at),
+    }));
   }
 
   /** Removes a failed batch's marker, once the batch is retried or skipped. */
@@ -656,68 +638,37 @@ export class Ledger {
       names[`#s${i}`] = `since_${phase}_${task}`;
       removed.push(`#a${i}`, `#s${i}`);
     });
-    try {
-      await this.dynamo.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: batchKey(item.batch),
-          UpdateExpression: `SET #status = :sealed, updatedAt = :now REMOVE ${removed.join(', ')}`,
-          ConditionExpression: '#status = :failed',
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ':sealed': 'sealed', ':failed': 'failed', ':now': now },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateBatchIf(item.batch, {
+      UpdateExpression: `SET #status = :sealed, updatedAt = :now REMOVE ${removed.join(', ')}`,
+      ConditionExpression: '#status = :failed',
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ':sealed': 'sealed', ':failed': 'failed', ':now': now },
+    });
   }
 
   /** A failed batch is given up: `failed` becomes `skipping`. False when it was not failed. */
   async startSkip(batch: BatchId, now: number): Promise<boolean> {
-    try {
-      await this.dynamo.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: batchKey(batch),
-          UpdateExpression: 'SET #status = :skipping, updatedAt = :now',
-          ConditionExpression: '#status = :failed',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':skipping': 'skipping', ':failed': 'failed', ':now': now },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateBatchIf(batch, {
+      UpdateExpression: 'SET #status = :skipping, updatedAt = :now',
+      ConditionExpression: '#status = :failed',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: { ':skipping': 'skipping', ':failed': 'failed', ':now': now },
+    });
   }
 
   /** Marks a skipping batch skipped; true for the caller that did it first. */
   async completeSkip(batch: BatchId, summary: BatchSummary, now: number): Promise<boolean> {
-    try {
-      await this.dynamo.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: batchKey(batch),
-          UpdateExpression:
-            'SET #status = :skipped, summary = :summary, completedAt = :now, updatedAt = :now',
-          ConditionExpression: '#status = :skipping',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':skipped': 'skipped',
-            ':skipping': 'skipping',
-            ':summary': summary,
-            ':now': now,
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+    return this.updateBatchIf(batch, {
+      UpdateExpression: 'SET #status = :skipped, summary = :summary, completedAt = :now, updatedAt = :now',
+      ConditionExpression: '#status = :skipping',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':skipped': 'skipped',
+        ':skipping': 'skipping',
+        ':summary': summary,
+        ':now': now,
+      },
+    });
   }
 
   /** Counts a sweep's re-drive of tasks against their retry budgets, in one write. */
