@@ -6,6 +6,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { KinesisEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -17,9 +18,15 @@ import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import {
+  deployedFunction,
+  describeDeployment,
+  functionEnvironment,
+  type DeployedFunction,
+  type Deployment,
+} from '../lib/deployment';
 import type { AnyPipeline, Pipeline } from '../lib/dsl/pipeline';
-import { outputPrefix, planPipeline, sourcesOf, type Plan } from '../lib/plan';
-import { CONFIG_ENV } from '../lib/runtime/context';
+import { outputPrefix, planPipeline, type Plan } from '../lib/plan';
 import { BATCH_METRICS, METRICS_NAMESPACE, metricDimensions } from '../lib/runtime/lambda';
 import { S3_PREFIXES } from '../lib/storage/keys';
 
@@ -167,11 +174,21 @@ export interface SluicePipelineProps<T = unknown, Out = unknown> {
    */
   readonly sourceMaps?: boolean;
   /**
-   * Removal policy of the stateful resources the construct creates: bucket, ledger table, stream,
-   * log groups.
+   * Removal policy of the stateful resources the construct creates: bucket, ledger table, streams,
+   * failure queue, log groups.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * A customer-managed KMS key for data at rest: the created bucket (SSE-KMS with an S3 Bucket Key),
+   * the ledger table, the created streams and the failure queue. Each function's role gets exactly
+   * the use of the key its reads and writes need. The key's policy must let the account's IAM
+   * policies grant its use (the default key policy does). Producers that put records into the
+   * stream need `kms:GenerateDataKey` on it too; whoever reads the failure queue, `kms:Decrypt`.
+   * @default - no customer-managed key: SSE-S3 for the bucket, an AWS owned key for the table,
+   *   `aws/kinesis` for the streams, SSE-SQS for the queue
+   */
+  readonly encryptionKey?: kms.IKey;
   /**
    * A topic the alarms notify.
    * @default - alarms without actions
@@ -199,30 +216,49 @@ export interface SluicePipelineAlarms {
   readonly failedInvocations: cloudwatch.Alarm;
 }
 
-/** What one function of the pipeline may reach. */
-interface Access {
-  readonly getObjects: readonly string[];
-  readonly putObjects: readonly string[];
-  readonly ledgerActions: readonly string[];
-  readonly invokes: readonly (readonly [string, lambda.IFunction])[];
+/** Sizing, naming and async settings of one deployed function, by its kind. */
+interface FunctionSettings {
+  /** Construct id (kept stable: logical ids of existing stacks derive from it). */
+  readonly constructId: string;
+  readonly description: string;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+  /** How long an asynchronous invocation may wait (functions invoked asynchronously only). */
+  readonly maxEventAge?: Duration;
 }
 
-type FunctionKind = 'ingest' | 'coordinator' | 'transform' | 'reduce';
-
-const LEDGER_READ_WRITE = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'];
-/** Ingest only registers shards and segments: a set ADD and a put. */
-const LEDGER_INGEST = ['dynamodb:PutItem', 'dynamodb:UpdateItem'];
+/**
+ * Whether a function reads and writes the ledger at all: actions without partition keys would
+ * grant nothing, and partition keys without actions neither.
+ */
+function ledgerUse(spec: DeployedFunction): { readonly reads: boolean; readonly writes: boolean } {
+  const { read, readActions, write, writeActions } = spec.ledger;
+  return {
+    reads: readActions.length > 0 && read.length > 0,
+    writes: writeActions.length > 0 && write.length > 0,
+  };
+}
 
 const PREFIX_WILDCARD_REASON =
   'Object ARNs under one key prefix of the pipeline bucket: the wildcard is the prefix scoping itself ' +
   '(object keys are batch, phase and task numbers known only at run time).';
 
+/** What CDK's `grantEncryptDecrypt` and an SQS sender grant on a KMS key, as cdk-nag names them. */
+const KMS_WILDCARD_ACTIONS = ['kms:ReEncrypt*', 'kms:GenerateDataKey*'];
+
+const KMS_WILDCARD_REASON =
+  "CDK's encrypt grant on the pipeline's customer-managed key (writers of the bucket and ledger, " +
+  'senders to the failure queue): the action wildcards only cover ReEncrypt and GenerateDataKey ' +
+  'variants, on that one key.';
+
 /**
  * One sluice pipeline on AWS: a Kinesis stream feeding an ingest function, a coordinator on a
  * one-minute EventBridge Scheduler schedule, one Lambda function per phase of the plan (the transform
  * function, then one reduce function per keyed stage), the bucket and ledger table they share, a
- * failure queue, a dashboard and alarms. Each function's role reaches only the key prefixes, ledger
- * actions and functions that function uses.
+ * failure queue, a dashboard and alarms. The functions, who invokes whom, each function's
+ * environment and what each role may reach all come from {@link describeDeployment}, the same
+ * description the local runtime enforces: each role reaches only the key prefixes, ledger items
+ * (by partition key) and functions its function uses.
  *
  * @example
  * import wordcount from '../examples/wordcount/pipeline';
@@ -237,6 +273,8 @@ const PREFIX_WILDCARD_REASON =
 export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
   /** The plan the functions were built for. */
   readonly plan: Plan;
+  /** What is deployed: the functions, their invocations, grants and environment. */
+  readonly deployment: Deployment;
   /** Segments, manifests, shuffle files, dead letters and output. */
   readonly bucket: s3.IBucket;
   /** The ledger: segments, batches and task reports (`pk`/`sk` strings). */
@@ -263,6 +301,7 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
   private readonly pipelineModule: string;
   private readonly removalPolicy: RemovalPolicy;
   private readonly sweepAfter: Duration;
+  private readonly taskTimeout: Duration;
 
   constructor(scope: Construct, id: string, props: SluicePipelineProps<T, Out>) {
     super(scope, id);
@@ -271,18 +310,19 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
     const pipeline = props.pipeline as AnyPipeline;
     this.pipeline = pipeline;
     this.plan = planPipeline(pipeline);
+    this.deployment = describeDeployment(pipeline, this.plan);
     this.pipelineModule = checkModulePath(props.pipelineModule);
     this.removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
-    const taskTimeout = props.taskTimeout ?? Duration.minutes(2);
+    this.taskTimeout = props.taskTimeout ?? Duration.minutes(2);
     this.sweepAfter = props.sweepAfter ?? Duration.minutes(5);
-    if (this.sweepAfter.toMilliseconds() <= taskTimeout.toMilliseconds()) {
+    if (this.sweepAfter.toMilliseconds() <= this.taskTimeout.toMilliseconds()) {
       throw new Error(
         `sweepAfter (${this.sweepAfter.toHumanString()}) must be longer than taskTimeout ` +
-          `(${taskTimeout.toHumanString()}), or tasks still running would be started again`,
+          `(${this.taskTimeout.toHumanString()}), or tasks still running would be started again`,
       );
     }
-    const output = outputPrefix(this.plan.spec);
-    checkOutputPrefix(output);
+    checkOutputPrefix(outputPrefix(this.plan.spec));
+    const key = props.encryptionKey;
 
     this.bucket = props.bucket ?? this.createBucket();
     this.table = new dynamodb.Table(this, 'Ledger', {
@@ -291,28 +331,25 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: this.removalPolicy,
+      // Without a key: DynamoDB's default, an AWS owned key.
+      ...(key ? { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: key } : {}),
     });
     // One stream per source: the pipeline's, and a join's other source if it reads another stream.
     const streams: Record<string, kinesis.IStream> = {};
-    sourcesOf(pipeline, this.plan).forEach((source, i) => {
-      const name = source.spec.stream;
+    this.deployment.streams.forEach((name, i) => {
       const given = i === 0 ? props.stream : props.streams?.[name];
-      streams[name] =
-        given ??
-        new kinesis.Stream(this, i === 0 ? 'Stream' : `Stream${i}`, {
-          streamName: name,
-          shardCount: props.shardCount ?? 1,
-          retentionPeriod: props.streamRetention ?? Duration.hours(24),
-          encryption: kinesis.StreamEncryption.MANAGED,
-          removalPolicy: this.removalPolicy,
-        });
+      streams[name] = given ?? this.createStream(name, i === 0 ? 'Stream' : `Stream${i}`);
     });
     this.streams = streams;
-    this.stream = streams[pipeline.source.spec.stream] as kinesis.IStream;
+    this.stream = this.streamOf(pipeline.source.spec.stream);
     this.failureQueue = new sqs.Queue(this, 'Failures', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      ...(key
+        ? { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: key }
+        : { encryption: sqs.QueueEncryption.SQS_MANAGED }),
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
+      // Its messages are the only record of invocations that gave up: kept like the data.
+      removalPolicy: this.removalPolicy,
     });
     Validations.of(this.failureQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
@@ -322,77 +359,21 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
         'same messages again. The failedInvocations alarm watches its depth.',
     });
 
-    const print = this.plan.spec.sinks.some((s) => s.kind === 'sluice.sink/print@1');
-    const outputObjects = `${output}/`;
-    // Any function that completes a batch prints it from the output (when there is a print sink).
-    const printReads = print ? [outputObjects] : [];
-    const last = this.plan.phases.length - 1;
-    const phaseFunctions: Record<string, NodejsFunction> = {};
-    const invocable = (from: number): [string, lambda.IFunction][] =>
-      this.plan.phases
-        .slice(from)
-        .map((p) => [p.spec.function, phaseFunctions[p.spec.function] as lambda.IFunction]);
-
-    // Later phases first: a function's environment names the functions it invokes.
-    for (let index = last; index >= 0; index--) {
-      const phase = this.plan.phases[index];
-      if (!phase) continue;
-      const fnId = phase.spec.function;
-      const terminal = index === last;
-      const kind: FunctionKind = index === 0 ? 'transform' : 'reduce';
-      const reads =
-        index === 0
-          ? [S3_PREFIXES.manifests, S3_PREFIXES.segments]
-          : [S3_PREFIXES.manifests, S3_PREFIXES.shuffle];
-      phaseFunctions[fnId] = this.createFunction(
-        `${kind === 'transform' ? 'Transform' : 'Reduce'}-${fnId}`,
-        kind,
-        {
-          description: `sluice ${pipeline.name}: ${kind} phase ${index} (${fnId})`,
-          memorySize: props.taskMemorySize ?? 1024,
-          timeout: taskTimeout,
-          async: { retryAttempts: 2, maxEventAge: props.taskMaxEventAge ?? Duration.hours(1) },
-          access: {
-            getObjects: [...reads, ...printReads],
-            putObjects: [S3_PREFIXES.deadLetter, terminal ? outputObjects : S3_PREFIXES.shuffle],
-            // A stateful stage reads its state chunks in batches.
-            ledgerActions: phase.wide?.stateful
-              ? [...LEDGER_READ_WRITE, 'dynamodb:BatchGetItem']
-              : LEDGER_READ_WRITE,
-            invokes: invocable(index + 1),
-          },
-        },
-      );
-    }
-    this.functions = Object.freeze({ ...phaseFunctions });
-
-    this.coordinator = this.createFunction('Coordinator', 'coordinator', {
-      description: `sluice ${pipeline.name}: coordinator (seals batches, starts and sweeps tasks)`,
-      memorySize: props.coordinatorMemorySize ?? 256,
-      timeout: props.coordinatorTimeout ?? Duration.seconds(80),
-      // No retries: the next tick comes within a minute and does the same work.
-      async: { retryAttempts: 0, maxEventAge: Duration.minutes(1) },
-      access: {
-        getObjects: [S3_PREFIXES.manifests, ...printReads],
-        putObjects: [S3_PREFIXES.manifests],
-        ledgerActions: LEDGER_READ_WRITE,
-        invokes: invocable(0),
-      },
-    });
+    const created = this.createFunctions();
+    const createdFunction = (fnId: string): NodejsFunction => {
+      const fn = created.get(fnId);
+      if (!fn) throw new Error(`the deployment of '${pipeline.name}' has no function '${fnId}'`);
+      return fn;
+    };
+    const phaseIds = new Set(this.deployment.functions.filter((f) => f.phase !== undefined).map((f) => f.id));
+    this.functions = Object.freeze(Object.fromEntries([...created].filter(([fnId]) => phaseIds.has(fnId))));
+    this.coordinator = createdFunction('coordinator');
+    this.ingest = createdFunction('ingest');
     this.schedule = this.createSchedule();
 
-    this.ingest = this.createFunction('Ingest', 'ingest', {
-      description: `sluice ${pipeline.name}: ingest (writes stream records ahead to S3 segments)`,
-      memorySize: props.ingestMemorySize ?? 512,
-      timeout: props.ingestTimeout ?? Duration.minutes(1),
-      access: {
-        getObjects: [],
-        putObjects: [S3_PREFIXES.segments],
-        ledgerActions: LEDGER_INGEST,
-        invokes: [],
-      },
-    });
     for (const stream of Object.values(this.streams)) {
+      // Grants the ingest role read on the stream and, through stream.grantRead, decrypt on the
+      // stream's key; the failure destination grants it send (and the queue key's use).
       this.ingest.addEventSource(
         new KinesisEventSource(stream, {
           startingPosition: lambda.StartingPosition.TRIM_HORIZON,
@@ -453,16 +434,17 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
       schedule: scheduler.ScheduleExpression.rate(Duration.minutes(1)),
       target: new targets.LambdaInvoke(this.coordinator, {
         role,
-        input: scheduler.ScheduleTargetInput.fromObject({
-          source: 'sluice.schedule',
-          pipeline: this.pipeline.name,
-        }),
+        // The coordinator refuses anything but this tick.
+        input: scheduler.ScheduleTargetInput.fromObject(this.deployment.tick),
         // A tick older than a minute is superseded by the next one.
         maxEventAge: Duration.minutes(1),
         retryAttempts: 2,
         deadLetterQueue: this.failureQueue,
       }),
     });
+    // Scheduler sends an undeliverable tick to the failure queue as this role: with a customer-managed
+    // key, that is what any SQS producer needs (no wildcard actions, unlike CDK's send grant).
+    this.failureQueue.encryptionMasterKey?.grant(role, 'kms:Decrypt', 'kms:GenerateDataKey');
     Validations.of(role).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${flattenForNag(stack.resolve(`${this.coordinator.functionArn}:*`))}]`,
       reason:
@@ -475,8 +457,13 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
   private createBucket(): s3.Bucket {
     const keep = (duration: Duration | undefined, fallback: number): Duration =>
       duration ?? Duration.days(fallback);
+    const key = this.props.encryptionKey;
     const bucket = new s3.Bucket(this, 'Bucket', {
-      encryption: s3.BucketEncryption.S3_MANAGED,
+      // A Bucket Key: S3 asks KMS for a data key per bucket and time window, not per object (the
+      // pipeline writes hundreds of objects per batch).
+      ...(key
+        ? { encryption: s3.BucketEncryption.KMS, encryptionKey: key, bucketKeyEnabled: true }
+        : { encryption: s3.BucketEncryption.S3_MANAGED }),
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,
@@ -516,56 +503,153 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
     return bucket;
   }
 
-  private createFunction(
-    id: string,
-    kind: FunctionKind,
-    options: {
-      readonly description: string;
-      readonly memorySize: number;
-      readonly timeout: Duration;
-      readonly async?: { readonly retryAttempts: number; readonly maxEventAge: Duration };
-      readonly access: Access;
-    },
-  ): NodejsFunction {
-    // An own role without AWSLambdaBasicExecutionRole: that policy may write to every log group.
-    const role = new iam.Role(this, `${id}Role`, {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: options.description,
+  private createStream(name: string, constructId: string): kinesis.Stream {
+    const key = this.props.encryptionKey;
+    const stream = new kinesis.Stream(this, constructId, {
+      streamName: name,
+      shardCount: this.props.shardCount ?? 1,
+      retentionPeriod: this.props.streamRetention ?? Duration.hours(24),
+      ...(key
+        ? { encryption: kinesis.StreamEncryption.KMS, encryptionKey: key }
+        : { encryption: kinesis.StreamEncryption.MANAGED }),
+      removalPolicy: this.removalPolicy,
     });
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+    if (key) {
+      Validations.of(stream).acknowledge({
+        id: 'AwsSolutions-KDS3',
+        reason:
+          'The stream uses the customer-managed key the deployment was given (encryptionKey), as ' +
+          'every data store of the pipeline does; its per-request KMS cost is part of that choice.',
+      });
+    }
+    return stream;
+  }
+
+  private streamOf(source: string): kinesis.IStream {
+    const stream = this.streams[source];
+    if (!stream) throw new Error(`no stream for source '${source}'`);
+    return stream;
+  }
+
+  /**
+   * Creates every function of the deployment, each after the functions it invokes: a function's
+   * environment names them, so their names must exist first (a function never names itself).
+   */
+  private createFunctions(): ReadonlyMap<string, NodejsFunction> {
+    const created = new Map<string, NodejsFunction>();
+    const pending = new Set<string>();
+    const create = (spec: DeployedFunction): void => {
+      if (created.has(spec.id)) return;
+      if (pending.has(spec.id)) {
+        throw new Error(
+          `the functions of '${this.pipeline.name}' invoke each other in a cycle through '${spec.id}'`,
+        );
+      }
+      pending.add(spec.id);
+      for (const target of spec.invokes) {
+        if (target !== spec.id) create(deployedFunction(this.deployment, target));
+      }
+      created.set(spec.id, this.createFunction(spec, created));
+    };
+    for (const spec of this.deployment.functions) create(spec);
+    return created;
+  }
+
+  private settingsOf(spec: DeployedFunction): FunctionSettings {
+    const { props } = this;
+    const name = this.pipeline.name;
+    switch (spec.kind) {
+      case 'ingest':
+        return {
+          constructId: 'Ingest',
+          description: `sluice ${name}: ingest (writes stream records ahead to S3 segments)`,
+          memorySize: props.ingestMemorySize ?? 512,
+          timeout: props.ingestTimeout ?? Duration.minutes(1),
+        };
+      case 'coordinator':
+        return {
+          constructId: 'Coordinator',
+          description: `sluice ${name}: coordinator (seals batches, starts and sweeps tasks)`,
+          memorySize: props.coordinatorMemorySize ?? 256,
+          timeout: props.coordinatorTimeout ?? Duration.seconds(80),
+          // A tick older than a minute is superseded by the next one.
+          maxEventAge: Duration.minutes(1),
+        };
+      case 'transform':
+      case 'reduce':
+        return {
+          constructId: `${spec.kind === 'transform' ? 'Transform' : 'Reduce'}-${spec.id}`,
+          description: `sluice ${name}: ${spec.kind} phase ${spec.phase ?? 0} (${spec.id})`,
+          memorySize: props.taskMemorySize ?? 1024,
+          timeout: this.taskTimeout,
+          maxEventAge: props.taskMaxEventAge ?? Duration.hours(1),
+        };
+    }
+  }
+
+  /**
+   * One function of the deployment, with its own role, log group and environment. `created` holds
+   * the functions it invokes (other than itself).
+   */
+  private createFunction(
+    spec: DeployedFunction,
+    created: ReadonlyMap<string, NodejsFunction>,
+  ): NodejsFunction {
+    const settings = this.settingsOf(spec);
+    const target = (fnId: string): lambda.IFunction => {
+      const fn = fnId === spec.id ? undefined : created.get(fnId);
+      if (!fn) throw new Error(`'${spec.id}' names '${fnId}' before it exists`);
+      return fn;
+    };
+    // An own role without AWSLambdaBasicExecutionRole: that policy may write to every log group.
+    const role = new iam.Role(this, `${settings.constructId}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: settings.description,
+    });
+    const logGroup = new logs.LogGroup(this, `${settings.constructId}Logs`, {
       retention: this.props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: this.removalPolicy,
     });
     logGroup.grantWrite(role);
-    this.grantAccess(role, options.access);
+    this.grantObjects(role, spec);
+    this.grantLedger(role, spec);
+    const others = spec.invokes.filter((fnId) => fnId !== spec.id);
+    if (others.length > 0) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['lambda:InvokeFunction'],
+          resources: others.map((fnId) => target(fnId).functionArn),
+        }),
+      );
+    }
 
+    const stack = Stack.of(this);
+    const environment = functionEnvironment(
+      this.deployment,
+      spec.id,
+      {
+        bucket: this.bucket.bucketName,
+        table: this.table.tableName,
+        functionName: (fnId) => target(fnId).functionName,
+        streams: this.deployment.streams.map((source) => [this.streamOf(source).streamName, source] as const),
+        sweepAfterMs: this.sweepAfter.toMilliseconds(),
+      },
+      (value) => stack.toJsonString(value),
+    );
     const sourceMaps = this.props.sourceMaps ?? false;
-    const fn = new NodejsFunction(this, id, {
-      description: options.description,
-      entry: path.join(PACKAGE_ROOT, 'functions', `${kind}.ts`),
+    const fn = new NodejsFunction(this, settings.constructId, {
+      description: settings.description,
+      entry: path.join(PACKAGE_ROOT, 'functions', `${spec.kind}.ts`),
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: options.memorySize,
-      timeout: options.timeout,
+      memorySize: settings.memorySize,
+      timeout: settings.timeout,
       role,
       logGroup,
       projectRoot: PACKAGE_ROOT,
       depsLockFilePath: path.join(PACKAGE_ROOT, 'package-lock.json'),
-      environment: {
-        [CONFIG_ENV.bucket]: this.bucket.bucketName,
-        [CONFIG_ENV.table]: this.table.tableName,
-        [CONFIG_ENV.functions]: Stack.of(this).toJsonString(
-          Object.fromEntries(options.access.invokes.map(([fnId, target]) => [fnId, target.functionName])),
-        ),
-        [CONFIG_ENV.sweepAfterMs]: String(this.sweepAfter.toMilliseconds()),
-        // Deployed stream names may differ from the sources' (existing streams): as [name, source]
-        // pairs, because a stream name may be a token, and tokens resolve in values, not keys.
-        [CONFIG_ENV.streams]: Stack.of(this).toJsonString(
-          Object.entries(this.streams).map(([source, stream]) => [stream.streamName, source]),
-        ),
-        ...(sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
-      },
+      environment: { ...environment, ...(sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}) },
       bundling: {
         format: OutputFormat.CJS,
         target: 'node22',
@@ -580,71 +664,110 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
           '--tree-shaking': 'true',
         },
       },
-      ...(options.async
-        ? {
-            retryAttempts: options.async.retryAttempts,
-            maxEventAge: options.async.maxEventAge,
+      ...(spec.asyncRetries === undefined
+        ? {}
+        : {
+            retryAttempts: spec.asyncRetries,
+            maxEventAge: settings.maxEventAge,
             onFailure: new SqsDestination(this.failureQueue),
-          }
-        : {}),
+          }),
     });
+    if (spec.invokes.includes(spec.id)) {
+      // A stateful phase restarts its own waiting successor. The function depends on its role and
+      // everything under it (the default policy too), so a statement there naming the function's
+      // own ARN would be a dependency cycle; a policy outside the role attaches to it afterwards.
+      new iam.Policy(this, `${settings.constructId}SelfInvoke`, {
+        roles: [role],
+        statements: [
+          new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [fn.functionArn] }),
+        ],
+      });
+    }
     Validations.of(fn).acknowledge({
       id: 'AwsSolutions-L1',
       reason:
         'sluice targets nodejs22.x, the runtime its code, bundles (esbuild target node22) and AWS SDK ' +
         'v3 support window are tested against; moving to a newer runtime is a deliberate upgrade.',
     });
-    this.acknowledgePrefixWildcards(role, options.access);
+    this.acknowledgeWildcards(role, spec);
     return fn;
   }
 
-  private grantAccess(role: iam.Role, access: Access): void {
-    if (access.getObjects.length > 0) {
+  /** S3: each read prefix and each write prefix of the description, and listing for readers only. */
+  private grantObjects(role: iam.Role, spec: DeployedFunction): void {
+    const { read, write } = spec.objects;
+    const objects = (prefixes: readonly string[]) =>
+      prefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}*`));
+    if (read.length > 0) {
       role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ['s3:GetObject'],
-          resources: access.getObjects.map((prefix) => this.bucket.arnForObjects(`${prefix}*`)),
-        }),
+        new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: objects(read) }),
       );
       // Without ListBucket, S3 answers a GET of a missing key with 403 instead of 404, and the
-      // runtime could no longer tell "not written yet" (retry) from "not allowed".
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }),
-      );
-      this.bucket.encryptionKey?.grantDecrypt(role);
-    }
-    if (access.putObjects.length > 0) {
+      // runtime could no longer tell "not written yet" (retry) from "not allowed". S3 checks that
+      // implied ListBucket with the requested key as s3:prefix, so the read prefixes suffice, and a
+      // real listing reaches no further than the reads do.
       role.addToPrincipalPolicy(
         new iam.PolicyStatement({
-          actions: ['s3:PutObject'],
-          resources: access.putObjects.map((prefix) => this.bucket.arnForObjects(`${prefix}*`)),
-        }),
-      );
-      this.bucket.encryptionKey?.grantEncryptDecrypt(role);
-    }
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: [...access.ledgerActions], resources: [this.table.tableArn] }),
-    );
-    if (access.invokes.length > 0) {
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ['lambda:InvokeFunction'],
-          resources: access.invokes.map(([, target]) => target.functionArn),
+          actions: ['s3:ListBucket'],
+          resources: [this.bucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': read.map((prefix) => `${prefix}*`) } },
         }),
       );
     }
+    if (write.length > 0) {
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: objects(write) }),
+      );
+    }
+    const key = this.bucket.encryptionKey;
+    if (write.length > 0) key?.grantEncryptDecrypt(role);
+    else if (read.length > 0) key?.grantDecrypt(role);
   }
 
-  /** Acknowledges exactly the prefix wildcards this role was given, as cdk-nag names them. */
-  private acknowledgePrefixWildcards(role: iam.Role, access: Access): void {
+  /**
+   * DynamoDB: the read actions on the items whose partition keys the description lets the function
+   * read, the write actions on those it may write. `ForAllValues` covers a BatchGetItem's every key.
+   */
+  private grantLedger(role: iam.Role, spec: DeployedFunction): void {
+    const { read, readActions, write, writeActions } = spec.ledger;
+    const statement = (actions: readonly string[], leadingKeys: readonly string[]) =>
+      new iam.PolicyStatement({
+        actions: [...actions],
+        resources: [this.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...leadingKeys] } },
+      });
+    const { reads, writes } = ledgerUse(spec);
+    if (reads) role.addToPrincipalPolicy(statement(readActions, read));
+    if (writes) role.addToPrincipalPolicy(statement(writeActions, write));
+    const key = this.table.encryptionKey;
+    if (writes) key?.grantEncryptDecrypt(role);
+    else if (reads) key?.grantDecrypt(role);
+  }
+
+  /** Acknowledges exactly the wildcards this role was given, as cdk-nag names them. */
+  private acknowledgeWildcards(role: iam.Role, spec: DeployedFunction): void {
     const stack = Stack.of(this);
-    const prefixes = new Set([...access.getObjects, ...access.putObjects]);
+    const prefixes = new Set([...spec.objects.read, ...spec.objects.write]);
     for (const prefix of prefixes) {
       const resource = flattenForNag(stack.resolve(this.bucket.arnForObjects(`${prefix}*`)));
       Validations.of(role).acknowledge({
         id: `AwsSolutions-IAM5[Resource::${resource}]`,
         reason: PREFIX_WILDCARD_REASON,
       });
+    }
+    // Every function sends to the failure queue (an async destination, or ingest's event-source
+    // failure destination); writers of an encrypted bucket or table get CDK's encrypt grant.
+    const keyWildcards =
+      this.failureQueue.encryptionMasterKey !== undefined ||
+      (this.bucket.encryptionKey !== undefined && spec.objects.write.length > 0) ||
+      (this.table.encryptionKey !== undefined && ledgerUse(spec).writes);
+    if (keyWildcards) {
+      for (const action of KMS_WILDCARD_ACTIONS) {
+        Validations.of(role).acknowledge({
+          id: `AwsSolutions-IAM5[Action::${action}]`,
+          reason: KMS_WILDCARD_REASON,
+        });
+      }
     }
   }
 
@@ -785,8 +908,15 @@ function checkModulePath(modulePath: string): string {
   return absolute;
 }
 
-/** The output prefix must not overlap the runtime's own prefixes, which other roles may write. */
+/**
+ * The output prefix must not overlap the runtime's own prefixes, which other roles may write, and
+ * must not hold `*` (S3 allows it in keys, but IAM reads it as a wildcard: `*` alone would let the
+ * last phase write every prefix).
+ */
 function checkOutputPrefix(prefix: string): void {
+  if (prefix.includes('*')) {
+    throw new Error(`the output prefix '${prefix}' has '*', which IAM policies would read as a wildcard`);
+  }
   for (const reserved of Object.values(S3_PREFIXES)) {
     if (`${prefix}/`.startsWith(reserved) || reserved.startsWith(`${prefix}/`)) {
       throw new Error(`the output prefix '${prefix}' overlaps the runtime's '${reserved}' prefix`);

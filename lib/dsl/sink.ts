@@ -45,8 +45,11 @@ export type Sink<T> = S3JsonlSink | PrintSink | ForeachBatchSink<T>;
  */
 export function s3Jsonl(options: { readonly prefix?: string } = {}): S3JsonlSink {
   const prefix = (options.prefix ?? 'output').replace(/^\/+|\/+$/g, '');
-  if (!/^[a-zA-Z0-9!_.*'()/=-]+$/.test(prefix)) {
-    throw new PipelineDefinitionError(`s3Jsonl prefix '${prefix}' has characters unsafe in S3 keys`);
+  // No '*' or '?': the prefix also scopes IAM grants, where they are wildcards.
+  if (!/^[a-zA-Z0-9!_.'()/=-]+$/.test(prefix)) {
+    throw new PipelineDefinitionError(
+      `s3Jsonl prefix '${prefix}' has characters unsafe in S3 keys or IAM resources (use letters, digits and !_.'()/=-)`,
+    );
   }
   return Object.freeze({ spec: Object.freeze({ kind: 'sluice.sink/s3Jsonl@1', prefix }) });
 }

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPipeline, REPO_ROOT } from '../../infra/load-pipeline';
+import { cfnLint, cfnLintAvailable, cfnLintTitle } from './helpers';
 
 /** Bundles must stay small for fast cold starts; the AWS SDK is left to the runtime. */
 const MAX_BUNDLE_BYTES = 150 * 1024;
@@ -66,6 +67,20 @@ describe('infra/app.ts with real bundling (word count example)', () => {
     expect(report.pluginReports).toEqual([]);
     expect(Object.keys(template.Resources).length).toBeGreaterThan(20);
   });
+
+  it.skipIf(!cfnLintAvailable())(
+    cfnLintTitle('passes cfn-lint (only the W3005 warnings CDK causes itself)'),
+    () => {
+      // Arrange
+      const file = path.join(outdir, 'sluice-wordcount.template.json');
+
+      // Act
+      const findings = cfnLint([file]);
+
+      // Assert
+      expect(findings).toEqual([]);
+    },
+  );
 
   it(`bundles each of the four functions under ${MAX_BUNDLE_BYTES / 1024} KB`, () => {
     // Arrange

@@ -1,5 +1,6 @@
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -17,8 +18,13 @@ function acknowledged(scope: IConstruct): string[] {
     .map((id) => id.replace(/^annotation::/i, ''));
 }
 
+const ALL: FixtureName[] = ['two-phase', 'three-phase', 'single-phase', 'joined-windows', 'running-totals'];
+
+/** A customer-managed key made in the test stack, rotated as cdk-nag's KMS5 wants. */
+const withKey = (stack: Stack) => ({ encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }) });
+
 describe('cdk-nag AwsSolutions checks', () => {
-  it.each<FixtureName>(['two-phase', 'three-phase', 'single-phase'])('pass for the %s fixture', (name) => {
+  it.each(ALL)('pass for the %s fixture', (name) => {
     // Arrange
     const { stack } = build(name);
 
@@ -28,6 +34,17 @@ describe('cdk-nag AwsSolutions checks', () => {
     // Assert
     expect(report.violations).toEqual([]);
     expect(report.success).toBe(true);
+  });
+
+  it.each(ALL)('pass for the %s fixture with a customer-managed key', (name) => {
+    // Arrange
+    const { stack } = build(name, withKey);
+
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(stack);
+
+    // Assert
+    expect(report.violations).toEqual([]);
   });
 
   it('pass with server access logs, an alarm topic and an existing bucket', () => {
@@ -74,12 +91,75 @@ describe('cdk-nag AwsSolutions checks', () => {
         'AwsSolutions-S1',
         'AwsSolutions-SQS3',
         'AwsSolutions-L1',
-        ...['segments/', 'manifests/', 'shuffle/', 'dead-letter/', 'results/words/'].map(
-          (prefix) => `AwsSolutions-IAM5[Resource::${bucket}/${prefix}*]`,
-        ),
+        ...[
+          'segments/',
+          'segments/fixture-lines/',
+          'manifests/',
+          'shuffle/phase-0/',
+          'dead-letter/phase-0/',
+          'dead-letter/phase-1/',
+          'dead-letter/skipped/',
+          'results/words/',
+        ].map((prefix) => `AwsSolutions-IAM5[Resource::${bucket}/${prefix}*]`),
         `AwsSolutions-IAM5[Resource::${coordinator}:*]`,
       ]),
     );
+  });
+
+  it("acknowledges a role's prefix wildcards on that role only", () => {
+    // Arrange
+    const { stack, sluice } = build('three-phase');
+    const bucket = `<${logicalId(stack, sluice.bucket)}.Arn>`;
+    const role = sluice.functions.sum?.role;
+    if (!role) throw new Error('no sum role');
+
+    // Act
+    const ids = acknowledged(role).filter((id) => id.startsWith('AwsSolutions-IAM5'));
+
+    // Assert
+    expect(ids.sort()).toEqual(
+      ['dead-letter/phase-1/', 'manifests/', 'shuffle/phase-0/', 'shuffle/phase-1/']
+        .map((prefix) => `AwsSolutions-IAM5[Resource::${bucket}/${prefix}*]`)
+        .sort(),
+    );
+  });
+
+  it('acknowledges the key wildcards and the customer-managed stream key only when given a key', () => {
+    // Arrange
+    const plain = build('two-phase');
+    const encrypted = build('two-phase', withKey);
+
+    // Act
+    const added = new Set(
+      acknowledged(encrypted.stack).filter((id) => !acknowledged(plain.stack).includes(id)),
+    );
+
+    // Assert
+    expect(added).toEqual(
+      new Set([
+        'AwsSolutions-KDS3',
+        'AwsSolutions-IAM5[Action::kms:ReEncrypt*]',
+        'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
+      ]),
+    );
+    expect(acknowledged(plain.stack).filter((id) => id.includes('kms') || id.includes('KDS'))).toEqual([]);
+  });
+
+  it('still reports a key wildcard on a role of the pipeline that was not given one', () => {
+    // Arrange
+    const { stack, sluice } = build('two-phase', withKey);
+    const tickRole = sluice.node.tryFindChild('TickRole');
+    if (!(tickRole instanceof iam.Role)) throw new Error('no tick role');
+    sluice.failureQueue.encryptionMasterKey?.grantEncryptDecrypt(tickRole);
+
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(stack);
+
+    // Assert
+    expect(report.violations.map((v) => v.ruleName).sort()).toEqual([
+      'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
+      'AwsSolutions-IAM5[Action::kms:ReEncrypt*]',
+    ]);
   });
 
   it('still reports a wildcard that is not a granted prefix', () => {

@@ -1,15 +1,32 @@
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { describe, expect, it } from 'vitest';
 import { SluicePipeline } from '../../infra/pipeline-construct';
 import { pipeline, s3Jsonl, kinesis as kinesisSource, utf8, map } from '../../lib';
 import type { AnyPipeline } from '../../lib/dsl/pipeline';
-import { build, fixturePath, FIXTURES, logicalId } from './helpers';
+import { configFromEnv } from '../../lib/runtime/context';
+import { parseTickEvent } from '../../lib/runtime/events';
+import {
+  build,
+  fixturePath,
+  FIXTURES,
+  functionGrants,
+  functionOf,
+  logicalId,
+  resolvedEnvironment,
+  roleGrants,
+  type Built,
+  type FixtureName,
+} from './helpers';
 
 const twoPhase = build('two-phase');
+
+/** A KMS key made in the test stack, as a deployer would pass one. */
+const withKey = (stack: Stack) => ({ encryptionKey: new kms.Key(stack, 'Key', { enableKeyRotation: true }) });
 
 function only(template: Template, type: string): Record<string, unknown> {
   const found = Object.values(template.findResources(type));
@@ -201,6 +218,7 @@ describe('SluicePipeline: ledger table and stream', () => {
       'AWS::S3::Bucket',
       'AWS::DynamoDB::Table',
       'AWS::Kinesis::Stream',
+      'AWS::SQS::Queue',
       'AWS::Logs::LogGroup',
     ].map((type) =>
       Object.values(template.findResources(type)).map(
@@ -268,6 +286,7 @@ describe('SluicePipeline: functions', () => {
     expect(env(sluice.coordinator)).toEqual({
       SLUICE_BUCKET: ref(sluice.bucket),
       SLUICE_TABLE: ref(sluice.table),
+      SLUICE_FUNCTION: 'coordinator',
       SLUICE_FUNCTIONS: {
         'Fn::Join': ['', ['{"split":"', ref(sluice.functions.split ?? sum), '","sum":"', ref(sum), '"}']],
       },
@@ -276,6 +295,88 @@ describe('SluicePipeline: functions', () => {
     });
     expect(env(sum).SLUICE_FUNCTIONS).toBe('{}');
     expect(env(sluice.ingest).SLUICE_FUNCTIONS).toBe('{}');
+  });
+
+  it.each<FixtureName>(['two-phase', 'three-phase', 'single-phase', 'joined-windows', 'running-totals'])(
+    'names in the environment of each %s function exactly the other functions it invokes',
+    (name) => {
+      // Arrange
+      const built = build(name);
+      const { stack, sluice, template } = built;
+      const ref = (id: string) => `<${logicalId(stack, functionOf(built, id))}>`;
+
+      // Act
+      const configs = sluice.deployment.functions.map((spec) => {
+        const env = resolvedEnvironment(template, logicalId(stack, functionOf(built, spec.id)));
+        return { spec, env, config: configFromEnv(env) };
+      });
+
+      // Assert
+      expect(configs).toHaveLength(Object.keys(template.findResources('AWS::Lambda::Function')).length);
+      for (const { spec, env, config } of configs) {
+        const others = spec.invokes.filter((target) => target !== spec.id);
+        expect(env.SLUICE_FUNCTION).toBe(spec.id);
+        expect(config.functions).toEqual(Object.fromEntries(others.map((target) => [target, ref(target)])));
+      }
+    },
+  );
+
+  it('leaves a stateful phase its own name to Lambda, which configFromEnv adds', () => {
+    // Arrange
+    const built = build('running-totals');
+    const { stack, template } = built;
+    const env = resolvedEnvironment(template, logicalId(stack, functionOf(built, 'totals')));
+
+    // Act
+    const config = configFromEnv({ ...env, AWS_LAMBDA_FUNCTION_NAME: 'deployed-totals' });
+
+    // Assert
+    expect(JSON.parse(env.SLUICE_FUNCTIONS ?? '')).not.toHaveProperty('totals');
+    expect(config.functions).toEqual({
+      recent: `<${logicalId(stack, functionOf(built, 'recent'))}>`,
+      totals: 'deployed-totals',
+    });
+  });
+
+  it('maps deployed stream names to sources for a join', () => {
+    // Arrange
+    const built = build('joined-windows');
+    const { stack, sluice, template } = built;
+
+    // Act
+    const config = configFromEnv(resolvedEnvironment(template, logicalId(stack, sluice.ingest)));
+
+    // Assert
+    expect(config.streams).toEqual(
+      Object.fromEntries(
+        Object.entries(sluice.streams).map(([source, stream]) => [`<${logicalId(stack, stream)}>`, source]),
+      ),
+    );
+    expect(Object.values(config.streams ?? {}).sort()).toEqual(['fixture-left', 'fixture-right']);
+  });
+
+  it('sets asynchronous retries from the description, and none for ingest', () => {
+    // Arrange
+    const built = build('running-totals');
+    const { stack, sluice, template } = built;
+
+    // Act
+    const configs = Object.values(template.findResources('AWS::Lambda::EventInvokeConfig')) as {
+      Properties: { FunctionName: { Ref: string }; MaximumRetryAttempts: number };
+    }[];
+    const retries = Object.fromEntries(
+      configs.map((c) => [c.Properties.FunctionName.Ref, c.Properties.MaximumRetryAttempts]),
+    );
+
+    // Assert
+    expect(retries).toEqual(
+      Object.fromEntries(
+        sluice.deployment.functions
+          .filter((spec) => spec.asyncRetries !== undefined)
+          .map((spec) => [logicalId(stack, functionOf(built, spec.id)), spec.asyncRetries]),
+      ),
+    );
+    expect(retries).not.toHaveProperty(logicalId(stack, sluice.ingest));
   });
 
   it('sizes functions from the props', () => {
@@ -325,6 +426,19 @@ describe('SluicePipeline: functions', () => {
       MaximumRetryAttempts: 0,
       MaximumEventAgeInSeconds: 60,
     });
+  });
+
+  it('retains the failure queue by default', () => {
+    // Arrange
+    const { template } = twoPhase;
+
+    // Act
+    const queues = Object.values(template.findResources('AWS::SQS::Queue'));
+
+    // Assert
+    expect(queues).toEqual([
+      expect.objectContaining({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' }),
+    ]);
   });
 
   it('encrypts the failure queue and requires TLS on it', () => {
@@ -382,6 +496,20 @@ describe('SluicePipeline: triggers', () => {
         DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(stack, sluice.failureQueue), 'Arn'] } },
       },
     });
+  });
+
+  it('sends the coordinator the tick of the description, which the coordinator accepts', () => {
+    // Arrange
+    const { sluice, template } = twoPhase;
+
+    // Act
+    const input = (only(template, 'AWS::Scheduler::Schedule').Target as { Input: string }).Input;
+    const tick: unknown = JSON.parse(input);
+
+    // Assert
+    expect(tick).toEqual({ kind: 'sluice.tick/v1', pipeline: 'fixture-words' });
+    expect(tick).toEqual(sluice.deployment.tick);
+    expect(parseTickEvent(tick, 'fixture-words')).toEqual(sluice.deployment.tick);
   });
 });
 
@@ -518,5 +646,194 @@ describe('SluicePipeline: validation', () => {
 
     // Assert
     expect(attempt).toThrow(/overlaps the runtime's 'segments\/' prefix/);
+  });
+
+  it('refuses an output prefix that IAM would read as a wildcard', () => {
+    // Arrange
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Test');
+    const everywhere = pipeline({
+      name: 'everywhere',
+      batchInterval: '10s',
+      source: kinesisSource({ stream: 's', decode: utf8 }),
+      stages: [map<string, string>('id', (s) => s)],
+      sinks: [s3Jsonl({ prefix: '*' })],
+    }) as AnyPipeline;
+
+    // Act
+    const attempt = () =>
+      new SluicePipeline(stack, 'Pipeline', {
+        pipeline: everywhere,
+        pipelineModule: fixturePath('two-phase'),
+      });
+
+    // Assert
+    expect(attempt).toThrow(/output prefix '\*' has '\*'/);
+  });
+});
+
+describe('SluicePipeline: customer-managed KMS key', () => {
+  const encrypted = build('joined-windows', withKey);
+  const keyArn = (built: Built) => {
+    const key = built.sluice.table.encryptionKey;
+    if (!key) throw new Error('no key');
+    return { 'Fn::GetAtt': [logicalId(built.stack, key), 'Arn'] };
+  };
+
+  it('encrypts the bucket with the key and an S3 Bucket Key', () => {
+    // Arrange
+    const { template } = encrypted;
+
+    // Act
+    const bucket = only(template, 'AWS::S3::Bucket');
+
+    // Assert
+    expect(bucket.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [
+        {
+          BucketKeyEnabled: true,
+          ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: keyArn(encrypted) },
+        },
+      ],
+    });
+  });
+
+  it('encrypts the ledger table, every stream and the failure queue with the key', () => {
+    // Arrange
+    const { template } = encrypted;
+
+    // Act
+    const table = only(template, 'AWS::DynamoDB::Table');
+    const streams = Object.values(template.findResources('AWS::Kinesis::Stream')) as {
+      Properties: Record<string, unknown>;
+    }[];
+    const queue = only(template, 'AWS::SQS::Queue');
+
+    // Assert
+    expect(table.SSESpecification).toEqual({
+      SSEEnabled: true,
+      SSEType: 'KMS',
+      KMSMasterKeyId: keyArn(encrypted),
+    });
+    expect(streams).toHaveLength(2);
+    for (const stream of streams) {
+      expect(stream.Properties.StreamEncryption).toEqual({ EncryptionType: 'KMS', KeyId: keyArn(encrypted) });
+    }
+    expect(queue.KmsMasterKeyId).toEqual(keyArn(encrypted));
+    expect(queue).not.toHaveProperty('SqsManagedSseEnabled');
+  });
+
+  it('keeps the default encryption of each resource without a key', () => {
+    // Arrange
+    const { template } = build('joined-windows');
+
+    // Act
+    const table = only(template, 'AWS::DynamoDB::Table');
+    const queue = only(template, 'AWS::SQS::Queue');
+    const bucket = only(template, 'AWS::S3::Bucket');
+
+    // Assert
+    expect(table).not.toHaveProperty('SSESpecification');
+    expect(queue).toMatchObject({ SqsManagedSseEnabled: true });
+    expect(JSON.stringify(bucket.BucketEncryption)).toContain('AES256');
+    template.allResourcesProperties('AWS::Kinesis::Stream', {
+      StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+    });
+    expect(JSON.stringify(template.toJSON())).not.toContain('kms:');
+  });
+
+  it('lets every function encrypt and decrypt with the key (each writes the bucket and the ledger), and nothing else', () => {
+    // Arrange
+    const key = `<${logicalId(encrypted.stack, encrypted.sluice.table.encryptionKey ?? encrypted.sluice.table)}.Arn>`;
+
+    // Act
+    const uses = encrypted.sluice.deployment.functions.map(({ id }) => {
+      const fn = functionOf(encrypted, id);
+      const grants = functionGrants(encrypted, fn).filter((g) => g.actions.some((a) => a.startsWith('kms:')));
+      return {
+        id,
+        resources: [...new Set(grants.flatMap((g) => g.resources))],
+        actions: [...new Set(grants.flatMap((g) => g.actions))].sort(),
+      };
+    });
+
+    // Assert
+    for (const use of uses) {
+      expect(use.resources).toEqual([key]);
+      expect(use.actions).toEqual(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*']);
+    }
+  });
+
+  it('lets the schedule role put undeliverable ticks into the encrypted queue, without wildcards', () => {
+    // Arrange
+    const { template } = encrypted;
+    const schedule = only(template, 'AWS::Scheduler::Schedule') as {
+      Target: { RoleArn: { 'Fn::GetAtt': [string, string] } };
+    };
+
+    // Act
+    const grants = roleGrants(template, schedule.Target.RoleArn['Fn::GetAtt'][0]).filter((g) =>
+      g.actions.some((a) => a.startsWith('kms:')),
+    );
+
+    // Assert
+    expect(grants.map((g) => [...g.actions].sort())).toEqual([['kms:Decrypt', 'kms:GenerateDataKey']]);
+  });
+
+  it("grants decrypt on an existing stream's own key to ingest, through the event-source mapping", () => {
+    // Arrange
+    const built = build('two-phase', (stack) => ({
+      stream: kinesis.Stream.fromStreamAttributes(stack, 'Existing', {
+        streamArn: 'arn:aws:kinesis:us-east-1:123456789012:stream/existing',
+        encryptionKey: kms.Key.fromKeyArn(
+          stack,
+          'StreamKey',
+          'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555',
+        ),
+      }),
+    }));
+
+    // Act
+    const grants = functionGrants(built, built.sluice.ingest).filter((g) =>
+      g.resources.includes('arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555'),
+    );
+    const others = built.sluice.deployment.functions
+      .filter(({ id }) => id !== 'ingest')
+      .flatMap(({ id }) => functionGrants(built, functionOf(built, id)))
+      .filter((g) => g.actions.some((a) => a.startsWith('kms:')));
+
+    // Assert
+    expect(grants.flatMap((g) => g.actions)).toEqual(['kms:Decrypt']);
+    expect(others).toEqual([]);
+  });
+
+  it("grants an existing bucket's own key to every function, each of which writes the bucket", () => {
+    // Arrange
+    const bucketKey = 'arn:aws:kms:us-east-1:123456789012:key/66666666-7777-8888-9999-000000000000';
+    const built = build('two-phase', (stack) => ({
+      bucket: s3.Bucket.fromBucketAttributes(stack, 'Existing', {
+        bucketName: 'existing-data',
+        encryptionKey: kms.Key.fromKeyArn(stack, 'BucketKey', bucketKey),
+      }),
+    }));
+
+    // Act
+    const uses = built.sluice.deployment.functions.map(({ id }) => [
+      id,
+      functionGrants(built, functionOf(built, id))
+        .filter((g) => g.resources.includes(bucketKey))
+        .flatMap((g) => g.actions)
+        .sort(),
+    ]);
+
+    // Assert
+    expect(Object.fromEntries(uses)).toEqual(
+      Object.fromEntries(
+        ['split', 'sum', 'coordinator', 'ingest'].map((id) => [
+          id,
+          ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'],
+        ]),
+      ),
+    );
   });
 });

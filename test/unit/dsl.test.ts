@@ -288,7 +288,7 @@ describe('sinks and source', () => {
     expect(s3Jsonl().spec.prefix).toBe('output');
   });
 
-  it.each([['a b'], ['a?b'], ['/'], ['ü']])("s3Jsonl rejects the prefix '%s'", (prefix) => {
+  it.each([['a b'], ['a?b'], ['/'], ['ü'], ['out*'], ['*']])("s3Jsonl rejects the prefix '%s'", (prefix) => {
     expect(() => s3Jsonl({ prefix })).toThrow(PipelineDefinitionError);
   });
 
