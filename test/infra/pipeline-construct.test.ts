@@ -648,16 +648,18 @@ describe('SluicePipeline: validation', () => {
     expect(attempt).toThrow(/overlaps the runtime's 'segments\/' prefix/);
   });
 
-  it('refuses an output prefix that IAM would read as a wildcard', () => {
-    // Arrange
+  it('refuses an output prefix that IAM would read as a wildcard, even from a sink s3Jsonl did not check', () => {
+    // Arrange: s3Jsonl() refuses '*' itself; a sink written by hand reaches the construct.
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     const stack = new Stack(app, 'Test');
+    expect(() => s3Jsonl({ prefix: '*' })).toThrow(/unsafe in S3 keys or IAM resources/);
+    const handWritten = { spec: { kind: 'sluice.sink/s3Jsonl@1', prefix: '*' } } as const;
     const everywhere = pipeline({
       name: 'everywhere',
       batchInterval: '10s',
       source: kinesisSource({ stream: 's', decode: utf8 }),
       stages: [map<string, string>('id', (s) => s)],
-      sinks: [s3Jsonl({ prefix: '*' })],
+      sinks: [handWritten],
     }) as AnyPipeline;
 
     // Act
