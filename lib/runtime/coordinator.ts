@@ -300,13 +300,11 @@ async function budgetFailure(
         : ' without reporting an error (crashes or timeouts)'),
     { batch: item.batch, task: used.task as TaskId, stage: stage as StageId },
   );
-  await failBatch(ctx, item.batch, {
-    message: describeError(error),
-    phase,
-    task: used.task,
-    stage,
-    at: now,
-    ...(item.status === 'skipping' ? { duringSkip: true } : {}),
-  });
+  await failBatch(
+    ctx,
+    item.batch,
+    { message: describeError(error), phase, task: used.task, stage, at: now },
+    item.status === 'skipping' ? 'skipping' : 'sealed',
+  );
   return true;
 }

@@ -3,13 +3,18 @@ import * as z from 'zod/mini';
 import { InvalidInputError } from '../errors';
 import { batchId, taskId, type BatchId, type TaskId } from '../ids';
 
-/** Starts one task of one phase of a batch: a transform task (phase 0) or a reduce partition. */
+/**
+ * Starts one task of one phase of a batch: a transform task (phase 0) or a reduce partition. `skip`
+ * starts a stateful partition's part in skipping the batch (its state moves past it unchanged); it
+ * is set by whoever starts the tasks of a skipping batch, so a task never has to look it up.
+ */
 export interface TaskEvent {
   readonly kind: 'sluice.task/v1';
   readonly pipeline: string;
   readonly batch: BatchId;
   readonly phase: number;
   readonly task: TaskId;
+  readonly skip?: true;
 }
 
 const taskEventSchema = z.object({
@@ -18,6 +23,7 @@ const taskEventSchema = z.object({
   batch: z.number().check(z.int(), z.positive()),
   phase: z.number().check(z.int(), z.nonnegative()),
   task: z.number().check(z.int(), z.nonnegative()),
+  skip: z.optional(z.literal(true)),
 });
 
 /**

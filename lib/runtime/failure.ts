@@ -7,7 +7,7 @@ import {
 } from '../errors';
 import type { BatchId } from '../ids';
 import { manifestKey, skippedBatchKey } from '../storage/keys';
-import type { BatchFailure, BatchItem, TaskAttempts } from '../storage/ledger';
+import type { BatchFailure, BatchItem, RunningStatus, TaskAttempts } from '../storage/ledger';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { toJsonLines } from './output';
@@ -36,6 +36,7 @@ export interface Halt {
 export async function onTaskError(ctx: RuntimeContext, event: TaskEvent, error: unknown): Promise<void> {
   const kind = classifyFailure(error);
   if (kind === 'waiting') throw error;
+  const running: RunningStatus = event.skip ? 'skipping' : 'sealed';
   const stage = ctx.plan.phases[event.phase]?.spec.function ?? `phase-${event.phase}`;
   const scope: ErrorScope = { batch: event.batch, task: event.task, stage: stage as ErrorScope['stage'] };
   let cause = error;
@@ -47,6 +48,7 @@ export async function onTaskError(ctx: RuntimeContext, event: TaskEvent, error: 
       event.task,
       now,
       describeError(error),
+      running,
     );
     // The batch is no longer running (complete, failed or skipped): there is nothing to retry for.
     if (!used) return;
@@ -57,13 +59,12 @@ export async function onTaskError(ctx: RuntimeContext, event: TaskEvent, error: 
       error,
     );
   }
-  await failBatch(ctx, event.batch, {
-    message: describeError(cause),
-    phase: event.phase,
-    task: event.task,
-    stage,
-    at: ctx.clock.now(),
-  });
+  await failBatch(
+    ctx,
+    event.batch,
+    { message: describeError(cause), phase: event.phase, task: event.task, stage, at: ctx.clock.now() },
+    running,
+  );
 }
 
 /** True when a task has used up the pipeline's retry budget (attempts, or time since the first). */
@@ -78,15 +79,21 @@ export function spent(used: TaskAttempts, now: number): string {
 }
 
 /**
- * Fails a running batch with its reason and leaves the marker the coordinator acts on. The first
- * caller to fail it logs the failure and counts the failed-batch metric.
+ * Fails a batch with its reason, if it is still in the status the failing work ran for, and leaves
+ * the marker the coordinator acts on. The first caller to fail it logs the failure and counts the
+ * failed-batch metric.
  *
  * @example
- * await failBatch(ctx, batch, { message: 'AccessDenied: ...', phase: 1, task: 3, stage: 'count' });
+ * await failBatch(ctx, batch, { message: 'AccessDenied: ...', phase: 1, task: 3, stage: 'count' }, 'sealed');
  */
-export async function failBatch(ctx: RuntimeContext, batch: BatchId, failure: BatchFailure): Promise<void> {
+export async function failBatch(
+  ctx: RuntimeContext,
+  batch: BatchId,
+  failure: BatchFailure,
+  from: RunningStatus,
+): Promise<void> {
   const now = ctx.clock.now();
-  if (!(await ctx.ledger.failBatch(batch, { ...failure, at: failure.at ?? now }, now))) return;
+  if (!(await ctx.ledger.failBatch(batch, { ...failure, at: failure.at ?? now }, now, from))) return;
   ctx.log.error('batch failed', {
     batch,
     phase: failure.phase,

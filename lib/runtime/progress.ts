@@ -68,12 +68,13 @@ export function partitionsToStart(item: BatchItem, plan: Plan, phase: number): n
   return [...withData].sort((a, b) => a - b);
 }
 
-/** Invokes the given tasks of a phase. */
+/** Invokes the given tasks of a phase; of a skipping batch, in skip mode. */
 export async function invokeTasks(
   ctx: RuntimeContext,
   batch: BatchId,
   phase: number,
   tasks: readonly number[],
+  skip = false,
 ): Promise<void> {
   const fn = ctx.plan.phases[phase]?.spec.function;
   if (!fn) throw new Error(`no phase ${phase}`);
@@ -85,6 +86,7 @@ export async function invokeTasks(
         batch,
         phase,
         task: taskId(task),
+        ...(skip ? { skip: true as const } : {}),
       }),
     ),
   );
@@ -109,7 +111,9 @@ export async function advance(
       case 'none':
         return;
       case 'run':
-        if (options.redrive) await invokeTasks(ctx, current.batch, work.phase, work.tasks);
+        if (options.redrive) {
+          await invokeTasks(ctx, current.batch, work.phase, work.tasks, current.status === 'skipping');
+        }
         return;
       case 'complete':
         await completeBatch(ctx, current);

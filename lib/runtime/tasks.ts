@@ -55,7 +55,7 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
     await ctx.ledger.putTaskReport(report);
   }
   if (!report || report.pendingState) {
-    if (phase.wide?.stateful && (await ctx.ledger.batch(event.batch))?.status === 'skipping') {
+    if (event.skip) {
       report = await skipState(ctx, phase, event, scope);
     } else {
       // Only a task that has work to do reads its manifest: a duplicate of a finished one just reports.
@@ -115,6 +115,9 @@ async function skipState(
   event: TaskEvent,
   scope: ErrorScope,
 ): Promise<TaskReport> {
+  if (!phase.wide?.stateful) {
+    throw new InvalidInputError(`phase ${event.phase} keeps no state: it has nothing to skip`, scope);
+  }
   const stage = phase.spec.function;
   const head = await ctx.state.head(stage, event.task);
   if (head.version < event.batch - 1) {
@@ -152,10 +155,11 @@ async function skipState(
 async function startWaitingSuccessor(ctx: RuntimeContext, event: TaskEvent): Promise<void> {
   const next = await ctx.ledger.batch(batchId(event.batch + 1));
   if (!next || (next.status !== 'sealed' && next.status !== 'skipping')) return;
+  const skipping = next.status === 'skipping';
   // A skipping batch starts its stateful partitions without recording them as expected.
-  const started = next.status === 'skipping' || (next.expected[event.phase]?.includes(event.task) ?? false);
+  const started = skipping || (next.expected[event.phase]?.includes(event.task) ?? false);
   const done = next.done[event.phase]?.includes(event.task) ?? false;
-  if (started && !done) await invokeTasks(ctx, next.batch, event.phase, [event.task]);
+  if (started && !done) await invokeTasks(ctx, next.batch, event.phase, [event.task], skipping);
 }
 
 /**

@@ -66,6 +66,9 @@ export interface BatchSummary {
  */
 export type BatchStatus = 'sealed' | 'complete' | 'failed' | 'skipping' | 'skipped';
 
+/** The statuses in which a batch has work running: its own, or that of skipping it. */
+export type RunningStatus = Extract<BatchStatus, 'sealed' | 'skipping'>;
+
 /** Why a batch failed, and where. */
 export interface BatchFailure {
   /** What went wrong, with the error's name and hint. */
@@ -518,7 +521,8 @@ export class Ledger {
 
   /**
    * Counts a failed attempt of a task against its retry budget and returns the budget used so far,
-   * or `undefined` when the batch is no longer running (nothing is left to retry for).
+   * or `undefined` when the batch is no longer in the status the task ran for (`sealed`, or
+   * `skipping` for a skip-mode task): nothing is left to retry for.
    */
   async recordAttempt(
     batch: BatchId,
@@ -526,6 +530,7 @@ export class Ledger {
     task: number,
     now: number,
     error: string,
+    running: RunningStatus,
   ): Promise<TaskAttempts | undefined> {
     const suffix = `${phase}_${task}`;
     try {
@@ -534,7 +539,7 @@ export class Ledger {
           TableName: this.table,
           Key: batchKey(batch),
           UpdateExpression: 'ADD #attempts :one SET #since = if_not_exists(#since, :now), lastError = :error',
-          ConditionExpression: '#status IN (:sealed, :skipping)',
+          ConditionExpression: '#status = :running',
           ExpressionAttributeNames: {
             '#attempts': `attempts_${suffix}`,
             '#since': `since_${suffix}`,
@@ -544,8 +549,7 @@ export class Ledger {
             ':one': 1,
             ':now': now,
             ':error': `phase ${phase} task ${task}: ${error}`.slice(0, 2000),
-            ':sealed': 'sealed',
-            ':skipping': 'skipping',
+            ':running': running,
           },
           ReturnValues: 'UPDATED_NEW',
         }),
@@ -564,14 +568,19 @@ export class Ledger {
   }
 
   /**
-   * Marks a running (or skipping) batch failed, with why, and leaves a marker that the coordinator
-   * finds on its next pass (it halts sealing or skips the batch). Idempotent: a repeat after a crash
+   * Marks a batch failed, with why, if it is still in the status the failing work ran for (`sealed`,
+   * or `skipping` for the work of skipping it: such a failure is marked `duringSkip`), and leaves a
+   * marker that the coordinator finds on its next pass (it halts sealing or skips the batch). A late
+   * retry of a batch's own work cannot fail the skipping of it. Idempotent: a repeat after a crash
    * between the two writes only writes the marker.
    */
-  async failBatch(batch: BatchId, failure: BatchFailure, now: number): Promise<boolean> {
-    const failed =
-      (await this.moveToFailed(batch, 'sealed', failure, now)) ||
-      (await this.moveToFailed(batch, 'skipping', { ...failure, duringSkip: true }, now));
+  async failBatch(batch: BatchId, failure: BatchFailure, now: number, from: RunningStatus): Promise<boolean> {
+    const failed = await this.moveToFailed(
+      batch,
+      from,
+      from === 'skipping' ? { ...failure, duringSkip: true } : failure,
+      now,
+    );
     const item = failed ? undefined : await this.batch(batch);
     if (failed || item?.status === 'failed') {
       await this.putFailedMarker({

@@ -19,7 +19,8 @@ import {
   type OnBatchFailure,
   type Pair,
 } from '../../lib';
-import { batchId } from '../../lib/ids';
+import { batchId, taskId } from '../../lib/ids';
+import { handleTask } from '../../lib/runtime/tasks';
 import type { DeadLetter } from '../../lib/runtime/tasks';
 import { testPipeline, type BatchResult, type TestPipeline } from '../../local/testing';
 import { closeAfterEach } from '../support/runs';
@@ -643,4 +644,49 @@ describe('batch-level failures', () => {
       expect(new Map(results[3]?.records)).toEqual(expected);
     },
   );
+
+  it("a late retry of a failed batch's own task does not fail the skipping of it", async () => {
+    // Arrange: batch 2 fails on a bad record; it is being skipped when Lambda retries the task that
+    // failed (its asynchronous retries may come minutes later).
+    const strict = transform<Rec, string, number>('strict', (r, emit) => {
+      if (r.p === 'throw') throw new Error(`record ${r.id} is bad`);
+      emit(r.k, 1);
+    });
+    const running = updateStateByKey<string, number, number>(
+      'running',
+      (v, total) => (total ?? 0) + v.length,
+    );
+    const p = pipeline({
+      name: 'late-retry',
+      batchInterval: '1s',
+      source,
+      onError: 'fail',
+      stages: [strict, running],
+    });
+    const t = track(testPipeline(p, { shards: 1, settings: { partitions: 2 } }));
+    const batches = batchesOf(3, 5, [[], ['throw']]);
+    await t.push(batches[0] ?? []).advance();
+    const failed = await t.push(batches[1] ?? []).advance();
+    const run = await t.local();
+    const item = await run.ctx.ledger.batch(batchId(2));
+    await run.ctx.ledger.startSkip(batchId(2), run.now());
+
+    // Act: the late retry fails again, as it must.
+    await handleTask(run.context('strict'), {
+      kind: 'sluice.task/v1',
+      pipeline: p.name,
+      batch: batchId(2),
+      phase: 0,
+      task: taskId(item?.failure?.task ?? 0),
+    });
+    const during = await run.ctx.ledger.batch(batchId(2));
+    const skipped = await t.skipBatch(batchId(2));
+    const after = await t.push(batches[2] ?? []).advance();
+
+    // Assert: the skip goes on and ends; the pipeline runs on.
+    expect(failed.status).toBe('failed');
+    expect(during?.status).toBe('skipping');
+    expect(skipped.status).toBe('skipped');
+    expect(after.status).toBe('complete');
+  });
 });
