@@ -50,7 +50,7 @@ export interface DeployedFunction {
 export interface Deployment {
   readonly kind: 'sluice.deployment/v1';
   readonly pipeline: string;
-  /** Later phases first is not implied: in plan order, then the coordinator, then ingest. */
+  /** The phase functions in plan order, then the coordinator, then ingest. */
   readonly functions: readonly DeployedFunction[];
   /** The stream name of every source the pipeline reads, its own first. */
   readonly streams: readonly string[];

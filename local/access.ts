@@ -17,13 +17,21 @@ export class AccessDeniedError extends Error {
   }
 }
 
+/** Patterns compiled once: every request of a local run is checked against a few of them. */
+const compiled = new Map<string, RegExp>();
+
 /** IAM's `StringLike`: `*` matches any run of characters, `?` any one. */
 function like(pattern: string, value: string): boolean {
-  const source = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${source}$`, 's').test(value);
+  let regex = compiled.get(pattern);
+  if (!regex) {
+    const source = pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.');
+    regex = new RegExp(`^${source}$`, 's');
+    compiled.set(pattern, regex);
+  }
+  return regex.test(value);
 }
 
 const DYNAMO_ACTIONS: Readonly<Record<string, LedgerReadAction | LedgerWriteAction>> = {

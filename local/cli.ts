@@ -7,7 +7,7 @@ import { startEmulator } from './emulator';
 import { parseFaults, type FaultOptions } from './faults';
 import { readRecords, unreadableReason } from './input';
 import { loadPipeline, PipelineLoadError } from './load';
-import { LocalRuntime, type BatchResult } from './runtime';
+import { LocalRuntime, runNameProblem, type BatchResult } from './runtime';
 
 // The SDK warns every process on Node 20 about a future release; it is noise for a local tool.
 const emitWarning = process.emitWarning.bind(process);
@@ -48,9 +48,8 @@ const positiveInt = wholeNumber(1);
 
 /** A run name: it becomes part of resource names. */
 function runName(value: string): string {
-  if (!/^[a-z0-9][a-z0-9-]{0,19}$/.test(value)) {
-    throw new InvalidArgumentError("It must be 1-20 lower-case letters, digits and '-'.");
-  }
+  const problem = runNameProblem(value);
+  if (problem) throw new InvalidArgumentError(`It ${problem}.`);
   return value;
 }
 
@@ -105,6 +104,7 @@ class Reporter {
   failed = 0;
   pushed = 0;
   refused = 0;
+  halted = false;
 
   constructor(
     private readonly flags: RunFlags,
@@ -159,8 +159,6 @@ class Reporter {
   clearProgress(): void {
     if (this.tty) process.stderr.write('\r\x1b[2K');
   }
-
-  halted = false;
 
   /** Sealing stopped at a failed batch (`onBatchFailure: 'halt'`): say which, why, and what next. */
   halt(halt: { readonly batch: number; readonly reason: string }): void {
@@ -276,25 +274,8 @@ async function runRealtime(run: LocalRuntime, flags: RunFlags, reporter: Reporte
       reporter.pushed += chunk.length;
       reporter.progress();
     }
-    // Everything pushed is ingested once the poller finds nothing more; the first batch sealed
-    // after that holds the last of it.
-    await run.ingestPending();
-    const ingestedBy = Date.now();
-    for (;;) {
-      const state = await run.ctx.ledger.pipelineState();
-      const lastTime = state ? state.zeroTime + state.lastSealed * run.pipeline.batchIntervalMs : 0;
-      if (lastTime > ingestedBy) break;
-      const halt = await run.halted();
-      if (halt) {
-        reporter.halt(halt);
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    // The scheduler and poller stop first: what remains is to finish what was sealed, and settle()
-    // must see the invoker idle, which a tick every interval on a slow endpoint would never let it.
-    await run.stopBackground();
-    await run.settle();
+    const halt = await run.finish();
+    if (halt) reporter.halt(halt);
   } finally {
     clearInterval(printer);
   }

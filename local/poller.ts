@@ -30,7 +30,7 @@ interface ShardState {
    * same records, until it succeeds: a batch cut differently would start a segment at the same
    * sequence number with other records, which the ledger refuses.
    */
-  pending?: { readonly event: KinesisEvent; readonly records: number; readonly next: string | undefined };
+  pending?: { readonly event: KinesisEvent; readonly next: string | undefined };
 }
 
 /**
@@ -112,19 +112,15 @@ export class LocalPoller {
         shard.iterator = out.NextShardIterator;
         return 0;
       }
-      shard.pending = {
-        event: this.toEvent(shard.shardId, records),
-        records: records.length,
-        next: out.NextShardIterator,
-      };
+      shard.pending = { event: this.toEvent(shard.shardId, records), next: out.NextShardIterator };
     }
-    const { event, records, next } = shard.pending;
+    const { event, next } = shard.pending;
     await this.deliver(event);
     // The iterator only moves once the batch is delivered.
     shard.pending = undefined;
     shard.iterator = next;
-    this.delivered += records;
-    return records;
+    this.delivered += event.Records.length;
+    return event.Records.length;
   }
 
   private toEvent(shardId: string, records: readonly _Record[]): KinesisEvent {

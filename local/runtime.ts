@@ -20,7 +20,7 @@ import { LIMITS } from '../lib/limits';
 import { outputPrefix, planPipeline } from '../lib/plan';
 import type { Source } from '../lib/dsl/source';
 import type { RuntimeContext } from '../lib/runtime/context';
-import { retryBatch, skipBatch, type Halt } from '../lib/runtime/failure';
+import { haltsSealing, retryBatch, skipBatch, type Halt } from '../lib/runtime/failure';
 import { createHandlers, type PipelineHandlers } from '../lib/runtime/handlers';
 import { fromJsonLines, readBatchOutput, type PartitionOutput } from '../lib/runtime/output';
 import type { DeadLetter } from '../lib/runtime/tasks';
@@ -97,8 +97,17 @@ export interface BatchResult<Out = unknown> {
   readonly failure?: string;
 }
 
-/** What a named run may be called: it becomes part of bucket, table and stream names. */
-const RUN_NAME = /^[a-z0-9][a-z0-9-]{0,19}$/;
+/**
+ * Why a run name cannot be used (it becomes part of bucket, table and stream names), or `undefined`.
+ *
+ * @example
+ * runNameProblem('Nightly'); // "must be 1-20 lower-case letters, digits and '-'"
+ */
+export function runNameProblem(name: string): string | undefined {
+  return /^[a-z0-9][a-z0-9-]{0,19}$/.test(name)
+    ? undefined
+    : "must be 1-20 lower-case letters, digits and '-'";
+}
 
 /**
  * Runs a pipeline on the embedded emulator (or on `AWS_ENDPOINT_URL`): creates its bucket, ledger
@@ -166,9 +175,8 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     >;
     const external = options.endpoint ?? process.env.AWS_ENDPOINT_URL;
     if (options.run !== undefined) {
-      if (!RUN_NAME.test(options.run)) {
-        throw new ConfigError(`run name '${options.run}' must be 1-20 lower-case letters, digits and '-'`);
-      }
+      const problem = runNameProblem(options.run);
+      if (problem) throw new ConfigError(`run name '${options.run}' ${problem}`);
       if (!external) {
         throw new ConfigError(
           'a named run continues from resources on a long-running endpoint: start `sluice local serve` ' +
@@ -395,8 +403,9 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       await this.invoker.idle();
       const state = await this.ctx.ledger.pipelineState();
       if (!state) return;
-      const halt = await this.halted();
-      const skipping = !halt && (await this.ctx.ledger.failedMarkers()).length > 0;
+      const { halt, unresolved } = await this.failures();
+      // A failed batch that does not halt is skipped by the next coordinator pass.
+      const skipping = !halt && unresolved > 0;
       const due = Math.floor((dueAt - state.zeroTime) / interval);
       const behind = !halt && state.lastSealed < due;
       const open = (await this.ctx.ledger.batchesFrom(Math.max(1, state.lastSealed - 99))).filter(
@@ -416,14 +425,22 @@ export class LocalRuntime<T = unknown, Out = unknown> {
    * one that failed while being skipped).
    */
   async halted(): Promise<Halt | undefined> {
-    for (const marker of await this.ctx.ledger.failedMarkers()) {
+    return (await this.failures()).halt;
+  }
+
+  /** The failed batches nobody has retried or skipped yet, and the oldest that halts sealing. */
+  private async failures(): Promise<{ halt?: Halt; unresolved: number }> {
+    const markers = await this.ctx.ledger.failedMarkers();
+    for (const marker of markers) {
       const item = await this.ctx.ledger.batch(marker.batch);
-      if (item?.status !== 'failed') continue;
-      if (this.pipeline.onBatchFailure === 'halt' || item.failure?.duringSkip) {
-        return { batch: item.batch, reason: item.failure?.message ?? marker.message };
+      if (item?.status === 'failed' && haltsSealing(this.pipeline, item)) {
+        return {
+          halt: { batch: item.batch, reason: item.failure?.message ?? marker.message },
+          unresolved: markers.length,
+        };
       }
     }
-    return undefined;
+    return { unresolved: markers.length };
   }
 
   /** Runs a failed batch again (as `sluice batches retry` does), then settles. */
@@ -508,6 +525,31 @@ export class LocalRuntime<T = unknown, Out = unknown> {
         await Promise.all(loops);
       },
     };
+  }
+
+  /**
+   * System clock: runs what was pushed to its end, as `sluice local run` does when its input ends.
+   * Everything in the streams is ingested; once a batch sealed after that holds it (or sealing has
+   * halted), the scheduler and poller stop (a tick every interval on a slow endpoint would never let
+   * the invoker fall idle) and the run settles. Returns why sealing stopped, if it did.
+   */
+  async finish(): Promise<Halt | undefined> {
+    if (this.clockKind !== 'system') throw new Error('finish() needs the system clock');
+    this.startBackground();
+    await this.ingestPending();
+    const ingestedBy = Date.now();
+    const interval = this.pipeline.batchIntervalMs;
+    let halt: Halt | undefined;
+    for (;;) {
+      const state = await this.ctx.ledger.pipelineState();
+      if (state && state.zeroTime + state.lastSealed * interval > ingestedBy) break;
+      halt = await this.halted();
+      if (halt) break;
+      await sleep(100);
+    }
+    await this.stopBackground();
+    await this.settle();
+    return halt;
   }
 
   /** Stops the background scheduler and poller and waits for their last pass. */

@@ -30,6 +30,8 @@ export class UnencodableValueError extends TypeError {
   override readonly name = 'UnencodableValueError';
 }
 
+const LONE_SURROGATE = 'cannot encode a string with a lone surrogate';
+
 /** How deep arrays and objects may nest; deeper is refused (a circular value never ends). */
 export const MAX_DEPTH = 256;
 
@@ -45,7 +47,7 @@ export function writeValue(writer: ByteWriter, value: unknown, depth = 0): void 
       // UTF-8 cannot hold a lone surrogate: writing one would silently turn it into U+FFFD and
       // merge distinct keys.
       if (!(value as string & { isWellFormed(): boolean }).isWellFormed()) {
-        throw new UnencodableValueError('cannot encode a string with a lone surrogate');
+        throw new UnencodableValueError(LONE_SURROGATE);
       }
       writer.u8(Tag.String);
       writer.string(value);
@@ -113,12 +115,24 @@ let scratch = new ByteWriter(4 * 1024);
 
 /**
  * Why a value cannot be encoded, or `undefined` if it can: the same rules as `writeValue`, since it
- * is `writeValue` into a scratch buffer.
+ * is `writeValue` into a scratch buffer. Primitives, nearly every key and value on the data path,
+ * cost a `typeof` (and a string its well-formedness check).
  *
  * @example
  * unencodable(new Map()); // 'cannot encode a Map: stages must produce plain data (...)'
  */
 export function unencodable(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+    case 'bigint':
+      return undefined;
+    case 'string':
+      return (value as string & { isWellFormed(): boolean }).isWellFormed() ? undefined : LONE_SURROGATE;
+    default:
+      if (value === null) return undefined;
+  }
   scratch.reset();
   try {
     writeValue(scratch, value);

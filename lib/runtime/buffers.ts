@@ -4,23 +4,6 @@ import { unencodable, UnencodableValueError } from '../encoding/value';
 import { fromPair } from '../dsl/reduce';
 import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
 
-/** Why a value cannot go into the shuffle, if it cannot: cheap for primitives, a trial encoding otherwise. */
-function refusal(value: unknown): string | undefined {
-  switch (typeof value) {
-    case 'number':
-    case 'boolean':
-    case 'undefined':
-    case 'bigint':
-      return undefined;
-    case 'string':
-      return (value as string & { isWellFormed(): boolean }).isWellFormed()
-        ? undefined
-        : 'cannot encode a string with a lone surrogate';
-    default:
-      return value === null ? undefined : unencodable(value);
-  }
-}
-
 interface Entry {
   readonly key: unknown;
   combiner: unknown;
@@ -105,7 +88,7 @@ export class ShuffleBuffer implements EventTimeSink {
     if (!this.combine) {
       // Checked here, where the record can still be dead-lettered whole, not when the shuffle is
       // written. Primitives (nearly every key and value) cost a typeof.
-      const reason = refusal(key) ?? refusal(value);
+      const reason = unencodable(key) ?? unencodable(value);
       if (reason !== undefined) throw new UnencodableValueError(reason);
       (this.raw[partitionOf(mapKey(key), this.partitions)] as [unknown, unknown][]).push([key, value]);
       this.records++;
@@ -118,7 +101,7 @@ export class ShuffleBuffer implements EventTimeSink {
       // Checked once per key, where a record can still be dead-lettered whole: a key or combiner
       // the shuffle cannot carry (a Date key, a Set combiner) is refused with the record.
       const created = this.create(value);
-      const reason = refusal(key) ?? refusal(created);
+      const reason = unencodable(key) ?? unencodable(created);
       if (reason !== undefined) throw new UnencodableValueError(reason);
       if (k !== key && typeof key !== 'number') this.originals.set(k, key);
       this.combined.set(k, created);
@@ -139,9 +122,9 @@ export class ShuffleBuffer implements EventTimeSink {
       runs = this.raw;
     }
     const encoded = encodeShuffle(runs, this.onRefused);
-    const withData = encoded.index.flatMap((start, p) =>
-      p < runs.length && (encoded.index[p + 1] ?? start) > start ? [p] : [],
-    );
+    // A partition has data when its run has bytes (a run of refused pairs has none).
+    const { index } = encoded;
+    const withData = runs.flatMap((_, p) => ((index[p + 1] ?? 0) > (index[p] ?? 0) ? [p] : []));
     return { ...encoded, withData };
   }
 }

@@ -1,9 +1,9 @@
 import type { Decoder } from '../dsl/source';
 import { SegmentCursor } from '../encoding/segment';
-import { inspect } from 'node:util';
 import { UnencodableValueError } from '../encoding/value';
 import { InvalidEventTimeError, LateRecordError } from '../dsl/types';
 import type { CompiledPhase } from '../plan';
+import { jsonSafe } from './output';
 import { OutputCollector, RecordStager, ShuffleBuffer, fuseStages } from './buffers';
 import type { Downstream } from '../dsl/types';
 
@@ -98,32 +98,6 @@ export const NO_KEY: unique symbol = Symbol('no key');
 
 function reasonOf(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-/**
- * A record as JSON would keep it, for dead letters (never throws). What JSON would change or lose
- * (a Map, a function, NaN) is shown as text instead, so the dead letter says what it was.
- */
-export function jsonSafe(value: unknown): unknown {
-  try {
-    return JSON.parse(JSON.stringify(value, faithful) ?? 'null') as unknown;
-  } catch {
-    return inspect(value, { depth: 4, breakLength: Infinity });
-  }
-}
-
-function faithful(this: unknown, key: string, value: unknown): unknown {
-  const raw = (this as Record<string, unknown>)[key];
-  if (typeof raw === 'bigint') return raw.toString();
-  if (raw instanceof Uint8Array) return Buffer.from(raw).toString('base64');
-  if (typeof raw === 'number' && !Number.isFinite(raw)) return String(raw);
-  if (typeof raw === 'function' || typeof raw === 'symbol') return inspect(raw);
-  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
-    const proto = Object.getPrototypeOf(raw) as unknown;
-    if (proto !== Object.prototype && proto !== null)
-      return inspect(raw, { depth: 2, breakLength: Infinity });
-  }
-  return value;
 }
 
 /** What a phase runner needs. */
@@ -286,17 +260,10 @@ export class PhaseRunner {
 
   /** A dead letter for a key whose merge threw in a reduce task, with every value it got. */
   mergeFailed(failure: { readonly key: unknown; readonly error: unknown; readonly values: unknown }): void {
-    this.options.onDeadLetter(
-      {
-        ...this.options.where,
-        kind: 'stage',
-        stage: this.options.phase.spec.function,
-        reason: reasonOf(failure.error),
-        key: jsonSafe(failure.key),
-        values: jsonSafe(failure.values),
-      },
-      failure.error,
-    );
+    this.letter('stage', this.options.phase.spec.function, failure.error, {
+      key: failure.key,
+      values: failure.values,
+    });
   }
 
   /** A dead letter for a key whose state function threw, or whose state was refused. */
@@ -305,45 +272,29 @@ export class PhaseRunner {
     error: unknown,
     detail: { readonly values?: unknown; readonly state?: unknown },
   ): void {
-    this.options.onDeadLetter(
-      {
-        ...this.options.where,
-        kind: 'state',
-        stage: this.options.phase.spec.function,
-        reason: reasonOf(error),
-        key: jsonSafe(key),
-        ...('values' in detail ? { values: jsonSafe(detail.values) } : {}),
-        ...('state' in detail ? { state: jsonSafe(detail.state) } : {}),
-      },
-      error,
-    );
+    this.letter('state', this.options.phase.spec.function, error, { key, ...detail });
   }
 
   /** A dead letter for an output record that cannot be written as JSON. */
   outputRefused(record: unknown, error: unknown): void {
-    this.options.onDeadLetter(
-      {
-        ...this.options.where,
-        kind: 'encode',
-        stage: 'output',
-        reason: reasonOf(error),
-        record: jsonSafe(record),
-      },
-      error,
-    );
+    this.letter('encode', 'output', error, { record });
   }
 
   /** A pair the shuffle could not encode: left out of the shuffle, dead-lettered. */
   private refused(stage: string, key: unknown, value: unknown, error: unknown): void {
+    this.letter('encode', stage, error, { key, values: [value] });
+  }
+
+  /** A dead letter about a key, its values or state, or an output record (each kept as JSON keeps it). */
+  private letter(
+    kind: DeadLetterKind,
+    stage: string,
+    error: unknown,
+    about: Partial<Record<'key' | 'values' | 'state' | 'record', unknown>>,
+  ): void {
+    const fields = Object.fromEntries(Object.entries(about).map(([name, value]) => [name, jsonSafe(value)]));
     this.options.onDeadLetter(
-      {
-        ...this.options.where,
-        kind: 'encode',
-        stage,
-        reason: reasonOf(error),
-        key: jsonSafe(key),
-        values: jsonSafe([value]),
-      },
+      { ...this.options.where, kind, stage, reason: reasonOf(error), ...fields },
       error,
     );
   }

@@ -5,6 +5,7 @@ import {
   RetryBudgetExhaustedError,
   type ErrorScope,
 } from '../errors';
+import type { AnyPipeline } from '../dsl/pipeline';
 import type { BatchId } from '../ids';
 import { manifestKey, skippedBatchKey } from '../storage/keys';
 import type { BatchFailure, BatchItem, RunningStatus, TaskAttempts } from '../storage/ledger';
@@ -122,13 +123,24 @@ export async function resolveFailedBatches(ctx: RuntimeContext): Promise<Halt | 
       await ctx.ledger.deleteFailedMarker(marker.batch);
       continue;
     }
-    if (ctx.pipeline.onBatchFailure === 'skip' && !item.failure?.duringSkip) {
+    if (!haltsSealing(ctx.pipeline, item)) {
       await skipFailedBatch(ctx, item, 'onBatchFailure: skip');
       continue;
     }
     halt ??= { batch: item.batch, reason: item.failure?.message ?? marker.message };
   }
   return halt;
+}
+
+/**
+ * Whether a failed batch stops sealing until an operator acts: under `onBatchFailure: 'halt'`, or
+ * when it failed while being skipped (skipping it again by itself could fail the same way).
+ *
+ * @example
+ * if (item.status === 'failed' && haltsSealing(ctx.pipeline, item)) return { batch: item.batch, reason };
+ */
+export function haltsSealing(pipeline: Pick<AnyPipeline, 'onBatchFailure'>, item: BatchItem): boolean {
+  return pipeline.onBatchFailure === 'halt' || item.failure?.duringSkip === true;
 }
 
 /**

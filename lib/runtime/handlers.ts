@@ -1,16 +1,13 @@
-import type { AwsClients } from '../aws';
 import type { AnyPipeline } from '../dsl/pipeline';
 import { ConfigError, InvalidInputError } from '../errors';
 import type { StageId } from '../ids';
 import {
   configFromEnv,
   createRuntimeContext,
-  type Clock,
   type Invoker,
   type RuntimeConfig,
   type RuntimeContext,
-  type RuntimeLog,
-  type RuntimeMetrics,
+  type RuntimeDeps,
 } from './context';
 import { coordinate, type CoordinatorReport } from './coordinator';
 import { parseKinesisEvent, parseTaskEvent, parseTickEvent, type TaskEvent } from './events';
@@ -41,16 +38,14 @@ export class ConfiguredInvoker implements Invoker {
   }
 }
 
-/** What a deployed function runs with, besides its pipeline. */
-export interface FunctionDeps {
+/**
+ * What a deployed function runs with, besides its pipeline: the services of a runtime context, with
+ * its configuration read from the environment and its invoker built on a transport.
+ */
+export interface FunctionDeps extends Omit<RuntimeDeps, 'config' | 'invoker'> {
   /** The function's environment: what the deployment set (see `functionEnvironment`). */
   readonly env: NodeJS.ProcessEnv;
-  readonly clients: Pick<AwsClients, 's3' | 'dynamo'>;
   readonly send: InvokeTransport;
-  readonly clock?: Clock;
-  readonly log?: RuntimeLog;
-  readonly metrics?: RuntimeMetrics;
-  readonly print?: (text: string) => void;
 }
 
 /** The handlers of a pipeline's functions, each parsing its event once and calling the executor. */
@@ -86,15 +81,12 @@ export const COORDINATOR_MARGIN_MS = 7_000;
  * await handlers.reduce(event);
  */
 export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): PipelineHandlers {
-  const config = configFromEnv(deps.env);
+  const { env, send, ...services } = deps;
+  const config = configFromEnv(env);
   const ctx = createRuntimeContext(pipeline, {
+    ...services,
     config,
-    clients: deps.clients,
-    invoker: new ConfiguredInvoker(config, deps.send),
-    ...(deps.clock ? { clock: deps.clock } : {}),
-    ...(deps.log ? { log: deps.log } : {}),
-    ...(deps.metrics ? { metrics: deps.metrics } : {}),
-    ...(deps.print ? { print: deps.print } : {}),
+    invoker: new ConfiguredInvoker(config, send),
   });
   const task = async (event: unknown, kind: 'transform' | 'reduce'): Promise<void> => {
     const parsed = parseTaskEvent(event);

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { UnencodableValueError } from '../encoding/value';
 import { partitionId } from '../ids';
 import { outputKey } from '../storage/keys';
@@ -10,40 +11,66 @@ export interface PartitionOutput {
   readonly records: readonly unknown[];
 }
 
-function replacer(this: unknown, key: string, value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString();
-  // A Buffer's own toJSON has run by now; the holder still has the raw bytes.
-  const raw = (this as Record<string, unknown>)[key];
-  if (raw instanceof Uint8Array) return Buffer.from(raw).toString('base64');
-  return value;
+/**
+ * What JSON would change or drop in a value, named (`NaN`, `a Map`, `a function`), or `undefined`
+ * for what it keeps: a Map or Set would become `{}`, a Date a string, a function or a symbol would
+ * vanish, NaN and Infinity would become `null`.
+ */
+function changedByJson(raw: unknown): string | undefined {
+  if (typeof raw === 'number') return Number.isFinite(raw) ? undefined : String(raw);
+  if (typeof raw === 'function' || typeof raw === 'symbol') return `a ${typeof raw}`;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const proto = Object.getPrototypeOf(raw) as unknown;
+  if (proto === Object.prototype || proto === null) return undefined;
+  return `a ${(raw as { constructor?: { name?: string } }).constructor?.name ?? 'object'}`;
 }
 
 /**
- * The JSON replacer of output records: what JSON would silently change is refused instead. A Map
- * or Set would become `{}`, a Date a string, a function or a symbol would vanish, NaN and Infinity
- * would become `null`. Bigints are written as strings and bytes as base64 (documented), and
- * `undefined` as `null` in arrays (the missing side of an outer join).
+ * A JSON replacer: bigints as decimal strings and bytes as base64 (sluice's two documented
+ * conversions), and `changed` deciding what becomes of a value JSON would change. `undefined`
+ * stays JSON's own: `null` in arrays (the missing side of an outer join), left out of objects.
  */
-function strict(this: unknown, key: string, value: unknown): unknown {
-  const raw = (this as Record<string, unknown>)[key];
-  if (typeof raw === 'bigint') return raw.toString();
-  if (raw instanceof Uint8Array) return Buffer.from(raw).toString('base64');
-  if (typeof raw === 'number' && !Number.isFinite(raw)) {
-    throw new UnencodableValueError(`cannot write ${raw} as JSON`);
+function replacerWith(
+  changed: (raw: unknown, what: string, value: unknown) => unknown,
+): (this: unknown, key: string, value: unknown) => unknown {
+  return function (this: unknown, key: string, value: unknown): unknown {
+    // A Buffer's or a Date's own toJSON has run by now; the holder still has the raw value.
+    const raw = (this as Record<string, unknown>)[key];
+    if (typeof raw === 'bigint') return raw.toString();
+    if (raw instanceof Uint8Array) return Buffer.from(raw).toString('base64');
+    const what = changedByJson(raw);
+    return what === undefined ? value : changed(raw, what, value);
+  };
+}
+
+/** For values already plain (dead letters, records read back): JSON as it is, with the conversions. */
+const plain = replacerWith((_raw, _what, value) => value);
+
+/** For output records: what JSON would change is refused, never written changed. */
+const strict = replacerWith((raw, what) => {
+  const plainData =
+    typeof raw === 'object'
+      ? ': output records must be plain data (strings, numbers, booleans, bigints, null, arrays, plain objects, bytes)'
+      : '';
+  throw new UnencodableValueError(`cannot write ${what} as JSON${plainData}`);
+});
+
+/** For dead letters: what JSON would change is shown as text, so the letter says what it was. */
+const described = replacerWith((raw) => inspect(raw, { depth: 2, breakLength: Infinity }));
+
+/**
+ * A value as JSON would keep it, for dead letters (never throws). What JSON would change or lose
+ * (a Map, a function, NaN) is shown as text instead, so the dead letter says what it was.
+ *
+ * @example
+ * jsonSafe({ avg: NaN, seen: new Set([1]) }); // { avg: 'NaN', seen: 'Set(1) { 1 }' }
+ */
+export function jsonSafe(value: unknown): unknown {
+  try {
+    return JSON.parse(JSON.stringify(value, described) ?? 'null') as unknown;
+  } catch {
+    return inspect(value, { depth: 4, breakLength: Infinity });
   }
-  if (typeof raw === 'function' || typeof raw === 'symbol') {
-    throw new UnencodableValueError(`cannot write a ${typeof raw} as JSON`);
-  }
-  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
-    const proto = Object.getPrototypeOf(raw) as unknown;
-    if (proto !== Object.prototype && proto !== null) {
-      const name = (raw as { constructor?: { name?: string } }).constructor?.name ?? 'object';
-      throw new UnencodableValueError(
-        `cannot write a ${name} as JSON: output records must be plain data (strings, numbers, booleans, bigints, null, arrays, plain objects, bytes)`,
-      );
-    }
-  }
-  return value;
 }
 
 /**
@@ -72,7 +99,7 @@ export function toJsonLine(record: unknown): string {
  */
 export function toJsonLines(records: readonly unknown[]): Buffer {
   let text = '';
-  for (const record of records) text += `${JSON.stringify(record, replacer) ?? 'null'}\n`;
+  for (const record of records) text += `${JSON.stringify(record, plain) ?? 'null'}\n`;
   return Buffer.from(text, 'utf8');
 }
 
@@ -115,7 +142,7 @@ export function formatRecord(record: unknown): string {
     return `(${formatRecord(record[0])},${formatRecord(record[1])})`;
   if (Array.isArray(record)) return `[${record.map(formatRecord).join(',')}]`;
   if (typeof record === 'string' || typeof record === 'bigint') return String(record);
-  return JSON.stringify(record, replacer) ?? String(record);
+  return JSON.stringify(record, plain) ?? String(record);
 }
 
 /** What the header of a printed batch says. */

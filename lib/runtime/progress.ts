@@ -47,8 +47,7 @@ function pendingSkipWork(item: BatchItem, plan: Plan): PendingWork {
     if (!compiled.wide?.stateful) continue;
     const phase = compiled.spec.phase;
     const done = new Set(item.done[phase] ?? []);
-    const partitions = compiled.spec.partitions ?? 1;
-    const missing = Array.from({ length: partitions }, (_, p) => p).filter((p) => !done.has(p));
+    const missing = partitionsToStart(item, plan, phase).filter((p) => !done.has(p));
     if (missing.length > 0) return { kind: 'run', phase, tasks: missing };
   }
   return { kind: 'complete' };

@@ -33,16 +33,9 @@ export async function loadState(
   operator: StatefulOperator,
   scope: ErrorScope,
 ): Promise<{ head: StateHead; table: StateTable; before: Buffer[] }> {
-  const head = await store.head(stage, partition);
+  const head = await headFor(store, stage, partition, batch, scope);
   if (head.version >= batch)
     throw new StateAlreadyCommitted(`state of ${stage}/${partition} is at batch ${head.version}`);
-  if (head.version < batch - 1) {
-    throw new NotReadyError(
-      `state of ${stage}/${partition} is at batch ${head.version}, not ${batch - 1}`,
-      scope,
-      { waiting: true },
-    );
-  }
   const table = new StateTable();
   for (const chunk of await store.read(stage, partition, head)) table.load(chunk);
   if (head.version === 0 && operator.initial) {
@@ -53,6 +46,44 @@ export async function loadState(
   // What is stored now, chunk by chunk, to find the chunks a batch changed.
   const before = head.version === 0 ? [] : table.encode(head.chunks).bodies;
   return { head, table, before };
+}
+
+/**
+ * A partition's head, as batch n may use it: at n-1 (its turn) or at n or later (a run of n has
+ * committed). Before n-1 is an ordering wait: `NotReadyError`, retried without using up the budget.
+ */
+async function headFor(
+  store: StateStore,
+  stage: StageId,
+  partition: number,
+  batch: number,
+  scope: ErrorScope,
+): Promise<StateHead> {
+  const head = await store.head(stage, partition);
+  if (head.version < batch - 1) {
+    throw new NotReadyError(
+      `state of ${stage}/${partition} is at batch ${head.version}, not ${batch - 1}`,
+      scope,
+      { waiting: true },
+    );
+  }
+  return head;
+}
+
+/**
+ * A partition's part in skipping batch n: its head moves from n-1 to n with the chunks unchanged, in
+ * order like any batch, so that batch n+1 finds it where it expects it. A run of the batch that
+ * committed first stands; either way the partition's state is whole.
+ */
+export async function skipState(
+  store: StateStore,
+  stage: StageId,
+  partition: number,
+  batch: number,
+  scope: ErrorScope,
+): Promise<void> {
+  const head = await headFor(store, stage, partition, batch, scope);
+  if (head.version === batch - 1) await store.commit(stage, partition, head, { ...head, version: batch });
 }
 
 /** The writes that take a partition's state from `head` to batch n: only the chunks that changed. */

@@ -21,6 +21,7 @@ import {
   commitState,
   loadState,
   prepareState,
+  skipState,
   stateCommitted,
   StateAlreadyCommitted,
   type PendingState,
@@ -56,7 +57,7 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
   }
   if (!report || report.pendingState) {
     if (event.skip) {
-      report = await skipState(ctx, phase, event, scope);
+      report = await skipTask(ctx, phase, event, scope);
     } else {
       // Only a task that has work to do reads its manifest: a duplicate of a finished one just reports.
       const manifest = await loadManifest(ctx, event.batch, scope);
@@ -104,12 +105,8 @@ async function executeAndReport(
   return report;
 }
 
-/**
- * A stateful partition's part in skipping a batch: its state moves from batch n-1 to n unchanged
- * (the head only), in order like any batch, so that batch n+1 finds it where it expects it. A run
- * of the batch that committed first stands; either way the partition's state is whole.
- */
-async function skipState(
+/** A stateful task of a skipping batch: its partition's state moves past the batch (`skipState`). */
+async function skipTask(
   ctx: RuntimeContext,
   phase: CompiledPhase,
   event: TaskEvent,
@@ -118,18 +115,7 @@ async function skipState(
   if (!phase.wide?.stateful) {
     throw new InvalidInputError(`phase ${event.phase} keeps no state: it has nothing to skip`, scope);
   }
-  const stage = phase.spec.function;
-  const head = await ctx.state.head(stage, event.task);
-  if (head.version < event.batch - 1) {
-    throw new NotReadyError(
-      `state of ${stage}/${event.task} is at batch ${head.version}, not ${event.batch - 1}`,
-      scope,
-      { waiting: true },
-    );
-  }
-  if (head.version === event.batch - 1) {
-    await ctx.state.commit(stage, event.task, head, { ...head, version: event.batch });
-  }
+  await skipState(ctx.state, phase.spec.function, event.task, event.batch, scope);
   const report: TaskReport = {
     batch: event.batch,
     phase: event.phase,
@@ -411,7 +397,7 @@ async function reduceInput(
 
 /**
  * The state as operators see it: a value that cannot be encoded is refused where it is set, inside
- * the operator's per-key work, so the key keeps its previous state and is dead-lettered.
+ * the operator's per-key work, which hands the key to its dead letter (see `KeyFailure`).
  */
 function checkedState(table: StateTable): KeyedState {
   return {

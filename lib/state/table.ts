@@ -93,7 +93,7 @@ export class StateTable {
             );
           }
         } catch (error) {
-          if (!(error instanceof UnencodableValueError) || !onRefused) throw error;
+          if (!(error instanceof UnencodableValueError)) throw error;
           refusal = error;
         }
         if (refusal) {

@@ -5,7 +5,6 @@ import {
   QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
-  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from './conditions';
 import { InvalidInputError } from '../errors';
@@ -160,11 +159,31 @@ export interface TaskReport {
 const PIPELINE_KEY = { pk: 'pipeline', sk: 'pipeline' };
 const FAILED_PK = 'failed';
 const SHARDS_KEY = { pk: 'shards', sk: 'shards' };
-const batchKey = (batch: number): { pk: string; sk: string } => ({
-  pk: 'batch',
-  sk: String(batch).padStart(10, '0'),
-});
-const taskPk = (batch: number, phase: number): string => `task#${String(batch).padStart(10, '0')}#${phase}`;
+/** A batch number as a sort key (and a part of one): zero-padded, so keys sort in batch order. */
+const batchSk = (batch: number): string => String(batch).padStart(10, '0');
+const batchKey = (batch: number): { pk: string; sk: string } => ({ pk: 'batch', sk: batchSk(batch) });
+const taskPk = (batch: number, phase: number): string => `task#${batchSk(batch)}#${phase}`;
+
+/**
+ * The attributes that hold the retry budget a task has used: `attempts_<phase>_<task>` and
+ * `since_<phase>_<task>`, as expression names `#a<i>` and `#s<i>`.
+ */
+function budgetNames(tasks: readonly { readonly phase: number; readonly task: number }[]): {
+  names: Record<string, string>;
+  attempts: string[];
+  since: string[];
+} {
+  const names: Record<string, string> = {};
+  const attempts: string[] = [];
+  const since: string[] = [];
+  tasks.forEach(({ phase, task }, i) => {
+    names[`#a${i}`] = `attempts_${phase}_${task}`;
+    names[`#s${i}`] = `since_${phase}_${task}`;
+    attempts.push(`#a${i}`);
+    since.push(`#s${i}`);
+  });
+  return { names, attempts, since };
+}
 
 function numbers(value: unknown): number[] {
   if (value instanceof Set) return [...(value as Set<number>)].sort((a, b) => a - b);
@@ -210,13 +229,40 @@ export class Ledger {
     return items;
   }
 
-  /** A conditional update of a batch item: true if it was made, false if its condition did not hold. */
-  private async updateBatchIf(
+  /**
+   * Moves a batch from one status to another, setting `set` (and `updatedAt`) and removing
+   * `remove` in the same write; true if it moved, false if it was not in `from` (someone else moved
+   * it first). Every status change of a batch after its seal is one of these.
+   */
+  private async moveStatus(
     batch: BatchId,
-    update: Omit<UpdateCommandInput, 'TableName' | 'Key'>,
+    from: BatchStatus,
+    to: BatchStatus,
+    now: number,
+    change: {
+      readonly set?: Readonly<Record<string, unknown>>;
+      readonly remove?: { readonly names: Record<string, string>; readonly attributes: readonly string[] };
+    } = {},
   ): Promise<boolean> {
+    const fields = Object.entries(change.set ?? {});
+    const set = ['#status = :to', 'updatedAt = :now', ...fields.map(([name]) => `${name} = :${name}`)];
+    const remove = change.remove?.attributes ?? [];
     try {
-      await this.dynamo.send(new UpdateCommand({ TableName: this.table, Key: batchKey(batch), ...update }));
+      await this.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: batchKey(batch),
+          UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
+          ConditionExpression: '#status = :from',
+          ExpressionAttributeNames: { '#status': 'status', ...change.remove?.names },
+          ExpressionAttributeValues: {
+            ':from': from,
+            ':to': to,
+            ':now': now,
+            ...Object.fromEntries(fields.map(([name, value]) => [`:${name}`, value])),
+          },
+        }),
+      );
       return true;
     } catch (error) {
       if (isConditionFailure(error)) return false;
@@ -415,7 +461,7 @@ export class Ledger {
       new QueryCommand({
         TableName: this.table,
         KeyConditionExpression: 'pk = :pk AND sk >= :from',
-        ExpressionAttributeValues: { ':pk': 'batch', ':from': String(from).padStart(10, '0') },
+        ExpressionAttributeValues: { ':pk': 'batch', ':from': batchSk(from) },
         ConsistentRead: true,
         Limit: limit,
       }),
@@ -506,17 +552,7 @@ export class Ledger {
 
   /** Marks a batch complete; true for the caller that did it first (it runs the completion hooks). */
   async completeBatch(batch: BatchId, summary: BatchSummary, now: number): Promise<boolean> {
-    return this.updateBatchIf(batch, {
-      UpdateExpression: 'SET #status = :complete, summary = :summary, completedAt = :now, updatedAt = :now',
-      ConditionExpression: '#status = :sealed',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: {
-        ':complete': 'complete',
-        ':sealed': 'sealed',
-        ':summary': summary,
-        ':now': now,
-      },
-    });
+    return this.moveStatus(batch, 'sealed', 'complete', now, { set: { summary, completedAt: now } });
   }
 
   /**
@@ -532,19 +568,16 @@ export class Ledger {
     error: string,
     running: RunningStatus,
   ): Promise<TaskAttempts | undefined> {
-    const suffix = `${phase}_${task}`;
+    const { names, attempts, since } = budgetNames([{ phase, task }]);
+    const [count, first] = [attempts[0] as string, since[0] as string];
     try {
       const out = await this.dynamo.send(
         new UpdateCommand({
           TableName: this.table,
           Key: batchKey(batch),
-          UpdateExpression: 'ADD #attempts :one SET #since = if_not_exists(#since, :now), lastError = :error',
+          UpdateExpression: `ADD ${count} :one SET ${first} = if_not_exists(${first}, :now), lastError = :error`,
           ConditionExpression: '#status = :running',
-          ExpressionAttributeNames: {
-            '#attempts': `attempts_${suffix}`,
-            '#since': `since_${suffix}`,
-            '#status': 'status',
-          },
+          ExpressionAttributeNames: { ...names, '#status': 'status' },
           ExpressionAttributeValues: {
             ':one': 1,
             ':now': now,
@@ -558,8 +591,8 @@ export class Ledger {
       return {
         phase,
         task,
-        attempts: Number(attributes[`attempts_${suffix}`] ?? 1),
-        since: Number(attributes[`since_${suffix}`] ?? now),
+        attempts: Number(attributes[names[count] as string] ?? 1),
+        since: Number(attributes[names[first] as string] ?? now),
       };
     } catch (error) {
       if (isConditionFailure(error)) return undefined;
@@ -575,12 +608,9 @@ export class Ledger {
    * between the two writes only writes the marker.
    */
   async failBatch(batch: BatchId, failure: BatchFailure, now: number, from: RunningStatus): Promise<boolean> {
-    const failed = await this.moveToFailed(
-      batch,
-      from,
-      from === 'skipping' ? { ...failure, duringSkip: true } : failure,
-      now,
-    );
+    const failed = await this.moveStatus(batch, from, 'failed', now, {
+      set: { failure: from === 'skipping' ? { ...failure, duringSkip: true } : failure },
+    });
     const item = failed ? undefined : await this.batch(batch);
     if (failed || item?.status === 'failed') {
       await this.putFailedMarker({
@@ -592,26 +622,12 @@ export class Ledger {
     return failed;
   }
 
-  private async moveToFailed(
-    batch: BatchId,
-    from: BatchStatus,
-    failure: BatchFailure,
-    now: number,
-  ): Promise<boolean> {
-    return this.updateBatchIf(batch, {
-      UpdateExpression: 'SET #status = :failed, failure = :failure, updatedAt = :now',
-      ConditionExpression: '#status = :from',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':failed': 'failed', ':from': from, ':failure': failure, ':now': now },
-    });
-  }
-
   /** Writes the marker of a failed batch (the same item on a repeat). */
   async putFailedMarker(marker: FailedMarker): Promise<void> {
     await this.dynamo.send(
       new PutCommand({
         TableName: this.table,
-        Item: { pk: FAILED_PK, sk: String(marker.batch).padStart(10, '0'), ...marker },
+        Item: { pk: FAILED_PK, sk: batchSk(marker.batch), ...marker },
       }),
     );
   }
@@ -630,7 +646,7 @@ export class Ledger {
     await this.dynamo.send(
       new DeleteCommand({
         TableName: this.table,
-        Key: { pk: FAILED_PK, sk: String(batch).padStart(10, '0') },
+        Key: { pk: FAILED_PK, sk: batchSk(batch) },
       }),
     );
   }
@@ -640,44 +656,23 @@ export class Ledger {
    * are cleared. False when it was not failed (someone else retried or skipped it).
    */
   async reopenBatch(item: BatchItem, now: number): Promise<boolean> {
-    const names: Record<string, string> = { '#status': 'status' };
-    const removed = ['failure', 'lastError'];
-    item.attempts.forEach(({ phase, task }, i) => {
-      names[`#a${i}`] = `attempts_${phase}_${task}`;
-      names[`#s${i}`] = `since_${phase}_${task}`;
-      removed.push(`#a${i}`, `#s${i}`);
-    });
-    return this.updateBatchIf(item.batch, {
-      UpdateExpression: `SET #status = :sealed, updatedAt = :now REMOVE ${removed.join(', ')}`,
-      ConditionExpression: '#status = :failed',
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: { ':sealed': 'sealed', ':failed': 'failed', ':now': now },
+    const budget = budgetNames(item.attempts);
+    return this.moveStatus(item.batch, 'failed', 'sealed', now, {
+      remove: {
+        names: budget.names,
+        attributes: ['failure', 'lastError', ...budget.attempts, ...budget.since],
+      },
     });
   }
 
   /** A failed batch is given up: `failed` becomes `skipping`. False when it was not failed. */
   async startSkip(batch: BatchId, now: number): Promise<boolean> {
-    return this.updateBatchIf(batch, {
-      UpdateExpression: 'SET #status = :skipping, updatedAt = :now',
-      ConditionExpression: '#status = :failed',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: { ':skipping': 'skipping', ':failed': 'failed', ':now': now },
-    });
+    return this.moveStatus(batch, 'failed', 'skipping', now);
   }
 
   /** Marks a skipping batch skipped; true for the caller that did it first. */
   async completeSkip(batch: BatchId, summary: BatchSummary, now: number): Promise<boolean> {
-    return this.updateBatchIf(batch, {
-      UpdateExpression: 'SET #status = :skipped, summary = :summary, completedAt = :now, updatedAt = :now',
-      ConditionExpression: '#status = :skipping',
-      ExpressionAttributeNames: { '#status': 'status' },
-      ExpressionAttributeValues: {
-        ':skipped': 'skipped',
-        ':skipping': 'skipping',
-        ':summary': summary,
-        ':now': now,
-      },
-    });
+    return this.moveStatus(batch, 'skipping', 'skipped', now, { set: { summary, completedAt: now } });
   }
 
   /** Counts a sweep's re-drive of tasks against their retry budgets, in one write. */
@@ -687,15 +682,9 @@ export class Ledger {
     now: number,
   ): Promise<void> {
     if (tasks.length === 0) return;
-    const names: Record<string, string> = {};
-    const adds: string[] = [];
-    const sets: string[] = [];
-    tasks.forEach(({ phase, task }, i) => {
-      names[`#a${i}`] = `attempts_${phase}_${task}`;
-      names[`#s${i}`] = `since_${phase}_${task}`;
-      adds.push(`#a${i} :one`);
-      sets.push(`#s${i} = if_not_exists(#s${i}, :now)`);
-    });
+    const { names, attempts, since } = budgetNames(tasks);
+    const adds = attempts.map((name) => `${name} :one`);
+    const sets = since.map((name) => `${name} = if_not_exists(${name}, :now)`);
     await this.dynamo.send(
       new UpdateCommand({
         TableName: this.table,

@@ -525,6 +525,23 @@ function sinkPipeline(
   });
 }
 
+/** A running count under `onError: 'fail'`: a record marked `throw` fails its batch. */
+function strictRunningCount(name: string, onBatchFailure: OnBatchFailure) {
+  const strict = transform<Rec, string, number>('strict', (r, emit) => {
+    if (r.p === 'throw') throw new Error(`record ${r.id} is bad`);
+    emit(r.k, 1);
+  });
+  const running = updateStateByKey<string, number, number>('running', (v, total) => (total ?? 0) + v.length);
+  return pipeline({
+    name,
+    batchInterval: '1s',
+    source,
+    onError: 'fail',
+    onBatchFailure,
+    stages: [strict, running],
+  });
+}
+
 describe('batch-level failures', () => {
   it('halt: a sink that throws fails its batch with the reason; sealing stops until it is skipped', async () => {
     // Arrange
@@ -560,6 +577,35 @@ describe('batch-level failures', () => {
     expect(waited.status).toBe('complete');
     expect(waited.inputRecords).toBe(batches[2]?.length);
     expect(after).toMatchObject({ batch: 4, status: 'complete' });
+    expect(await t.halted()).toBeUndefined();
+  });
+
+  it('halt: a failed batch retried after a fix completes, and sealing goes on', async () => {
+    // Arrange: the API rejects batches until it is fixed.
+    let fixed = false;
+    const p = sinkPipeline('halt', (records) => {
+      if (!fixed && records.some(([k]) => k === 'boom')) throw new TypeError('the API rejected the batch');
+    });
+    const t = track(testPipeline(p, { shards: 2, settings: { partitions: 2 } }));
+    const batches = batchesOf(2, 10, [['key-boom']]);
+    const failed = await t.push(batches[0] ?? []).advance();
+
+    // Act
+    fixed = true;
+    const retried = await t.retryBatch(batchId(1));
+    const next = await t.push(batches[1] ?? []).advance();
+
+    // Assert: the retried batch has its whole output; the pipeline is no longer halted.
+    expect(failed.status).toBe('failed');
+    expect(retried.status).toBe('complete');
+    expect(retried.failure).toBeUndefined();
+    const counts = new Map<string, number>();
+    for (const r of batches[0] ?? []) {
+      const key = r.p ? 'boom' : r.k;
+      counts.set(key, (counts.get(key) ?? 0) + (r.p ? 1000 : 1));
+    }
+    expect(new Map(retried.records as Pair<string, number>[])).toEqual(counts);
+    expect(next.status).toBe('complete');
     expect(await t.halted()).toBeUndefined();
   });
 
@@ -601,22 +647,7 @@ describe('batch-level failures', () => {
     "onError 'fail' with a stateful stage does not wedge the pipeline (%s)",
     async (onBatchFailure) => {
       // Arrange: a running count that fails its batch on a throwing record.
-      const strict = transform<Rec, string, number>('strict', (r, emit) => {
-        if (r.p === 'throw') throw new Error(`record ${r.id} is bad`);
-        emit(r.k, 1);
-      });
-      const running = updateStateByKey<string, number, number>(
-        'running',
-        (v, total) => (total ?? 0) + v.length,
-      );
-      const p = pipeline({
-        name: `strict-${onBatchFailure}`,
-        batchInterval: '1s',
-        source,
-        onError: 'fail',
-        onBatchFailure,
-        stages: [strict, running],
-      });
+      const p = strictRunningCount(`strict-${onBatchFailure}`, onBatchFailure);
       const t = track(testPipeline(p, { shards: 2, settings: { partitions: 2 } }));
       const batches = batchesOf(4, 10, [[], ['throw']]);
 
@@ -648,21 +679,7 @@ describe('batch-level failures', () => {
   it("a late retry of a failed batch's own task does not fail the skipping of it", async () => {
     // Arrange: batch 2 fails on a bad record; it is being skipped when Lambda retries the task that
     // failed (its asynchronous retries may come minutes later).
-    const strict = transform<Rec, string, number>('strict', (r, emit) => {
-      if (r.p === 'throw') throw new Error(`record ${r.id} is bad`);
-      emit(r.k, 1);
-    });
-    const running = updateStateByKey<string, number, number>(
-      'running',
-      (v, total) => (total ?? 0) + v.length,
-    );
-    const p = pipeline({
-      name: 'late-retry',
-      batchInterval: '1s',
-      source,
-      onError: 'fail',
-      stages: [strict, running],
-    });
+    const p = strictRunningCount('late-retry', 'halt');
     const t = track(testPipeline(p, { shards: 1, settings: { partitions: 2 } }));
     const batches = batchesOf(3, 5, [[], ['throw']]);
     await t.push(batches[0] ?? []).advance();

@@ -1,14 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  kinesis,
-  pipeline,
-  RetryableError,
-  transform,
-  updateStateByKey,
-  utf8,
-  type AnyPipeline,
-  type Pair,
-} from '../../lib';
+import { RetryableError, type AnyPipeline, type Pair } from '../../lib';
 import { createAwsClients, destroyAwsClients } from '../../lib/aws';
 import { batchId, taskId } from '../../lib/ids';
 import { createRuntimeContext } from '../../lib/runtime/context';
@@ -17,16 +8,9 @@ import type { TaskEvent } from '../../lib/runtime/events';
 import { runTask } from '../../lib/runtime/tasks';
 import { testPipeline } from '../../local/testing';
 import { closeAfterEach } from '../support/runs';
+import { runningCount } from '../support/pipelines';
 
-const source = kinesis({ stream: 'words', decode: utf8 });
-const ones = transform<string, string, number>('ones', (line, emit) => {
-  for (const word of line.split(' ')) if (word) emit(word, 1);
-});
-const running = updateStateByKey<string, number, number>(
-  'running',
-  (values, total) => (total ?? 0) + values.length,
-);
-const counting = pipeline({ name: 'running', batchInterval: '1s', source, stages: [ones, running] });
+const counting = runningCount;
 
 const track = closeAfterEach();
 

@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import wordcount from '../../examples/wordcount/pipeline';
-import { kinesis, pipeline, transform, updateStateByKey, utf8, type Pair } from '../../lib';
+import type { Pair } from '../../lib';
 import { deployedFunction } from '../../lib/deployment';
 import { batchId, shardId, taskId } from '../../lib/ids';
 import type { RuntimeContext } from '../../lib/runtime/context';
 import { FaultInjector } from '../../local/faults';
 import { LocalInvoker } from '../../local/invoker';
 import { testPipeline } from '../../local/testing';
-import { countWords, generateLines, sortedEntries, toCountMap } from '../support/corpus';
+import { generateLines } from '../support/corpus';
 import { closeAfterEach } from '../support/runs';
-import { runOnWallClock } from '../support/wallclock';
+import { runningCount } from '../support/pipelines';
+import { expectExactWordCounts, runOnWallClock } from '../support/wallclock';
 
 /**
  * The local runtime runs each function with the environment the CDK construct gives it, invokes
@@ -17,15 +18,7 @@ import { runOnWallClock } from '../support/wallclock';
  * each function's grants: what would fail on AWS fails here.
  */
 
-const source = kinesis({ stream: 'words', decode: utf8 });
-const ones = transform<string, string, number>('ones', (line, emit) => {
-  for (const word of line.split(' ')) if (word) emit(word, 1);
-});
-const running = updateStateByKey<string, number, number>(
-  'running',
-  (values, total) => (total ?? 0) + values.length,
-);
-const counting = pipeline({ name: 'catchup', batchInterval: '1s', source, stages: [ones, running] });
+const counting = runningCount;
 
 const track = closeAfterEach();
 
@@ -148,13 +141,6 @@ describe('a wall-clock run on a slow endpoint', () => {
     });
 
     // Assert
-    expect(run.batches.map((b) => b.status)).toEqual(run.batches.map(() => 'complete'));
-    const total = new Map<string, number>();
-    for (const batch of run.batches) {
-      for (const [word, n] of toCountMap(batch.records as [string, number][]))
-        total.set(word, (total.get(word) ?? 0) + n);
-    }
-    expect(sortedEntries(total)).toEqual(sortedEntries(countWords(lines)));
-    expect(run.batches.reduce((n, b) => n + b.inputRecords, 0)).toBe(lines.length);
+    expectExactWordCounts(run, lines);
   });
 });

@@ -1,7 +1,9 @@
+import { expect } from 'vitest';
 import { withSettings, type Pipeline } from '../../lib/dsl/pipeline';
 import { batchId } from '../../lib/ids';
 import type { FaultOptions } from '../../local/faults';
 import { LocalRuntime, type BatchResult } from '../../local/runtime';
+import { countWords, sortedEntries, toCountMap } from './corpus';
 
 /** What a wall-clock run gave: every batch, in order, and what the runtime counted. */
 export interface WallClockRun {
@@ -13,7 +15,7 @@ export interface WallClockRun {
 /**
  * Runs a pipeline on the system clock, as `sluice local run` does without `--lines-per-batch`:
  * the scheduler and the poller run in the background while lines go into the stream in chunks
- * over some time; once everything pushed is sealed, the background stops and the run settles.
+ * over some time, then the run finishes as the CLI's does (`LocalRuntime.finish`).
  */
 export async function runOnWallClock(
   pipeline: Pipeline<string, unknown>,
@@ -41,17 +43,7 @@ export async function runOnWallClock(
       await run.push(lines.slice(i * size, (i + 1) * size));
       await new Promise((resolve) => setTimeout(resolve, options.pauseMs ?? 300));
     }
-    await run.ingestPending();
-    const ingestedBy = Date.now();
-    const interval = run.pipeline.batchIntervalMs;
-    for (let waited = 0; ; waited += 100) {
-      const state = await run.ctx.ledger.pipelineState();
-      if (state && state.zeroTime + state.lastSealed * interval > ingestedBy) break;
-      if (waited > 120_000) throw new Error('the last batch was never sealed');
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    await run.stopBackground();
-    await run.settle();
+    await run.finish();
     const last = (await run.ctx.ledger.pipelineState())?.lastSealed ?? 0;
     const batches: BatchResult[] = [];
     for (let n = 1; n <= last; n++) batches.push(await run.result(batchId(n)));
@@ -59,4 +51,21 @@ export async function runOnWallClock(
   } finally {
     await run.stop();
   }
+}
+
+/**
+ * Asserts that a wall-clock word count lost and doubled nothing: every batch complete, and the
+ * counts over all batches equal an independent count of the lines.
+ */
+export function expectExactWordCounts(run: WallClockRun, lines: readonly string[]): void {
+  expect(run.batches.map((b) => `${b.batch}: ${b.status}${b.failure ? ` ${b.failure}` : ''}`)).toEqual(
+    run.batches.map((b) => `${b.batch}: complete`),
+  );
+  const total = new Map<string, number>();
+  for (const batch of run.batches) {
+    for (const [word, n] of toCountMap(batch.records as [string, number][]))
+      total.set(word, (total.get(word) ?? 0) + n);
+  }
+  expect(sortedEntries(total)).toEqual(sortedEntries(countWords(lines)));
+  expect(run.batches.reduce((n, b) => n + b.inputRecords, 0)).toBe(lines.length);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../lib/errors';
 import { parseKinesisEvent, parseTaskEvent } from '../../lib/runtime/events';
+import { parseFaults, type FaultOptions } from '../../local/faults';
 
 const task = { kind: 'sluice.task/v1', pipeline: 'wc', batch: 3, phase: 1, task: 2 };
 
@@ -92,4 +93,24 @@ describe('parseKinesisEvent', () => {
   ])('rejects %s with InvalidInputError', (_name, raw) => {
     expect(() => parseKinesisEvent(raw)).toThrow(InvalidInputError);
   });
+});
+
+describe('parseFaults', () => {
+  it.each<[string, FaultOptions]>([
+    ['duplicate', { duplicate: true }],
+    ['crash=0.2', { crash: 0.2 }],
+    ['crash', { crash: 0.1 }],
+    ['latency=40', { latencyMs: 40 }],
+    ['duplicate, crash=0.5, latency=0', { duplicate: true, crash: 0.5, latencyMs: 0 }],
+    ['', {}],
+  ])("reads '%s'", (text, expected) => {
+    expect(parseFaults(text)).toEqual(expected);
+  });
+
+  it.each([['crash=2'], ['crash=-1'], ['latency=abc'], ['latency=60001'], ['slow']])(
+    "refuses '%s' with a RangeError that says what is allowed",
+    (text) => {
+      expect(() => parseFaults(text)).toThrow(RangeError);
+    },
+  );
 });

@@ -1,0 +1,17 @@
+import { kinesis, pipeline, transform, updateStateByKey, utf8 } from '../../lib';
+
+/**
+ * A running word count (`updateStateByKey`) over space-separated words: the smallest stateful
+ * pipeline, for tests of how state moves (commits, crashes, catching up).
+ */
+export const runningCount = pipeline({
+  name: 'running',
+  batchInterval: '1s',
+  source: kinesis({ stream: 'words', decode: utf8 }),
+  stages: [
+    transform<string, string, number>('ones', (line, emit) => {
+      for (const word of line.split(' ')) if (word) emit(word, 1);
+    }),
+    updateStateByKey<string, number, number>('running', (values, total) => (total ?? 0) + values.length),
+  ],
+});
