@@ -88,18 +88,22 @@ export type {
   WideStage,
   NarrowSpec,
   WideSpec,
+  KeyedSpec,
+  WindowSpec,
+  StateSpec,
+  EventTimeWindowSpec,
+  JoinSpec,
+  ProcessingWindow,
   Aggregator,
   Downstream,
   StageOutput,
   ChainOutput,
   Wired,
-  StatefulOperator,
-  StatefulBatch,
-  KeyedState,
   EventTimeSink,
   JoinSide,
 } from './dsl/types';
 export { LateRecordError } from './dsl/types';
+export type { StatefulOperator, StatefulBatch, KeyedState, KeyFailure } from './state/operator';
 export type { Encodable } from './encoding/encodable';
 export { toMillis, type Duration } from './duration';
 export { batchId, partitionId, taskId, stageId, shardId } from './ids';

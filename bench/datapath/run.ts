@@ -7,12 +7,12 @@
  * combining, shuffle encoding, shuffle decoding and the reduce-side merge. S3 and DynamoDB are left
  * out on purpose: they are network-bound and say nothing about the per-record cost of the code.
  *
- * The sluice side calls the project's real code (encodeSegment/decodeSegment, fuseStages,
- * RecordStager, ShuffleBuffer, encodeShuffle via ShuffleBuffer.encode, decodeRun, ShuffleMerger,
- * OutputCollector) with the real word-count stages, planned by planPipeline. Only the glue of
- * `execute`/`readSegments`/`readShuffle` in lib/runtime/tasks.ts is repeated here, because those
- * functions are bound to storage; it is repeated statement for statement, per-record allocations
- * included, so the bench pays what a task pays.
+ * The sluice side calls the executors' own in-memory parts with the real word-count stages,
+ * planned by planPipeline: `PhaseRunner` and `runSlice` (segment decoding, the source decoder, the
+ * fused stages, the record stager, map-side combining into `ShuffleBuffer`), `ShuffleBuffer.encode`,
+ * and `PartitionReduce` (decoding runs, the reduce-side merge, the output). Only the storage calls
+ * of `readSegments` (lib/runtime/map-side.ts) and `reduceInput` (lib/runtime/reduce-side.ts) are
+ * left out: slices and runs are bytes in memory here.
  *
  * Usage: npm run bench:datapath -- [--lines N] [--runs N] [--warmup N] [--json]
  */
@@ -24,9 +24,9 @@ import { pipeline, type AnyPipeline } from '../../lib/dsl/pipeline';
 import { combineByKey, type Combiner } from '../../lib/dsl/reduce';
 import type { Decoder } from '../../lib/dsl/source';
 import { encodeSegment, type InputRecord } from '../../lib/encoding/segment';
-import { decodeRun, type EncodedShuffle } from '../../lib/encoding/shuffle';
+import type { EncodedShuffle } from '../../lib/encoding/shuffle';
 import { planPipeline, type CompiledPhase, type Plan } from '../../lib/plan';
-import { OutputCollector, ShuffleBuffer, ShuffleMerger } from '../../lib/runtime/buffers';
+import { PartitionReduce } from '../../lib/runtime/reduce-side';
 import { PhaseRunner, runSlice, type DeadLetter } from '../../lib/runtime/datapath';
 import { seededRandom } from '../../local/random';
 import wordcount from '../../examples/wordcount/pipeline';
@@ -288,7 +288,9 @@ function transformTask(
   if (records === 0) throw new Error(`task ${task} read no records`);
   const encodeStarted = performance.now();
   times.transform += encodeStarted - started;
-  const encoded = (runner.terminal as ShuffleBuffer).encode();
+  const terminal = runner.terminal;
+  if (terminal.kind !== 'shuffle') throw new Error('the transform phase should end in a shuffle');
+  const encoded = terminal.shuffle.encode();
   times.encode += performance.now() - encodeStarted;
   return encoded;
 }
@@ -312,20 +314,20 @@ function reduceTask(
     where: { batch: 1, phase: phase.spec.phase, task: partition },
     onDeadLetter: failOnDeadLetter,
   });
-  const merger = new ShuffleMerger(phase.wide as NonNullable<typeof phase.wide>);
-  let pairs = 0;
+  if (!phase.wide) throw new Error('the reduce phase should start with a keyed stage');
+  const reduce = new PartitionReduce(phase.wide);
   for (const report of shuffles) {
     if (!report.withData.includes(partition)) continue;
     const start = report.index[partition] ?? 0;
     const end = report.index[partition + 1] ?? start;
     // The ranged GET's result: the run's bytes alone (a view here; S3 would give a fresh Buffer).
-    const body = report.body.subarray(start, end);
-    pairs += decodeRun(body, 0, body.length, merger.add);
+    reduce.addRun(report.body.subarray(start, end));
   }
-  for (const failure of merger.failures()) runner.mergeFailed(failure);
-  for (const { key, record } of merger.outputs()) runner.record(record, null, key);
+  reduce.finish(runner);
   times.merge += performance.now() - started;
-  return { records: (runner.terminal as OutputCollector).records, pairs };
+  const terminal = runner.terminal;
+  if (terminal.kind !== 'output') throw new Error('the reduce phase should end in the output');
+  return { records: terminal.output.records, pairs: reduce.pairs };
 }
 
 function runSluice(plan: Plan, decoder: Decoder<string>, corpus: Corpus): SluiceResult {

@@ -139,38 +139,45 @@ export function eventTimeWindow<K extends Encodable<K>, V, A extends Encodable<A
     unknown
   >;
   const timestamp = options.timestamp as (pair: Pair<unknown, unknown>) => number | Date;
-  return wide('sluice.stage/eventTimeWindow@1', id, {
-    mapSideCombine: true,
-    partitions: options.partitions,
-    toPair: (pair: Pair<K, V>, sink: Downstream) => {
-      const raw = timestamp(pair as Pair<unknown, unknown>);
-      const ts = raw instanceof Date ? raw.getTime() : raw;
-      const events = sink as EventTimeSink;
-      checkEventTime(ts, raw, events.batchTime, maxFutureSkewMs);
-      events.observeEventTime(ts);
-      const watermark = events.eventTime === null ? -Infinity : events.eventTime - latenessMs;
-      const open = windowStarts(ts, lengthMs, slideMs).filter((start) => start + lengthMs > watermark);
-      if (open.length === 0) {
-        throw new LateRecordError(
-          `event time ${new Date(ts).toISOString()} is behind the watermark ${new Date(watermark).toISOString()}`,
-        );
-      }
-      // The shuffle key is (key, window start): each window of each key is combined on its own.
-      for (const start of open) sink.pair([pair[0], start], [1, pair[1]]);
+  return wide(
+    {
+      kind: 'sluice.stage/eventTimeWindow@1',
+      stateful: true,
+      eventTime: { lengthMs, slideMs, latenessMs, mode },
     },
-    aggregator: {
-      create: (v) => [(v as [number, unknown])[0], create((v as [number, unknown])[1])],
-      mergeValue: (c, v) => [
-        (c as [number, unknown])[0] + 1,
-        add((c as [number, unknown])[1], (v as [number, unknown])[1]),
-      ],
-      mergeCombiners: (l, r) => [
-        (l as [number, unknown])[0] + (r as [number, unknown])[0],
-        merge((l as [number, unknown])[1], (r as [number, unknown])[1]),
-      ],
+    id,
+    {
+      mapSideCombine: true,
+      partitions: options.partitions,
+      toPair: (pair: Pair<K, V>, sink: Downstream) => {
+        const raw = timestamp(pair as Pair<unknown, unknown>);
+        const ts = raw instanceof Date ? raw.getTime() : raw;
+        const events = sink as EventTimeSink;
+        checkEventTime(ts, raw, events.batchTime, maxFutureSkewMs);
+        events.observeEventTime(ts);
+        const watermark = events.eventTime === null ? -Infinity : events.eventTime - latenessMs;
+        const open = windowStarts(ts, lengthMs, slideMs).filter((start) => start + lengthMs > watermark);
+        if (open.length === 0) {
+          throw new LateRecordError(
+            `event time ${new Date(ts).toISOString()} is behind the watermark ${new Date(watermark).toISOString()}`,
+          );
+        }
+        // The shuffle key is (key, window start): each window of each key is combined on its own.
+        for (const start of open) sink.pair([pair[0], start], [1, pair[1]]);
+      },
+      aggregator: {
+        create: (v) => [(v as [number, unknown])[0], create((v as [number, unknown])[1])],
+        mergeValue: (c, v) => [
+          (c as [number, unknown])[0] + 1,
+          add((c as [number, unknown])[1], (v as [number, unknown])[1]),
+        ],
+        mergeCombiners: (l, r) => [
+          (l as [number, unknown])[0] + (r as [number, unknown])[0],
+          merge((l as [number, unknown])[1], (r as [number, unknown])[1]),
+        ],
+      },
+      output: toPair as (k: unknown, c: unknown) => Pair<K, EventWindow<R>>,
+      stateful: eventTimeWindows({ lengthMs, latenessMs, mode, merge, result }),
     },
-    output: toPair as (k: unknown, c: unknown) => Pair<K, EventWindow<R>>,
-    spec: { eventTime: { lengthMs, slideMs, latenessMs, mode } },
-    stateful: eventTimeWindows({ lengthMs, latenessMs, mode, merge, result }),
-  });
+  );
 }

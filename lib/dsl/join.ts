@@ -4,7 +4,7 @@ import { toMillis } from '../duration';
 import { windowedReduce } from '../state/operators';
 import { toPair, wide, type KeyedStageOptions } from './reduce';
 import type { Source } from './source';
-import type { Aggregator, ChainOutput, NarrowStage, Pair, WideStage, Wired } from './types';
+import type { Aggregator, ChainOutput, JoinSpec, NarrowStage, Pair, WideStage, Wired } from './types';
 import type { WindowOptions } from './window';
 
 declare const branchOutput: unique symbol;
@@ -96,7 +96,12 @@ function joinStage<Out>(
   const window = options.window
     ? { lengthMs: toMillis(options.window.length), slideMs: toMillis(options.window.slide), inverse: false }
     : undefined;
-  return wide<Pair<unknown, unknown>, Out>('sluice.stage/join@1', id, {
+  const shape: Omit<JoinSpec, 'id' | 'mapSideCombine' | 'partitions'> = {
+    kind: 'sluice.stage/join@1',
+    join: { kind, source: right.source.spec, stages: right.stages.map((s) => s.spec) },
+    ...(window ? { window, stateful: true } : {}),
+  };
+  return wide<Pair<unknown, unknown>, Out>(shape, id, {
     mapSideCombine: false,
     partitions: options.partitions,
     // Each side's pairs are tagged with the side they came from; the reducer cogroups them.
@@ -109,7 +114,6 @@ function joinStage<Out>(
       rightToPair: (pair, sink) =>
         sink.pair((pair as Pair<unknown, unknown>)[0], [1, (pair as Pair<unknown, unknown>)[1]]),
     },
-    spec: window ? { window } : {},
     ...(window
       ? {
           stateful: windowedReduce({

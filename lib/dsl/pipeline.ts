@@ -3,6 +3,7 @@ import { PipelineDefinitionError } from '../errors';
 import type { Sink } from './sink';
 import type { Source } from './source';
 import type { AnyStage, ChainOutput, Wired } from './types';
+import { isEventTime, processingWindow } from './spec';
 
 /** What to do with a record that fails to decode or throws in stage code. */
 export type OnError = 'deadLetter' | 'fail';
@@ -77,8 +78,9 @@ export type AnyPipeline = Pipeline<unknown, unknown>;
  */
 function checkWindows(stages: readonly AnyStage[], intervalMs: number): void {
   for (const stage of stages) {
-    if (stage.shape !== 'wide' || !stage.spec.window) continue;
-    const { lengthMs, slideMs } = stage.spec.window;
+    const window = stage.shape === 'wide' ? processingWindow(stage.spec) : undefined;
+    if (!window) continue;
+    const { lengthMs, slideMs } = window;
     for (const [what, ms] of [
       ['length', lengthMs],
       ['slide', slideMs],
@@ -146,7 +148,7 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
       }
     }
   });
-  if (stages.filter((s) => s.shape === 'wide' && s.spec.eventTime).length > 1) {
+  if (stages.filter((s) => s.shape === 'wide' && isEventTime(s.spec)).length > 1) {
     throw new PipelineDefinitionError(
       'a pipeline has at most one event-time stage: the watermark is per pipeline',
     );

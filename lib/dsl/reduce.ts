@@ -1,7 +1,8 @@
 import { PipelineDefinitionError } from '../errors';
 import { stageId } from '../ids';
 import type { Encodable } from '../encoding/encodable';
-import type { Aggregator, Downstream, JoinSide, Pair, StatefulOperator, WideSpec, WideStage } from './types';
+import type { StatefulOperator } from '../state/operator';
+import type { Aggregator, Downstream, JoinSide, Pair, WideSpec, WideStage } from './types';
 
 /** Options every keyed stage takes. */
 export interface KeyedStageOptions {
@@ -21,6 +22,16 @@ export const fromPair = (value: Pair<unknown, unknown>, sink: Downstream): void 
   sink.pair(value[0], value[1]);
 export const toPair = (key: unknown, combiner: unknown): Pair<unknown, unknown> => [key, combiner];
 
+/**
+ * What a keyed stage's spec says beyond its id, partitions and map-side combining: its kind, and
+ * the window, timeout, event-time or join fields that kind has.
+ */
+export type WideShape = WideSpec extends infer S
+  ? S extends WideSpec
+    ? Omit<S, 'id' | 'mapSideCombine' | 'partitions'>
+    : never
+  : never;
+
 /** The parts of a keyed stage; every keyed operator is built from these. */
 export interface WideStageParts<In, Out> {
   readonly mapSideCombine: boolean;
@@ -32,34 +43,32 @@ export interface WideStageParts<In, Out> {
   readonly stateful?: StatefulOperator;
   readonly expand?: WideStage<In, Out>['expand'];
   readonly join?: JoinSide;
-  readonly spec?: Pick<WideSpec, 'window' | 'timeoutMs' | 'eventTime'>;
 }
 
-/** Builds a keyed stage from its parts (for operator modules, not for pipeline authors). */
+/**
+ * Builds a keyed stage from its spec's shape and its parts (for operator modules, not for pipeline
+ * authors). A shape that says `stateful` must come with a stateful operator, and the reverse.
+ */
 export function wide<In, Out>(
-  kind: WideSpec['kind'],
+  shape: WideShape,
   id: string,
   parts: WideStageParts<In, Out>,
 ): WideStage<In, Out> {
   const sid = stageId(id);
   const partitions = checkPartitions(id, parts.partitions);
-  const spec: WideSpec = Object.freeze({
+  const statefulSpec = 'stateful' in shape && shape.stateful === true;
+  if (statefulSpec !== (parts.stateful !== undefined)) {
+    throw new PipelineDefinitionError(`stage '${id}': its spec and its operator disagree on keeping state`);
+  }
+  const { kind, ...fields } = shape;
+  // Kind and id lead, so that specs read alike in a manifest.
+  const spec = Object.freeze({
     kind,
     id: sid,
     mapSideCombine: parts.mapSideCombine,
     ...(partitions === undefined ? {} : { partitions }),
-    ...(parts.stateful ? { stateful: true } : {}),
-    ...parts.spec,
-    ...(parts.join
-      ? {
-          join: Object.freeze({
-            kind: parts.join.kind,
-            source: parts.join.right.source.spec,
-            stages: parts.join.right.stages.map((s) => s.spec),
-          }),
-        }
-      : {}),
-  });
+    ...fields,
+  }) as WideSpec;
   return Object.freeze({
     shape: 'wide',
     id: sid,
@@ -88,7 +97,7 @@ export function reduceByKey<K extends Encodable<K>, V extends Encodable<V>>(
   options: KeyedStageOptions = {},
 ): WideStage<Pair<K, V>, Pair<K, V>> {
   const merge = fn as (l: unknown, r: unknown) => unknown;
-  return wide('sluice.stage/reduceByKey@1', id, {
+  return wide({ kind: 'sluice.stage/reduceByKey@1' }, id, {
     mapSideCombine: true,
     partitions: options.partitions,
     toPair: fromPair,
@@ -119,7 +128,7 @@ export function groupByKey<K extends Encodable<K>, V extends Encodable<V>>(
   id: string,
   options: KeyedStageOptions = {},
 ): WideStage<Pair<K, V>, Pair<K, V[]>> {
-  return wide('sluice.stage/groupByKey@1', id, {
+  return wide({ kind: 'sluice.stage/groupByKey@1' }, id, {
     mapSideCombine: false,
     partitions: options.partitions,
     toPair: fromPair,
@@ -174,7 +183,7 @@ export function combineByKey<K extends Encodable<K>, V, C extends Encodable<C>>(
   combiner: Combiner<V, C>,
   options: CombineByKeyOptions & MapSideCombineFor<V> = {},
 ): WideStage<Pair<K, V>, Pair<K, C>> {
-  return wide('sluice.stage/combineByKey@1', id, {
+  return wide({ kind: 'sluice.stage/combineByKey@1' }, id, {
     mapSideCombine: options.mapSideCombine ?? true,
     partitions: options.partitions,
     toPair: fromPair,
@@ -201,7 +210,7 @@ export function aggregateByKey<K extends Encodable<K>, V, A extends Encodable<A>
   options: KeyedStageOptions = {},
 ): WideStage<Pair<K, V>, Pair<K, A>> {
   const seq = seqOp as (a: unknown, v: unknown) => unknown;
-  return wide('sluice.stage/aggregateByKey@1', id, {
+  return wide({ kind: 'sluice.stage/aggregateByKey@1' }, id, {
     mapSideCombine: true,
     partitions: options.partitions,
     toPair: fromPair,
@@ -232,7 +241,7 @@ export function countByValue<T extends Encodable<T>>(
   id: string,
   options: KeyedStageOptions = {},
 ): WideStage<T, Pair<T, number>> {
-  return wide('sluice.stage/countByValue@1', id, {
+  return wide({ kind: 'sluice.stage/countByValue@1' }, id, {
     mapSideCombine: true,
     partitions: options.partitions,
     toPair: (value: T, sink) => sink.pair(value, 1),
@@ -249,7 +258,7 @@ export function countByValue<T extends Encodable<T>>(
  * export default count<string>('lines');
  */
 export function count<T>(id: string): WideStage<T, number> {
-  return wide('sluice.stage/count@1', id, {
+  return wide({ kind: 'sluice.stage/count@1' }, id, {
     mapSideCombine: true,
     partitions: 1,
     toPair: (_value: T, sink) => sink.pair(null, 1),
@@ -269,7 +278,7 @@ export function count<T>(id: string): WideStage<T, number> {
  */
 export function reduce<T extends Encodable<T>>(id: string, fn: (left: T, right: T) => T): WideStage<T, T> {
   const merge = fn as (l: unknown, r: unknown) => unknown;
-  return wide('sluice.stage/reduce@1', id, {
+  return wide({ kind: 'sluice.stage/reduce@1' }, id, {
     mapSideCombine: true,
     partitions: 1,
     toPair: (value: T, sink) => sink.pair(null, value),

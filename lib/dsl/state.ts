@@ -28,7 +28,7 @@ export function updateStateByKey<K extends Encodable<K>, V extends Encodable<V>,
   options: UpdateStateByKeyOptions<K, S> = {},
 ): WideStage<Pair<K, V>, Pair<K, S>> {
   const initial = options.initialState ? [...options.initialState] : undefined;
-  return wide('sluice.stage/updateStateByKey@1', id, {
+  return wide({ kind: 'sluice.stage/updateStateByKey@1', stateful: true }, id, {
     mapSideCombine: false,
     partitions: options.partitions,
     toPair: fromPair,
@@ -93,18 +93,25 @@ export function mapWithState<K extends Encodable<K>, V extends Encodable<V>, S e
 ): WideStage<Pair<K, V>, M | Pair<K, S>> {
   const initial = options.initialState ? [...options.initialState] : undefined;
   const timeoutMs = options.timeout === undefined ? undefined : toMillis(options.timeout);
-  return wide('sluice.stage/mapWithState@1', id, {
-    mapSideCombine: false,
-    partitions: options.partitions,
-    toPair: fromPair,
-    aggregator: listing,
-    output: toPair as (k: unknown, c: unknown) => M,
-    ...(timeoutMs === undefined ? {} : { spec: { timeoutMs } }),
-    stateful: mapWithStateOperator({
-      fn: fn as (key: unknown, value: unknown, state: KeyState<unknown>) => unknown,
+  return wide(
+    {
+      kind: 'sluice.stage/mapWithState@1',
+      stateful: true,
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      ...(initial ? { initial: () => initial } : {}),
-      ...(options.snapshots ? { snapshots: true } : {}),
-    }),
-  });
+    },
+    id,
+    {
+      mapSideCombine: false,
+      partitions: options.partitions,
+      toPair: fromPair,
+      aggregator: listing,
+      output: toPair as (k: unknown, c: unknown) => M,
+      stateful: mapWithStateOperator({
+        fn: fn as (key: unknown, value: unknown, state: KeyState<unknown>) => unknown,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        ...(initial ? { initial: () => initial } : {}),
+        ...(options.snapshots ? { snapshots: true } : {}),
+      }),
+    },
+  );
 }

@@ -1,4 +1,5 @@
 import type { StageId } from '../ids';
+import type { StatefulOperator } from '../state/operator';
 import type { Source, SourceSpec } from './source';
 
 declare const stageTypes: unique symbol;
@@ -56,45 +57,70 @@ export interface NarrowSpec {
   readonly id: StageId;
 }
 
-/** Spec of a wide (keyed, shuffling) stage, as serialized into the sealed manifest. */
-export interface WideSpec {
-  readonly kind:
-    | 'sluice.stage/reduceByKey@1'
-    | 'sluice.stage/groupByKey@1'
-    | 'sluice.stage/combineByKey@1'
-    | 'sluice.stage/aggregateByKey@1'
-    | 'sluice.stage/countByValue@1'
-    | 'sluice.stage/count@1'
-    | 'sluice.stage/reduce@1'
-    | 'sluice.stage/reduceByKeyAndWindow@1'
-    | 'sluice.stage/groupByKeyAndWindow@1'
-    | 'sluice.stage/countByValueAndWindow@1'
-    | 'sluice.stage/countByWindow@1'
-    | 'sluice.stage/reduceByWindow@1'
-    | 'sluice.stage/window@1'
-    | 'sluice.stage/updateStateByKey@1'
-    | 'sluice.stage/mapWithState@1'
-    | 'sluice.stage/eventTimeWindow@1'
-    | 'sluice.stage/join@1';
+/** Kinds of keyed stages that aggregate each batch on its own. */
+export type KeyedKind =
+  | 'sluice.stage/reduceByKey@1'
+  | 'sluice.stage/groupByKey@1'
+  | 'sluice.stage/combineByKey@1'
+  | 'sluice.stage/aggregateByKey@1'
+  | 'sluice.stage/countByValue@1'
+  | 'sluice.stage/count@1'
+  | 'sluice.stage/reduce@1';
+
+/** Kinds of keyed stages over a processing-time window. */
+export type WindowKind =
+  | 'sluice.stage/reduceByKeyAndWindow@1'
+  | 'sluice.stage/groupByKeyAndWindow@1'
+  | 'sluice.stage/countByValueAndWindow@1'
+  | 'sluice.stage/countByWindow@1'
+  | 'sluice.stage/reduceByWindow@1'
+  | 'sluice.stage/window@1';
+
+/** Kinds of keyed stages that keep user state per key. */
+export type StateKind = 'sluice.stage/updateStateByKey@1' | 'sluice.stage/mapWithState@1';
+
+/** A window over processing time: its length and slide, multiples of the batch interval. */
+export interface ProcessingWindow {
+  readonly lengthMs: number;
+  readonly slideMs: number;
+  /** Kept incrementally with an inverse function (Spark's `invReduceFunc`). */
+  readonly inverse: boolean;
+}
+
+/** What every keyed stage's spec holds. */
+interface WideSpecCommon {
   readonly id: StageId;
   /** Values are combined per key inside each transform task before the shuffle. */
   readonly mapSideCombine: boolean;
   /** Reduce partitions; unset means the pipeline's default. `count` and `reduce` use exactly 1. */
   readonly partitions?: number;
-  /** A window over processing time: its length and slide, multiples of the batch interval. */
-  readonly window?: { readonly lengthMs: number; readonly slideMs: number; readonly inverse: boolean };
-  /** Keyed state kept across batches (windows and state operators). */
-  readonly stateful?: boolean;
+}
+
+/** A keyed stage that aggregates each batch on its own (no state across batches). */
+export interface KeyedSpec extends WideSpecCommon {
+  readonly kind: KeyedKind;
+}
+
+/** A keyed stage over a processing-time window: its panes are kept as state. */
+export interface WindowSpec extends WideSpecCommon {
+  readonly kind: WindowKind;
+  readonly window: ProcessingWindow;
+  readonly stateful: true;
+}
+
+/** `updateStateByKey` or `mapWithState`: user state per key. */
+export interface StateSpec extends WideSpecCommon {
+  readonly kind: StateKind;
+  readonly stateful: true;
   /** mapWithState: the idle time after which a key's state times out. */
   readonly timeoutMs?: number;
-  /** A join: which kind, and the other side's source and stages. */
-  readonly join?: {
-    readonly kind: 'inner' | 'leftOuter' | 'rightOuter' | 'fullOuter' | 'cogroup';
-    readonly source: SourceSpec;
-    readonly stages: readonly NarrowSpec[];
-  };
-  /** An event-time window: length, slide, allowed lateness, and what is output when. */
-  readonly eventTime?: {
+}
+
+/** An event-time window: length, slide, allowed lateness, and what is output when. */
+export interface EventTimeWindowSpec extends WideSpecCommon {
+  readonly kind: 'sluice.stage/eventTimeWindow@1';
+  readonly stateful: true;
+  readonly eventTime: {
     readonly lengthMs: number;
     readonly slideMs: number;
     readonly latenessMs: number;
@@ -102,56 +128,25 @@ export interface WideSpec {
   };
 }
 
-/** What a stateful operator is told about the batch it applies. */
-export interface StatefulBatch {
-  readonly batch: number;
-  /** Batch time, epoch ms. */
-  readonly time: number;
-  readonly intervalMs: number;
-  /**
-   * The highest event time of the batches completed before this one was sealed (fixed in its
-   * manifest); the watermark is this minus the allowed lateness. `null` (or unset) before any.
-   */
-  readonly eventTime?: number | null;
-}
-
-/** The state of one partition, as a stateful operator sees it. */
-export interface KeyedState {
-  get(key: unknown): { readonly key: unknown; value: unknown } | undefined;
-  set(key: unknown, value: unknown): void;
-  delete(key: unknown): void;
-  values(): IterableIterator<{ readonly key: unknown; value: unknown }>;
+/** A join of two keyed streams, within each batch or (with `window`) over a processing-time window. */
+export interface JoinSpec extends WideSpecCommon {
+  readonly kind: 'sluice.stage/join@1';
+  readonly join: {
+    readonly kind: 'inner' | 'leftOuter' | 'rightOuter' | 'fullOuter' | 'cogroup';
+    readonly source: SourceSpec;
+    readonly stages: readonly NarrowSpec[];
+  };
+  readonly window?: ProcessingWindow;
+  /** Set for a windowed join, whose window is kept as state. */
+  readonly stateful?: true;
 }
 
 /**
- * Takes a key whose state function threw (or whose new state could not be kept): the key's state
- * as it was before the batch and the batch's values for it go to the dead-letter prefix together,
- * as `state`, and the key starts over with no state. Nothing is lost, the dead letter is written
- * once, and a state that makes the function throw cannot fail every later batch.
+ * Spec of a wide (keyed, shuffling) stage, as serialized into the sealed manifest: a union by
+ * `kind`, so code that needs a window, a timeout or an event-time spec narrows to the stage kind
+ * that has it.
  */
-export type KeyFailure = (
-  key: unknown,
-  error: unknown,
-  detail: { readonly values?: unknown; readonly state?: unknown },
-) => void;
-
-/**
- * How a stateful keyed stage applies one batch to one partition's state: `input` holds the batch's
- * merged combiners per key; `emit` gives the stage's output records. Each key is applied on its
- * own: a user function that throws for one key hands it to `fail` (none of its output for the
- * batch is emitted, and its state is removed after it went to the dead letter) and the others go on.
- */
-export interface StatefulOperator {
-  readonly apply: (
-    input: Iterable<{ readonly key: unknown; readonly combiner: unknown }>,
-    state: KeyedState,
-    batch: StatefulBatch,
-    emit: (record: unknown) => void,
-    fail: KeyFailure,
-  ) => void;
-  /** State before the first batch (all partitions' keys; the runtime keeps each partition's own). */
-  readonly initial?: () => Iterable<readonly [unknown, unknown]>;
-}
+export type WideSpec = KeyedSpec | WindowSpec | StateSpec | EventTimeWindowSpec | JoinSpec;
 
 /**
  * A record-level stage (map, flatMap, filter, keyed transform). Consecutive narrow stages fuse into
@@ -200,7 +195,7 @@ export interface WideStage<In, Out> extends StageTypes<In, Out> {
 
 /** The other input of a join stage, run by the transform tasks beside the pipeline's own stages. */
 export interface JoinSide {
-  readonly kind: NonNullable<WideSpec['join']>['kind'];
+  readonly kind: JoinSpec['join']['kind'];
   readonly right: {
     readonly source: Source<unknown>;
     readonly stages: readonly NarrowStage<unknown, unknown>[];

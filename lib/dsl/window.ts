@@ -2,7 +2,7 @@ import { toMillis, type Duration } from '../duration';
 import type { Encodable } from '../encoding/encodable';
 import { windowedReduce } from '../state/operators';
 import { counting, fromPair, listing, sum, toPair, wide, type KeyedStageOptions } from './reduce';
-import type { Aggregator, Pair, WideSpec, WideStage } from './types';
+import type { Aggregator, Pair, ProcessingWindow, WideStage, WindowKind } from './types';
 
 /** A processing-time window: length and slide, each a multiple of the batch interval. */
 export interface WindowOptions extends KeyedStageOptions {
@@ -24,12 +24,8 @@ export interface InverseWindowOptions<K, V> extends WindowOptions {
   readonly filter?: (pair: Pair<K, V>) => boolean;
 }
 
-function windowSpec(options: WindowOptions, inverse: boolean): Pick<WideSpec, 'window'> {
-  return { window: { lengthMs: toMillis(options.length), slideMs: toMillis(options.slide), inverse } };
-}
-
 function windowed<In, Out>(
-  kind: WideSpec['kind'],
+  kind: WindowKind,
   id: string,
   options: WindowOptions,
   parts: {
@@ -42,15 +38,17 @@ function windowed<In, Out>(
     output: (key: unknown, value: unknown, emit: (record: unknown) => void) => void;
   },
 ): WideStage<In, Out> {
-  const spec = windowSpec(options, parts.inverse !== undefined);
-  const window = spec.window as NonNullable<WideSpec['window']>;
-  return wide<In, Out>(kind, id, {
+  const window: ProcessingWindow = {
+    lengthMs: toMillis(options.length),
+    slideMs: toMillis(options.slide),
+    inverse: parts.inverse !== undefined,
+  };
+  return wide<In, Out>({ kind, window, stateful: true }, id, {
     mapSideCombine: true,
     partitions: parts.partitions,
     toPair: parts.toPair,
     aggregator: parts.aggregator,
     output: toPair as (k: unknown, c: unknown) => Out,
-    spec,
     stateful: windowedReduce({
       lengthMs: window.lengthMs,
       slideMs: window.slideMs,

@@ -1,7 +1,7 @@
 import { mapKey, partitionOf, type MapKey } from '../encoding/key';
 import { encodeShuffle, type EncodedShuffle } from '../encoding/shuffle';
 import { unencodable, UnencodableValueError } from '../encoding/value';
-import { fromPair } from '../dsl/reduce';
+import { takesPairs } from '../dsl/spec';
 import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
 
 interface Entry {
@@ -42,7 +42,7 @@ export class ShuffleBuffer implements EventTimeSink {
     private readonly onRefused?: (key: unknown, value: unknown, error: Error) => void,
   ) {
     this.combine = stage.spec.mapSideCombine;
-    this.takesPairs = stage.toPair === fromPair;
+    this.takesPairs = takesPairs(stage.spec);
     this.create = stage.aggregator.create;
     this.mergeValue = stage.aggregator.mergeValue;
     this.raw = this.combine ? [] : Array.from({ length: partitions }, () => []);

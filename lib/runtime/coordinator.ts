@@ -4,6 +4,7 @@ import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '..
 import { manifestKey } from '../storage/keys';
 import type { BatchItem, Cursors, EventTimeMark, SegmentItem, ShardCursor } from '../storage/ledger';
 import { padSeq } from '../encoding/segment';
+import { isEventTime } from '../dsl/spec';
 import type { RuntimeContext } from './context';
 import { budgetUsedUp, failBatch, resolveFailedBatches, spent, type Halt } from './failure';
 import { advance, pendingWork } from './progress';
@@ -190,7 +191,7 @@ async function buildManifest(ctx: RuntimeContext, item: BatchItem, known?: Segme
 }
 
 function hasEventTime(ctx: RuntimeContext): boolean {
-  return ctx.plan.phases.some((p) => p.wide?.spec.eventTime !== undefined);
+  return ctx.plan.phases.some((p) => isEventTime(p.wide?.spec));
 }
 
 /**

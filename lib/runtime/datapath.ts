@@ -100,6 +100,14 @@ function reasonOf(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
+/**
+ * Where a phase's records end: the shuffle into the next keyed stage, or, in the last phase, the
+ * pipeline's output.
+ */
+export type Terminal =
+  | { readonly kind: 'shuffle'; readonly shuffle: ShuffleBuffer }
+  | { readonly kind: 'output'; readonly output: OutputCollector };
+
 /** What a phase runner needs. */
 export interface PhaseRunnerOptions {
   readonly phase: CompiledPhase;
@@ -128,10 +136,10 @@ export interface PhaseRunnerOptions {
  * @example
  * const runner = new PhaseRunner({ phase, next, decoder, stream, eventTime: null, where, onDeadLetter });
  * runSlice(runner, body, slice);
- * const { body: shuffle, index } = (runner.terminal as ShuffleBuffer).encode();
+ * if (runner.terminal.kind === 'shuffle') runner.terminal.shuffle.encode();
  */
 export class PhaseRunner {
-  readonly terminal: ShuffleBuffer | OutputCollector;
+  readonly terminal: Terminal;
   private readonly current: { stage: string };
   private readonly left: Lane;
   /** A join's other side, when this is phase 0 of a pipeline whose first keyed stage is a join. */
@@ -142,29 +150,40 @@ export class PhaseRunner {
 
   constructor(private readonly options: PhaseRunnerOptions) {
     const { phase, next } = options;
-    const terminal = next?.wide
-      ? new ShuffleBuffer(
-          next.wide,
-          next.spec.partitions ?? 1,
-          options.eventTime,
-          options.batchTime ?? Date.now(),
-          (key, value, error) => this.refused(next.wide?.id ?? 'shuffle', key, value, error),
-        )
-      : new OutputCollector();
+    const wide = next?.wide;
+    const terminal: Terminal = wide
+      ? {
+          kind: 'shuffle',
+          shuffle: new ShuffleBuffer(
+            wide,
+            next.spec.partitions ?? 1,
+            options.eventTime,
+            options.batchTime ?? Date.now(),
+            (key, value, error) => this.refused(wide.id, key, value, error),
+          ),
+        }
+      : { kind: 'output', output: new OutputCollector() };
     this.terminal = terminal;
     this.current = { stage: phase.spec.function };
     this.stream = options.stream;
     this.decodeStage = `source:${options.decoder.name}`;
-    this.left = lane(phase.narrow, terminal, next?.wide?.id ?? 'output', this.current);
+    const commitStage = wide?.id ?? 'output';
+    this.left = lane(
+      phase.narrow,
+      terminal.kind === 'shuffle' ? terminal.shuffle : terminal.output,
+      commitStage,
+      this.current,
+    );
     const right = phase.right;
-    if (right && terminal instanceof ShuffleBuffer) {
+    if (right && terminal.kind === 'shuffle') {
       // The other side's records enter the shuffle through the join's own tagging.
+      const shuffle = terminal.shuffle;
       const into = {
-        value: (v: unknown) => terminal.rightValue(v),
-        pair: (k: unknown, v: unknown) => terminal.rightValue([k, v]),
+        value: (v: unknown) => shuffle.rightValue(v),
+        pair: (k: unknown, v: unknown) => shuffle.rightValue([k, v]),
       };
       this.right = {
-        ...lane(right.narrow, into, next?.wide?.id ?? 'output', this.current),
+        ...lane(right.narrow, into, commitStage, this.current),
         stream: right.source.spec.stream,
         decoder: right.source.decoder,
       };

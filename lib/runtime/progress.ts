@@ -1,4 +1,5 @@
 import { batchId, taskId, type BatchId } from '../ids';
+import { isEventTime } from '../dsl/spec';
 import type { Plan } from '../plan';
 import { outputPrefix } from '../plan';
 import type { BatchItem, BatchSummary } from '../storage/ledger';
@@ -119,7 +120,7 @@ export async function advance(
         return;
       case 'start': {
         const tasks = partitionsToStart(current, ctx.plan, work.phase);
-        const eventTimeMax = ctx.plan.phases[work.phase]?.wide?.spec.eventTime
+        const eventTimeMax = isEventTime(ctx.plan.phases[work.phase]?.wide?.spec)
           ? await batchEventTime(ctx, current.batch, work.phase - 1)
           : undefined;
         await ctx.ledger.setExpected(current.batch, work.phase, tasks, ctx.clock.now(), eventTimeMax);

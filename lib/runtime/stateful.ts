@@ -1,7 +1,7 @@
 import { mapKey, partitionOf } from '../encoding/key';
 import { NotReadyError, type ErrorScope } from '../errors';
 import type { StageId } from '../ids';
-import type { StatefulOperator } from '../dsl/types';
+import type { StatefulOperator } from '../state/operator';
 import { StateTable } from '../state/table';
 import type { StateHead, StateStore } from '../storage/state';
 

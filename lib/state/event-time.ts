@@ -1,4 +1,4 @@
-import type { StatefulOperator } from '../dsl/types';
+import type { StatefulOperator } from './operator';
 
 /** Options of the event-time window operator. */
 export interface EventTimeWindowsOptions {

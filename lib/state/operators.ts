@@ -1,4 +1,4 @@
-import type { StatefulOperator } from '../dsl/types';
+import type { StatefulOperator } from './operator';
 
 /**
  * Processing-time window geometry in batches, as Spark's DStream defines windows: output at

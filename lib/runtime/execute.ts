@@ -1,0 +1,126 @@
+import { RecordFailedError, type ErrorScope } from '../errors';
+import type { TaskId } from '../ids';
+import type { Manifest } from '../manifest';
+import type { CompiledPhase } from '../plan';
+import { deadLetterKey, shuffleKey } from '../storage/keys';
+import type { TaskReport } from '../storage/ledger';
+import type { RuntimeContext } from './context';
+import { NO_KEY, PhaseRunner, type DeadLetter } from './datapath';
+import { readSegments } from './map-side';
+import { toJsonLines } from './output';
+import { reduceInput } from './reduce-side';
+import { encodeOutput, writeOutput } from './sinks';
+import type { PendingState } from './stateful';
+
+/** Collects dead letters, or fails the task at the first one under `onError: 'fail'`. */
+class DeadLetters {
+  readonly entries: DeadLetter[] = [];
+  constructor(
+    private readonly ctx: RuntimeContext,
+    private readonly scope: ErrorScope,
+  ) {}
+
+  add(entry: DeadLetter, cause: unknown): void {
+    if (this.ctx.pipeline.onError === 'fail') {
+      throw new RecordFailedError(
+        `${entry.kind} error in ${entry.stage}: ${entry.reason}`,
+        this.scope,
+        cause,
+      );
+    }
+    this.entries.push(entry);
+  }
+}
+
+/**
+ * Does one task's work: reads its input (segment slices in phase 0, shuffle runs after), runs the
+ * phase's stages, and writes what it made: dead letters first, then its one shuffle file (or its
+ * output). Everything is encoded before anything is written, so what cannot be encoded becomes a
+ * dead letter. Returns the report to store and, for a stateful stage, the state to commit after it.
+ *
+ * @example
+ * const { report, state } = await executeTask(ctx, manifest, phase, task, scope);
+ */
+export async function executeTask(
+  ctx: RuntimeContext,
+  manifest: Manifest,
+  phase: CompiledPhase,
+  task: TaskId,
+  scope: ErrorScope,
+): Promise<{ report: TaskReport; state?: PendingState }> {
+  const index = phase.spec.phase;
+  const dead = new DeadLetters(ctx, scope);
+  const base = { batch: manifest.batch, phase: index, task };
+  const runner = new PhaseRunner({
+    phase,
+    next: ctx.plan.phases[index + 1],
+    decoder: ctx.pipeline.source.decoder,
+    stream: ctx.pipeline.source.spec.stream,
+    eventTime: manifest.eventTime ?? null,
+    batchTime: manifest.time,
+    where: base,
+    onDeadLetter: (entry, error) => dead.add(entry, error),
+  });
+
+  const read: { records: number; bytes: number; state?: PendingState } =
+    index === 0
+      ? await readSegments(ctx, manifest, task, scope, runner)
+      : await reduceInput(ctx, manifest, phase, task, scope, runner);
+  if (index > 0 && read.records === 0 && phase.wide?.whenEmpty) {
+    for (const value of phase.wide.whenEmpty()) runner.record(value, null, NO_KEY);
+  }
+
+  const terminal = runner.terminal;
+  const made =
+    terminal.kind === 'shuffle'
+      ? { kind: terminal.kind, buffer: terminal.shuffle, shuffle: terminal.shuffle.encode() }
+      : { kind: terminal.kind, output: encodeOutput(terminal.output.records, runner) };
+
+  let bytesWritten = 0;
+  let deadLetters: string | undefined;
+  if (dead.entries.length > 0) {
+    const body = toJsonLines(dead.entries);
+    deadLetters = deadLetterKey(manifest.batch, index, task);
+    await ctx.objects.put(deadLetters, body, 'application/x-ndjson');
+    bytesWritten += body.length;
+  }
+  const common = {
+    ...base,
+    recordsIn: read.records,
+    deadLetters: dead.entries.length,
+    bytesRead: read.bytes,
+    ...(deadLetters ? { deadLetterKey: deadLetters } : {}),
+  };
+  const withState = (report: TaskReport): { report: TaskReport; state?: PendingState } =>
+    read.state ? { report, state: read.state } : { report };
+
+  switch (made.kind) {
+    case 'shuffle': {
+      const { body, index: runs, withData } = made.shuffle;
+      const key = shuffleKey(manifest.batch, index, task);
+      if (withData.length > 0) {
+        await ctx.objects.put(key, body);
+        bytesWritten += body.length;
+      }
+      const high = made.buffer.maxEventTime;
+      return withState({
+        ...common,
+        ...(high === null ? {} : { maxEventTime: high }),
+        recordsOut: made.buffer.records,
+        withData,
+        ...(withData.length > 0 ? { shuffle: key, index: runs } : {}),
+        bytesWritten,
+      });
+    }
+    case 'output': {
+      const written = await writeOutput(ctx, manifest.batch, manifest.time, task, made.output);
+      return withState({
+        ...common,
+        recordsOut: made.output.records.length,
+        withData: [],
+        ...(written ? { output: written.key } : {}),
+        bytesWritten: bytesWritten + (written?.bytes ?? 0),
+      });
+    }
+  }
+}

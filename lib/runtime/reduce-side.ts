@@ -1,0 +1,142 @@
+import { decodeRun } from '../encoding/shuffle';
+import { unencodable, UnencodableValueError } from '../encoding/value';
+import type { WideStage } from '../dsl/types';
+import { InvalidInputError, type ErrorScope } from '../errors';
+import type { TaskId } from '../ids';
+import type { Manifest } from '../manifest';
+import type { CompiledPhase } from '../plan';
+import type { KeyedState, StatefulBatch } from '../state/operator';
+import type { StateTable } from '../state/table';
+import { ShuffleMerger } from './buffers';
+import type { RuntimeContext } from './context';
+import { NO_KEY, type PhaseRunner } from './datapath';
+import { loadState, prepareState, type PendingState } from './stateful';
+
+/**
+ * The reduce side of one partition, in memory and without I/O: the partition's runs from every
+ * previous-phase task are merged per key as they are added, then `finish` feeds the keyed stage's
+ * output records (or, for a stateful stage, applies the batch to the partition's state and feeds
+ * what the operator emits) into the runner. Reduce tasks and the data-path benchmark both use it.
+ *
+ * @example
+ * const reduce = new PartitionReduce(phase.wide);
+ * for (const run of runs) reduce.addRun(run);
+ * reduce.finish(runner);
+ */
+export class PartitionReduce {
+  private readonly merger: ShuffleMerger;
+  /** Pairs read from the runs so far. */
+  pairs = 0;
+
+  constructor(private readonly wide: WideStage<unknown, unknown>) {
+    this.merger = new ShuffleMerger(wide);
+  }
+
+  /** One run (the partition's byte range of one task's shuffle file); added in task order. */
+  addRun(body: Buffer): void {
+    this.pairs += decodeRun(body, 0, body.length, this.merger.add);
+  }
+
+  /**
+   * Feeds the output into the runner. Keys whose merge threw, or whose state function threw, go
+   * to the runner's dead letters. `state` is required for a stateful stage and ignored otherwise.
+   */
+  finish(runner: PhaseRunner, state?: { readonly table: StateTable; readonly batch: StatefulBatch }): void {
+    for (const failure of this.merger.failures()) runner.mergeFailed(failure);
+    const { stateful, expand } = this.wide;
+    if (stateful) {
+      if (!state) throw new InvalidInputError(`stage '${this.wide.id}' keeps state: its state is needed`);
+      stateful.apply(
+        this.merger.entries(),
+        checkedState(state.table),
+        state.batch,
+        (record) => runner.record(record, null, NO_KEY),
+        (key, error, detail) => runner.stateFailed(key, error, detail),
+      );
+    } else if (expand) {
+      for (const { key, combiner } of this.merger.entries())
+        expand(key, combiner, (record) => runner.record(record, null, key));
+    } else {
+      for (const { key, record } of this.merger.outputs()) runner.record(record, null, key);
+    }
+  }
+}
+
+/**
+ * A reduce task's input: the partition's state first (if the previous batch is not applied yet
+ * there is no point reading the shuffle), then its run from every previous-phase task that wrote
+ * one, with one ranged GET each, in task order so the merge order is fixed. Returns what was read
+ * and, for a stateful stage, the state to commit once the outputs are written.
+ */
+export async function reduceInput(
+  ctx: RuntimeContext,
+  manifest: Manifest,
+  phase: CompiledPhase,
+  partition: TaskId,
+  scope: ErrorScope,
+  runner: PhaseRunner,
+): Promise<{ records: number; bytes: number; state?: PendingState }> {
+  const wide = phase.wide;
+  if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
+  const stage = phase.spec.function;
+  const partitions = phase.spec.partitions ?? 1;
+  const loaded = wide.stateful
+    ? await loadState(ctx.state, stage, partition, partitions, manifest.batch, wide.stateful, scope)
+    : undefined;
+  const reports = await ctx.ledger.taskReports(manifest.batch, phase.spec.phase - 1);
+  const reduce = new PartitionReduce(wide);
+  let bytes = 0;
+  for (const report of reports) {
+    if (!report.shuffle || !report.index || !report.withData.includes(partition)) continue;
+    const start = report.index[partition] ?? 0;
+    const end = report.index[partition + 1] ?? start;
+    const body = await ctx.objects.getRange(report.shuffle, start, end, scope);
+    bytes += body.length;
+    reduce.addRun(body);
+  }
+  if (!loaded) {
+    reduce.finish(runner);
+    return { records: reduce.pairs, bytes };
+  }
+  const { head, table, before } = loaded;
+  reduce.finish(runner, {
+    table,
+    batch: {
+      batch: manifest.batch,
+      time: manifest.time,
+      intervalMs: ctx.pipeline.batchIntervalMs,
+      eventTime: manifest.eventTime ?? null,
+    },
+  });
+  return {
+    records: reduce.pairs,
+    bytes,
+    state: prepareState(
+      stage,
+      partition,
+      manifest.batch,
+      head,
+      table,
+      before,
+      head.meta,
+      (key, value, error) => runner.stateFailed(key, error, { state: value }),
+    ),
+  };
+}
+
+/**
+ * The state as operators see it: a value that cannot be encoded is refused where it is set, inside
+ * the operator's per-key work, which hands the key to its dead letter (see `KeyFailure`).
+ */
+function checkedState(table: StateTable): KeyedState {
+  return {
+    get: (key) => table.get(key),
+    set: (key, value) => {
+      const reason = unencodable(value);
+      if (reason !== undefined) throw new UnencodableValueError(reason);
+      table.set(key, value);
+    },
+    delete: (key) => table.delete(key),
+    values: () => table.values(),
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * The interface between the runtime and a stateful keyed operator: what it is told about the batch,
+ * how it sees one partition's state, and how it hands over a key that failed. Operators
+ * (`operators.ts`, `event-time.ts`) implement it; the DSL wires them into stages.
+ */
+
+/** What a stateful operator is told about the batch it applies. */
+export interface StatefulBatch {
+  readonly batch: number;
+  /** Batch time, epoch ms. */
+  readonly time: number;
+  readonly intervalMs: number;
+  /**
+   * The highest event time of the batches completed before this one was sealed (fixed in its
+   * manifest); the watermark is this minus the allowed lateness. `null` (or unset) before any.
+   */
+  readonly eventTime?: number | null;
+}
+
+/** The state of one partition, as a stateful operator sees it. */
+export interface KeyedState {
+  get(key: unknown): { readonly key: unknown; value: unknown } | undefined;
+  set(key: unknown, value: unknown): void;
+  delete(key: unknown): void;
+  values(): IterableIterator<{ readonly key: unknown; value: unknown }>;
+}
+
+/**
+ * Takes a key whose state function threw (or whose new state could not be kept): the key's state
+ * as it was before the batch and the batch's values for it go to the dead-letter prefix together,
+ * as `state`, and the key starts over with no state. Nothing is lost, the dead letter is written
+ * once, and a state that makes the function throw cannot fail every later batch.
+ */
+export type KeyFailure = (
+  key: unknown,
+  error: unknown,
+  detail: { readonly values?: unknown; readonly state?: unknown },
+) => void;
+
+/**
+ * How a stateful keyed stage applies one batch to one partition's state: `input` holds the batch's
+ * merged combiners per key; `emit` gives the stage's output records. Each key is applied on its
+ * own: a user function that throws for one key hands it to `fail` (none of its output for the
+ * batch is emitted, and its state is removed after it went to the dead letter) and the others go on.
+ */
+export interface StatefulOperator {
+  readonly apply: (
+    input: Iterable<{ readonly key: unknown; readonly combiner: unknown }>,
+    state: KeyedState,
+    batch: StatefulBatch,
+    emit: (record: unknown) => void,
+    fail: KeyFailure,
+  ) => void;
+  /** State before the first batch (all partitions' keys; the runtime keeps each partition's own). */
+  readonly initial?: () => Iterable<readonly [unknown, unknown]>;
+}
