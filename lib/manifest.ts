@@ -1,3 +1,4 @@
+import type { EventTimeHigh } from './watermark';
 // zod/mini: the same validation without the full library in every function bundle.
 import * as z from 'zod/mini';
 import { parseBlocks } from './encoding/segment';
@@ -32,10 +33,10 @@ export interface Manifest {
   /** tasks[i]: the slices transform task i reads. */
   readonly tasks: readonly (readonly Slice[])[];
   /**
-   * For a pipeline with an event-time stage: the highest event time of the batches completed
-   * before this one was sealed (the watermark before lateness), `null` before any.
+   * For a pipeline with an event-time stage: the high of the watermark fold this batch was sealed
+   * with (the watermark before lateness, see `lib/watermark.ts`), `null` before any.
    */
-  readonly eventTime?: number | null;
+  readonly watermarkHigh?: EventTimeHigh;
 }
 
 const sliceSchema = z.object({
@@ -58,7 +59,7 @@ const manifestSchema = z.object({
   records: z.number().check(z.int(), z.nonnegative()),
   bytes: z.number().check(z.int(), z.nonnegative()),
   tasks: z.array(z.array(sliceSchema)),
-  eventTime: z.optional(z.nullable(z.number())),
+  watermarkHigh: z.optional(z.nullable(z.number())),
 });
 
 /**

@@ -278,7 +278,7 @@ function transformTask(
     next,
     decoder: decoder as Decoder<unknown>,
     stream: wordcount.source.spec.stream,
-    eventTime: null,
+    watermarkHigh: null,
     where: { batch: 1, phase: phase.spec.phase, task },
     onDeadLetter: failOnDeadLetter,
   });
@@ -310,7 +310,7 @@ function reduceTask(
     next: undefined,
     decoder: decoder as Decoder<unknown>,
     stream: wordcount.source.spec.stream,
-    eventTime: null,
+    watermarkHigh: null,
     where: { batch: 1, phase: phase.spec.phase, task: partition },
     onDeadLetter: failOnDeadLetter,
   });

@@ -1,3 +1,4 @@
+import { watermarkOf } from '../watermark';
 import { toMillis, type Duration } from '../duration';
 import type { Encodable } from '../encoding/encodable';
 import { PipelineDefinitionError } from '../errors';
@@ -155,7 +156,7 @@ export function eventTimeWindow<K extends Encodable<K>, V, A extends Encodable<A
         const events = sink as EventTimeSink;
         checkEventTime(ts, raw, events.batchTime, maxFutureSkewMs);
         events.observeEventTime(ts);
-        const watermark = events.eventTime === null ? -Infinity : events.eventTime - latenessMs;
+        const watermark = watermarkOf(events.watermarkHigh, latenessMs);
         const open = windowStarts(ts, lengthMs, slideMs).filter((start) => start + lengthMs > watermark);
         if (open.length === 0) {
           throw new LateRecordError(

@@ -1,3 +1,4 @@
+import type { EventTimeHigh } from '../watermark';
 import type { StageId } from '../ids';
 import type { StatefulOperator } from '../state/operator';
 import type { Source, SourceSpec } from './source';
@@ -24,7 +25,8 @@ export interface Downstream {
  * closed before it are late) and notes the event times it sees (they move the next watermark).
  */
 export interface EventTimeSink extends Downstream {
-  readonly eventTime: number | null;
+  /** The high the batch was sealed with: the watermark before the stage's lateness. */
+  readonly watermarkHigh: EventTimeHigh;
   /** The batch's time (processing time, epoch ms): how far ahead an event time may be is measured from it. */
   readonly batchTime: number;
   observeEventTime(ms: number): void;

@@ -1,3 +1,4 @@
+import { raiseHigh, type EventTimeHigh } from '../watermark';
 import { mapKey, partitionOf, type MapKey } from '../encoding/key';
 import { encodeShuffle, type EncodedShuffle } from '../encoding/shuffle';
 import { unencodable, UnencodableValueError } from '../encoding/value';
@@ -26,13 +27,13 @@ export class ShuffleBuffer implements EventTimeSink {
   private inStage = false;
   private readonly takesPairs: boolean;
   /** The highest event time an event-time stage noted in this task's records. */
-  maxEventTime: number | null = null;
+  eventTimeHigh: EventTimeHigh = null;
 
   constructor(
     private readonly stage: WideStage<unknown, unknown>,
     private readonly partitions: number,
-    /** The batch's event-time high mark from its manifest (the watermark before lateness). */
-    readonly eventTime: number | null = null,
+    /** The high the batch was sealed with, from its manifest (the watermark before lateness). */
+    readonly watermarkHigh: EventTimeHigh = null,
     /** The batch's time: event times far ahead of it are refused. */
     readonly batchTime: number = Date.now(),
     /**
@@ -71,7 +72,7 @@ export class ShuffleBuffer implements EventTimeSink {
   }
 
   observeEventTime(ms: number): void {
-    if (this.maxEventTime === null || ms > this.maxEventTime) this.maxEventTime = ms;
+    this.eventTimeHigh = raiseHigh(this.eventTimeHigh, ms);
   }
 
   /**

@@ -2,7 +2,8 @@ import { describeError, RetryBudgetExhaustedError } from '../errors';
 import { batchId, type BatchId, type ShardId, type StageId, type TaskId } from '../ids';
 import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
 import { manifestKey } from '../storage/keys';
-import type { BatchItem, Cursors, EventTimeMark, SegmentItem, ShardCursor } from '../storage/ledger';
+import type { BatchItem, Cursors, SegmentItem, ShardCursor } from '../storage/ledger';
+import { foldBatches, type WatermarkFold } from '../watermark';
 import { padSeq } from '../encoding/segment';
 import { isEventTime } from '../dsl/spec';
 import type { RuntimeContext } from './context';
@@ -92,11 +93,13 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
     {
       const input = await gatherInput(ctx, previousCursors);
       const tasks = splitIntoTasks(input.segments, taskOptions(ctx), (s) => afterSeqOf(s, previousCursors));
-      const eventTime = hasEventTime(ctx) ? await foldEventTime(ctx, state?.eventTime, batch) : undefined;
+      const watermarkFold = hasEventTime(ctx)
+        ? await foldWatermark(ctx, state?.watermarkFold, batch)
+        : undefined;
       const sealed = await ctx.ledger.sealBatch({
         batch,
         time,
-        ...(eventTime ? { eventTime } : {}),
+        ...(watermarkFold ? { watermarkFold } : {}),
         cursors: input.cursors,
         previousCursors,
         inputRecords: countRecords(tasks),
@@ -109,7 +112,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       if (sealed.created) sealedWith = input.segments;
     }
   }
-  await ctx.ledger.advanceSealed(batch, item.cursors, item.eventTime);
+  await ctx.ledger.advanceSealed(batch, item.cursors, item.watermarkFold);
   const manifest = await buildManifest(ctx, item, sealedWith);
   await ctx.objects.put(manifestKey(batch), serializeManifest(manifest), 'application/json');
   ctx.log.info('batch sealed', { batch, time, records: manifest.records, tasks: manifest.tasks.length });
@@ -186,7 +189,7 @@ async function buildManifest(ctx: RuntimeContext, item: BatchItem, known?: Segme
     records: countRecords(tasks),
     bytes: tasks.flat().reduce((sum, s) => sum + (s.end - s.start), 0),
     tasks,
-    ...(item.eventTime ? { eventTime: item.eventTime.max } : {}),
+    ...(item.watermarkFold ? { watermarkHigh: item.watermarkFold.high } : {}),
   };
 }
 
@@ -194,28 +197,13 @@ function hasEventTime(ctx: RuntimeContext): boolean {
   return ctx.plan.phases.some((p) => isEventTime(p.wide?.spec));
 }
 
-/**
- * The event-time high mark for sealing batch n: the previous mark, extended over the following
- * batches, in order, whose event-time phase has started (so their highest event time is known).
- * It stops at the first batch still on its way, so the mark only ever moves forward and what a
- * batch is sealed with is fixed in its ledger item.
- */
-async function foldEventTime(
+/** The watermark fold for sealing a batch, over the batches after the last fold (`foldBatches`). */
+async function foldWatermark(
   ctx: RuntimeContext,
-  previous: EventTimeMark | undefined,
+  previous: WatermarkFold | undefined,
   batch: BatchId,
-): Promise<EventTimeMark> {
-  let { max, through } = previous ?? { max: null, through: 0 };
-  for (const item of await ctx.ledger.batchesFrom(through + 1)) {
-    if (item.batch >= batch || item.batch !== through + 1) break;
-    // A skipped batch adds nothing: its records are dead letters, not input.
-    const skipped = item.status === 'skipping' || item.status === 'skipped';
-    if (!skipped && item.eventTimeMax === undefined) break;
-    if (!skipped && item.eventTimeMax != null && (max === null || item.eventTimeMax > max))
-      max = item.eventTimeMax;
-    through = item.batch;
-  }
-  return { max, through };
+): Promise<WatermarkFold> {
+  return foldBatches(previous, await ctx.ledger.batchesFrom((previous?.through ?? 0) + 1), batch);
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { EventTimeHigh } from '../watermark';
 import type { Decoder } from '../dsl/source';
 import { SegmentCursor } from '../encoding/segment';
 import { UnencodableValueError } from '../encoding/value';
@@ -117,8 +118,8 @@ export interface PhaseRunnerOptions {
   readonly decoder: Decoder<unknown>;
   /** The pipeline source's stream name (records' shard ids start with it). */
   readonly stream: string;
-  /** The batch's event-time high mark (from its manifest), for an event-time stage next. */
-  readonly eventTime: number | null;
+  /** The high the batch was sealed with (from its manifest), for an event-time stage next. */
+  readonly watermarkHigh: EventTimeHigh;
   /** Batch, phase and task, put on every dead letter. */
   readonly where: { readonly batch: number; readonly phase: number; readonly task: number };
   /** The batch's time (epoch ms). @default Date.now() */
@@ -134,7 +135,7 @@ export interface PhaseRunnerOptions {
  * benchmark measures exactly what Lambda runs.
  *
  * @example
- * const runner = new PhaseRunner({ phase, next, decoder, stream, eventTime: null, where, onDeadLetter });
+ * const runner = new PhaseRunner({ phase, next, decoder, stream, watermarkHigh: null, where, onDeadLetter });
  * runSlice(runner, body, slice);
  * if (runner.terminal.kind === 'shuffle') runner.terminal.shuffle.encode();
  */
@@ -157,7 +158,7 @@ export class PhaseRunner {
           shuffle: new ShuffleBuffer(
             wide,
             next.spec.partitions ?? 1,
-            options.eventTime,
+            options.watermarkHigh,
             options.batchTime ?? Date.now(),
             (key, value, error) => this.refused(wide.id, key, value, error),
           ),

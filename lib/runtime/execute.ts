@@ -56,7 +56,7 @@ export async function executeTask(
     next: ctx.plan.phases[index + 1],
     decoder: ctx.pipeline.source.decoder,
     stream: ctx.pipeline.source.spec.stream,
-    eventTime: manifest.eventTime ?? null,
+    watermarkHigh: manifest.watermarkHigh ?? null,
     batchTime: manifest.time,
     where: base,
     onDeadLetter: (entry, error) => dead.add(entry, error),
@@ -102,10 +102,10 @@ export async function executeTask(
         await ctx.objects.put(key, body);
         bytesWritten += body.length;
       }
-      const high = made.buffer.maxEventTime;
+      const high = made.buffer.eventTimeHigh;
       return withState({
         ...common,
-        ...(high === null ? {} : { maxEventTime: high }),
+        ...(high === null ? {} : { eventTimeHigh: high }),
         recordsOut: made.buffer.records,
         withData,
         ...(withData.length > 0 ? { shuffle: key, index: runs } : {}),

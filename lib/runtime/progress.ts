@@ -1,5 +1,6 @@
 import { batchId, taskId, type BatchId } from '../ids';
 import { isEventTime } from '../dsl/spec';
+import { highOfTasks } from '../watermark';
 import type { Plan } from '../plan';
 import { outputPrefix } from '../plan';
 import type { BatchItem, BatchSummary } from '../storage/ledger';
@@ -120,10 +121,11 @@ export async function advance(
         return;
       case 'start': {
         const tasks = partitionsToStart(current, ctx.plan, work.phase);
-        const eventTimeMax = isEventTime(ctx.plan.phases[work.phase]?.wide?.spec)
-          ? await batchEventTime(ctx, current.batch, work.phase - 1)
+        // Starting the event-time stage: the batch's high is its tasks' highs, folded once here.
+        const high = isEventTime(ctx.plan.phases[work.phase]?.wide?.spec)
+          ? highOfTasks(await ctx.ledger.taskReports(current.batch, work.phase - 1))
           : undefined;
-        await ctx.ledger.setExpected(current.batch, work.phase, tasks, ctx.clock.now(), eventTimeMax);
+        await ctx.ledger.setExpected(current.batch, work.phase, tasks, ctx.clock.now(), high);
         current = { ...current, expected: { ...current.expected, [work.phase]: tasks } };
         if (tasks.length > 0) {
           await invokeTasks(ctx, current.batch, work.phase, tasks);
@@ -133,16 +135,6 @@ export async function advance(
       }
     }
   }
-}
-
-/** The highest event time the tasks of a phase sent into an event-time stage; `null` if none. */
-async function batchEventTime(ctx: RuntimeContext, batch: BatchId, phase: number): Promise<number | null> {
-  let max: number | null = null;
-  for (const report of await ctx.ledger.taskReports(batch, phase)) {
-    if (report.maxEventTime !== undefined && (max === null || report.maxEventTime > max))
-      max = report.maxEventTime;
-  }
-  return max;
 }
 
 async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {

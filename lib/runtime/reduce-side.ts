@@ -105,7 +105,7 @@ export async function reduceInput(
       batch: manifest.batch,
       time: manifest.time,
       intervalMs: ctx.pipeline.batchIntervalMs,
-      eventTime: manifest.eventTime ?? null,
+      watermarkHigh: manifest.watermarkHigh ?? null,
     },
   });
   return {

@@ -1,3 +1,4 @@
+import { watermarkOf } from '../watermark';
 import type { StatefulOperator } from './operator';
 
 /** Options of the event-time window operator. */
@@ -33,7 +34,7 @@ export function eventTimeWindows(options: EventTimeWindowsOptions): StatefulOper
           state.delete(key);
         }
       }
-      const watermark = batch.eventTime == null ? -Infinity : batch.eventTime - options.latenessMs;
+      const watermark = watermarkOf(batch.watermarkHigh, options.latenessMs);
       for (const entry of [...state.values()]) {
         const [userKey, start] = entry.key as [unknown, number];
         const end = start + options.lengthMs;

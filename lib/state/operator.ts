@@ -1,3 +1,4 @@
+import type { EventTimeHigh } from '../watermark';
 /**
  * The interface between the runtime and a stateful keyed operator: what it is told about the batch,
  * how it sees one partition's state, and how it hands over a key that failed. Operators
@@ -11,10 +12,10 @@ export interface StatefulBatch {
   readonly time: number;
   readonly intervalMs: number;
   /**
-   * The highest event time of the batches completed before this one was sealed (fixed in its
-   * manifest); the watermark is this minus the allowed lateness. `null` (or unset) before any.
+   * The high of the watermark fold the batch was sealed with (fixed in its manifest); the watermark
+   * is this minus the allowed lateness (`watermarkOf`). `null` (or unset) before any.
    */
-  readonly eventTime?: number | null;
+  readonly watermarkHigh?: EventTimeHigh;
 }
 
 /** The state of one partition, as a stateful operator sees it. */

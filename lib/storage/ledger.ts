@@ -10,6 +10,7 @@ import { isConditionFailure } from './conditions';
 import { InvalidInputError } from '../errors';
 import type { BatchId, ShardId, TaskId } from '../ids';
 import { padSeq } from '../encoding/segment';
+import type { EventTimeHigh, WatermarkFold } from '../watermark';
 
 /** Where a shard's input stands: the last segment taken into a sealed batch. */
 export interface ShardCursor {
@@ -27,14 +28,8 @@ export interface PipelineItem {
   readonly zeroTime: number;
   readonly lastSealed: number;
   readonly cursors: Cursors;
-  /** Event time folded in so far: the highest seen, through which batch (event-time pipelines). */
-  readonly eventTime?: EventTimeMark;
-}
-
-/** The highest event time of batches 1..through. */
-export interface EventTimeMark {
-  readonly max: number | null;
-  readonly through: number;
+  /** Event-time pipelines: the watermark fold so far (see `lib/watermark.ts`). */
+  readonly watermarkFold?: WatermarkFold;
 }
 
 /** A segment as registered by the ingest function. */
@@ -118,10 +113,10 @@ export interface BatchItem {
   readonly lastError?: string;
   /** Tasks that have failed transiently, with how often and since when. */
   readonly attempts: readonly TaskAttempts[];
-  /** Event-time pipelines: the mark folded in when this batch was sealed (its watermark base). */
-  readonly eventTime?: EventTimeMark;
+  /** Event-time pipelines: the watermark fold this batch was sealed with (its manifest's high). */
+  readonly watermarkFold?: WatermarkFold;
   /** Event-time pipelines: this batch's own highest event time, once its event-time phase started. */
-  readonly eventTimeMax?: number | null;
+  readonly eventTimeHigh?: EventTimeHigh;
   /** done[p]: tasks of phase p that have reported. */
   readonly done: Readonly<Record<number, readonly number[]>>;
   /** withData[p]: partitions of phase p that some task of phase p-1 wrote data for. */
@@ -151,7 +146,7 @@ export interface TaskReport {
   /** Set while a stateful task's outputs are written but its state may not be committed yet. */
   readonly pendingState?: boolean;
   /** The highest event time the task's output into an event-time stage carried. */
-  readonly maxEventTime?: number;
+  readonly eventTimeHigh?: number;
   /** Set when the task only moved its partition's state past a skipped batch. */
   readonly skipped?: boolean;
 }
@@ -378,7 +373,7 @@ export class Ledger {
       zeroTime: out.Item.zeroTime as number,
       lastSealed: out.Item.lastSealed as number,
       cursors: (out.Item.cursors ?? {}) as Cursors,
-      ...(out.Item.eventTime ? { eventTime: out.Item.eventTime as EventTimeMark } : {}),
+      ...(out.Item.watermarkFold ? { watermarkFold: out.Item.watermarkFold as WatermarkFold } : {}),
     };
   }
 
@@ -401,19 +396,19 @@ export class Ledger {
   }
 
   /** Moves `lastSealed` from n-1 to n; false when another coordinator already did. */
-  async advanceSealed(batch: BatchId, cursors: Cursors, eventTime?: EventTimeMark): Promise<boolean> {
+  async advanceSealed(batch: BatchId, cursors: Cursors, fold?: WatermarkFold): Promise<boolean> {
     try {
       await this.dynamo.send(
         new UpdateCommand({
           TableName: this.table,
           Key: PIPELINE_KEY,
-          UpdateExpression: `SET lastSealed = :n, cursors = :c${eventTime ? ', eventTime = :e' : ''}`,
+          UpdateExpression: `SET lastSealed = :n, cursors = :c${fold ? ', watermarkFold = :f' : ''}`,
           ConditionExpression: 'lastSealed = :previous',
           ExpressionAttributeValues: {
             ':n': batch,
             ':c': cursors,
             ':previous': batch - 1,
-            ...(eventTime ? { ':e': eventTime } : {}),
+            ...(fold ? { ':f': fold } : {}),
           },
         }),
       );
@@ -527,24 +522,24 @@ export class Ledger {
 
   /**
    * Records which tasks a phase was started with (and, starting an event-time stage, the batch's
-   * highest event time). The same values on every replay.
+   * event-time high). The same values on every replay.
    */
   async setExpected(
     batch: BatchId,
     phase: number,
     tasks: readonly number[],
     now: number,
-    eventTimeMax?: number | null,
+    eventTimeHigh?: EventTimeHigh,
   ): Promise<void> {
     await this.dynamo.send(
       new UpdateCommand({
         TableName: this.table,
         Key: batchKey(batch),
-        UpdateExpression: `SET expected_${phase} = :tasks, updatedAt = :now${eventTimeMax === undefined ? '' : ', eventTimeMax = :m'}`,
+        UpdateExpression: `SET expected_${phase} = :tasks, updatedAt = :now${eventTimeHigh === undefined ? '' : ', eventTimeHigh = :h'}`,
         ExpressionAttributeValues: {
           ':tasks': [...tasks],
           ':now': now,
-          ...(eventTimeMax === undefined ? {} : { ':m': eventTimeMax }),
+          ...(eventTimeHigh === undefined ? {} : { ':h': eventTimeHigh }),
         },
       }),
     );
@@ -714,8 +709,8 @@ function toBatchItem(raw: Record<string, unknown>): BatchItem {
     ...(raw.failure === undefined ? {} : { failure: raw.failure as BatchFailure }),
     ...(raw.lastError === undefined ? {} : { lastError: String(raw.lastError) }),
     attempts: attemptsOf(raw),
-    ...(raw.eventTime === undefined ? {} : { eventTime: raw.eventTime as EventTimeMark }),
-    ...(raw.eventTimeMax === undefined ? {} : { eventTimeMax: raw.eventTimeMax as number | null }),
+    ...(raw.watermarkFold === undefined ? {} : { watermarkFold: raw.watermarkFold as WatermarkFold }),
+    ...(raw.eventTimeHigh === undefined ? {} : { eventTimeHigh: raw.eventTimeHigh as EventTimeHigh }),
     done: perPhase(raw, 'done_'),
     withData: perPhase(raw, 'withData_'),
     expected: perPhase(raw, 'expected_'),
