@@ -48,7 +48,7 @@ export interface DeployedFunction {
 
 /** The whole description. */
 export interface Deployment {
-  readonly kind: 'sluice.deployment/v1';
+  readonly kind: 'sluice.deployment@1';
   readonly pipeline: string;
   /** The phase functions in plan order, then the coordinator, then ingest. */
   readonly functions: readonly DeployedFunction[];
@@ -163,11 +163,11 @@ export function describeDeployment(pipeline: AnyPipeline, plan: Plan = planPipel
   };
 
   return Object.freeze({
-    kind: 'sluice.deployment/v1',
+    kind: 'sluice.deployment@1',
     pipeline: pipeline.name,
     functions: Object.freeze([...phases, coordinator, ingest]),
     streams: Object.freeze(streams),
-    tick: Object.freeze({ kind: 'sluice.tick/v1', pipeline: pipeline.name }),
+    tick: Object.freeze({ kind: 'sluice.tick@1', pipeline: pipeline.name }),
   });
 }
 

@@ -85,6 +85,24 @@ export class PlanMismatchError extends SluiceError {
 }
 
 /**
+ * Persisted data (a state head, a segment, a ledger item) is in a format this code does not read:
+ * it was written by another version of sluice, or it is not sluice's.
+ *
+ * @example
+ * throw new DataFormatError('the state of state#count#0 is in sluice.chunk@2; this code reads sluice.chunk@1');
+ */
+export class DataFormatError extends SluiceError {
+  override readonly name = 'DataFormatError';
+  constructor(message: string, scope?: ErrorScope) {
+    super(message, {
+      retryable: false,
+      hint: 'Run the version of sluice that wrote this data until it is drained, or migrate it; data is never reinterpreted.',
+      scope,
+    });
+  }
+}
+
+/**
  * A record could not be decoded or user code threw on it, and the pipeline says `onError: 'fail'`.
  *
  * @example

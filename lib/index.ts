@@ -113,6 +113,7 @@ export {
   PipelineDefinitionError,
   InvalidInputError,
   PlanMismatchError,
+  DataFormatError,
   RecordFailedError,
   NotReadyError,
   RetryableError,

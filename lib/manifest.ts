@@ -20,7 +20,7 @@ export interface Slice {
 
 /** The sealed, immutable description of one batch: its input, split into tasks, and its plan. */
 export interface Manifest {
-  readonly kind: 'sluice.manifest/v1';
+  readonly kind: 'sluice.manifest@1';
   readonly pipeline: string;
   readonly batch: BatchId;
   /** Batch time: the end of the batch interval, epoch milliseconds. */
@@ -49,11 +49,16 @@ const sliceSchema = z.object({
 });
 const cursorsSchema = z.record(z.string(), z.object({ segment: z.string(), lastSeq: z.string() }));
 const manifestSchema = z.object({
-  kind: z.literal('sluice.manifest/v1'),
+  kind: z.literal('sluice.manifest@1'),
   pipeline: z.string(),
   batch: z.number().check(z.int(), z.positive()),
   time: z.number().check(z.int()),
-  plan: z.looseObject({ kind: z.literal('sluice.plan/v1') }),
+  // The plan is compared with the bundle's by its fingerprint, so only that much is checked here.
+  plan: z.looseObject({
+    kind: z.literal('sluice.plan@1'),
+    fingerprint: z.string(),
+    stages: z.record(z.string(), z.string()),
+  }),
   previousCursors: cursorsSchema,
   cursors: cursorsSchema,
   records: z.number().check(z.int(), z.nonnegative()),

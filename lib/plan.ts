@@ -2,7 +2,9 @@ import type { AnyPipeline, OnError } from './dsl/pipeline';
 import type { SinkSpec } from './dsl/sink';
 import type { Source, SourceSpec } from './dsl/source';
 import type { AnyStage, NarrowSpec, NarrowStage, WideSpec, WideStage } from './dsl/types';
+import { DATA_FORMATS, type DataFormats } from './encoding/formats';
 import { PlanMismatchError } from './errors';
+import { fingerprint } from './fingerprint';
 import { stageId, type StageId } from './ids';
 
 /**
@@ -21,13 +23,22 @@ export interface PhaseSpec {
 
 /** The serializable plan: sealed into every manifest, compared by every task with its bundle. */
 export interface PlanSpec {
-  readonly kind: 'sluice.plan/v1';
+  readonly kind: 'sluice.plan@1';
   readonly pipeline: string;
   readonly batchIntervalMs: number;
   readonly onError: OnError;
   readonly source: SourceSpec;
   readonly phases: readonly PhaseSpec[];
   readonly sinks: readonly SinkSpec[];
+  /** The data formats the plan's tasks write and read (shuffle files, state chunks, segments). */
+  readonly formats: DataFormats;
+  /**
+   * Each stage's fingerprint, by stage id: its spec, its phase's partitions and the formats its
+   * data is kept in. Two plans whose stage fingerprints differ run that stage differently.
+   */
+  readonly stages: Readonly<Record<string, string>>;
+  /** The fingerprint of everything above: what a task compares with its own bundle's plan. */
+  readonly fingerprint: string;
 }
 
 /** A phase with its code: what a task executes. */
@@ -84,18 +95,44 @@ export function planPipeline(pipeline: AnyPipeline): Plan {
       ...(right ? { right: { source: right.source, narrow: right.stages } } : {}),
     };
   });
-  return {
-    spec: {
-      kind: 'sluice.plan/v1',
-      pipeline: pipeline.name,
-      batchIntervalMs: pipeline.batchIntervalMs,
-      onError: pipeline.onError,
-      source: pipeline.source.spec,
-      phases: phases.map((p) => p.spec),
-      sinks: pipeline.sinks.map((s) => s.spec),
-    },
-    phases,
+  const content = {
+    kind: 'sluice.plan@1' as const,
+    pipeline: pipeline.name,
+    batchIntervalMs: pipeline.batchIntervalMs,
+    onError: pipeline.onError,
+    source: pipeline.source.spec,
+    phases: phases.map((p) => p.spec),
+    sinks: pipeline.sinks.map((s) => s.spec),
+    formats: DATA_FORMATS,
   };
+  const stages: Record<string, string> = {};
+  for (const phase of content.phases) {
+    for (const stage of phase.stages) {
+      stages[stage.id] = fingerprint({ stage, partitions: phase.partitions, formats: DATA_FORMATS });
+    }
+  }
+  return { spec: { ...content, stages, fingerprint: fingerprint({ ...content, stages }) }, phases };
+}
+
+/** What differs between two plans, in words: the stages added, removed or changed, and settings. */
+function planDifferences(sealed: PlanSpec, bundled: PlanSpec): string[] {
+  const differences: string[] = [];
+  const ids = new Set([...Object.keys(sealed.stages), ...Object.keys(bundled.stages)]);
+  for (const id of ids) {
+    const was = sealed.stages[id];
+    const now = bundled.stages[id];
+    if (was === undefined) differences.push(`stage '${id}' is new`);
+    else if (now === undefined) differences.push(`stage '${id}' is gone`);
+    else if (was !== now) differences.push(`stage '${id}' changed`);
+  }
+  const settings = ['pipeline', 'batchIntervalMs', 'onError', 'source', 'sinks', 'formats'] as const;
+  for (const name of settings) {
+    if (fingerprint(sealed[name]) !== fingerprint(bundled[name])) differences.push(`${name} changed`);
+  }
+  const order = (spec: PlanSpec): string =>
+    spec.phases.map((p) => p.stages.map((s) => s.id).join(',')).join('|');
+  if (order(sealed) !== order(bundled)) differences.push('the stages are in other phases or another order');
+  return differences;
 }
 
 /**
@@ -106,11 +143,13 @@ export function planPipeline(pipeline: AnyPipeline): Plan {
  * assertSamePlan(manifest.plan, planPipeline(pipeline).spec);
  */
 export function assertSamePlan(sealed: PlanSpec, bundled: PlanSpec): void {
-  const a = JSON.stringify(sealed);
-  const b = JSON.stringify(bundled);
-  if (a !== b) {
-    throw new PlanMismatchError(`the sealed plan ${a} differs from this bundle's plan ${b}`);
-  }
+  if (sealed.fingerprint === bundled.fingerprint) return;
+  const differences = planDifferences(sealed, bundled);
+  throw new PlanMismatchError(
+    `the sealed plan ${sealed.fingerprint} is not this bundle's plan ${bundled.fingerprint}: ${
+      differences.length > 0 ? differences.join('; ') : 'its fingerprint differs'
+    }`,
+  );
 }
 
 /**

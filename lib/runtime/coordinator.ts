@@ -179,7 +179,7 @@ async function buildManifest(ctx: RuntimeContext, item: BatchItem, known?: Segme
   }
   const tasks = splitIntoTasks(segments, taskOptions(ctx), (s) => afterSeqOf(s, item.previousCursors));
   return {
-    kind: 'sluice.manifest/v1',
+    kind: 'sluice.manifest@1',
     pipeline: ctx.pipeline.name,
     batch: item.batch,
     time: item.time,

@@ -9,7 +9,7 @@ import { batchId, taskId, type BatchId, type TaskId } from '../ids';
  * is set by whoever starts the tasks of a skipping batch, so a task never has to look it up.
  */
 export interface TaskEvent {
-  readonly kind: 'sluice.task/v1';
+  readonly kind: 'sluice.task@1';
   readonly pipeline: string;
   readonly batch: BatchId;
   readonly phase: number;
@@ -18,7 +18,7 @@ export interface TaskEvent {
 }
 
 const taskEventSchema = z.object({
-  kind: z.literal('sluice.task/v1'),
+  kind: z.literal('sluice.task@1'),
   pipeline: z.string(),
   batch: z.number().check(z.int(), z.positive()),
   phase: z.number().check(z.int(), z.nonnegative()),
@@ -44,13 +44,13 @@ export function parseTaskEvent(raw: unknown): TaskEvent {
  * runtime uses it to re-drive at once what Lambda would re-drive after `sweepAfterMs`).
  */
 export interface TickEvent {
-  readonly kind: 'sluice.tick/v1';
+  readonly kind: 'sluice.tick@1';
   readonly pipeline: string;
   readonly stuckBefore?: number;
 }
 
 const tickEventSchema = z.object({
-  kind: z.literal('sluice.tick/v1'),
+  kind: z.literal('sluice.tick@1'),
   pipeline: z.string(),
   stuckBefore: z.optional(z.number()),
 });

@@ -82,7 +82,7 @@ export async function invokeTasks(
   await Promise.all(
     tasks.map((task) =>
       ctx.invoker.invoke(fn, {
-        kind: 'sluice.task/v1',
+        kind: 'sluice.task@1',
         pipeline: ctx.pipeline.name,
         batch,
         phase,

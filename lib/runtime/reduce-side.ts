@@ -111,15 +111,8 @@ export async function reduceInput(
   return {
     records: reduce.pairs,
     bytes,
-    state: prepareState(
-      stage,
-      partition,
-      manifest.batch,
-      head,
-      table,
-      before,
-      head.meta,
-      (key, value, error) => runner.stateFailed(key, error, { state: value }),
+    state: prepareState(stage, partition, manifest.batch, head, table, before, (key, value, error) =>
+      runner.stateFailed(key, error, { state: value }),
     ),
   };
 }

@@ -1,4 +1,5 @@
 import { mapKey, partitionOf } from '../encoding/key';
+import { DATA_FORMATS } from '../encoding/formats';
 import { NotReadyError, type ErrorScope } from '../errors';
 import type { StageId } from '../ids';
 import type { StatefulOperator } from '../state/operator';
@@ -34,17 +35,17 @@ export async function loadState(
   scope: ErrorScope,
 ): Promise<{ head: StateHead; table: StateTable; before: Buffer[] }> {
   const head = await headFor(store, stage, partition, batch, scope);
-  if (head.version >= batch)
-    throw new StateAlreadyCommitted(`state of ${stage}/${partition} is at batch ${head.version}`);
+  if (head.batch >= batch)
+    throw new StateAlreadyCommitted(`state of ${stage}/${partition} is at batch ${head.batch}`);
   const table = new StateTable();
   for (const chunk of await store.read(stage, partition, head)) table.load(chunk);
-  if (head.version === 0 && operator.initial) {
+  if (head.batch === 0 && operator.initial) {
     for (const [key, value] of operator.initial()) {
       if (partitionOf(mapKey(key), partitions) === partition) table.set(key, value);
     }
   }
   // What is stored now, chunk by chunk, to find the chunks a batch changed.
-  const before = head.version === 0 ? [] : table.encode(head.chunks).bodies;
+  const before = head.batch === 0 ? [] : table.encode(head.chunks).bodies;
   return { head, table, before };
 }
 
@@ -60,9 +61,9 @@ async function headFor(
   scope: ErrorScope,
 ): Promise<StateHead> {
   const head = await store.head(stage, partition);
-  if (head.version < batch - 1) {
+  if (head.batch < batch - 1) {
     throw new NotReadyError(
-      `state of ${stage}/${partition} is at batch ${head.version}, not ${batch - 1}`,
+      `state of ${stage}/${partition} is at batch ${head.batch}, not ${batch - 1}`,
       scope,
       { waiting: true },
     );
@@ -83,7 +84,7 @@ export async function skipState(
   scope: ErrorScope,
 ): Promise<void> {
   const head = await headFor(store, stage, partition, batch, scope);
-  if (head.version === batch - 1) await store.commit(stage, partition, head, { ...head, version: batch });
+  if (head.batch === batch - 1) await store.commit(stage, partition, head, { ...head, batch });
 }
 
 /** The writes that take a partition's state from `head` to batch n: only the chunks that changed. */
@@ -94,7 +95,6 @@ export function prepareState(
   head: StateHead,
   table: StateTable,
   before: readonly Buffer[],
-  meta: Readonly<Record<string, number>> = head.meta,
   onRefused?: (key: unknown, value: unknown, error: Error) => void,
 ): PendingState {
   const encoded = table.encode(head.chunks, onRefused);
@@ -118,7 +118,13 @@ export function prepareState(
     stage,
     partition,
     previous: head,
-    next: { version: batch, chunks: encoded.chunks, slots: slots.join(''), meta },
+    next: {
+      kind: head.kind,
+      batch,
+      chunks: encoded.chunks,
+      slots: slots.join(''),
+      format: DATA_FORMATS.chunk,
+    },
     writes,
   };
 }
@@ -133,7 +139,7 @@ export async function commitState(store: StateStore, pending: PendingState): Pro
         pending.partition,
         write.chunk,
         write.slot,
-        pending.next.version,
+        pending.next.batch,
         write.data,
       );
     }
@@ -150,5 +156,5 @@ export async function stateCommitted(
   partition: number,
   batch: number,
 ): Promise<boolean> {
-  return (await store.head(stage, partition)).version >= batch;
+  return (await store.head(stage, partition)).batch >= batch;
 }

@@ -5,24 +5,70 @@ import {
   type BatchGetCommandOutput,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import * as z from 'zod/mini';
 import { isConditionFailure } from './conditions';
+import { DATA_FORMATS } from '../encoding/formats';
+import { DataFormatError } from '../errors';
 import type { StageId } from '../ids';
 
 /**
- * The head of one stateful partition: which batch its state is as of, and which of the two slots
- * of each chunk holds that state.
+ * The head of one stateful partition: which batch its state is as of, which of the two slots of
+ * each chunk holds that state, and the format the chunks are encoded in.
  */
 export interface StateHead {
+  readonly kind: 'sluice.state/head@1';
   /** The last batch applied; 0 before the first. */
-  readonly version: number;
+  readonly batch: number;
   readonly chunks: number;
   /** One character per chunk: the slot ('0' or '1') holding its current bytes, or '-' if empty. */
   readonly slots: string;
-  /** Values an operator keeps per partition besides keys (the event-time high mark). */
-  readonly meta: Readonly<Record<string, number>>;
+  /** How the chunks' bytes are encoded (`DATA_FORMATS.chunk` of the code that wrote them). */
+  readonly format: string;
 }
 
-const EMPTY_HEAD: StateHead = { version: 0, chunks: 1, slots: '-', meta: {} };
+const EMPTY_HEAD: StateHead = Object.freeze({
+  kind: 'sluice.state/head@1',
+  batch: 0,
+  chunks: 1,
+  slots: '-',
+  format: DATA_FORMATS.chunk,
+});
+
+const headSchema = z.object({
+  kind: z.literal('sluice.state/head@1'),
+  batch: z.number().check(z.int(), z.nonnegative()),
+  chunks: z.number().check(z.int(), z.positive()),
+  slots: z.string().check(z.regex(/^[-01]+$/)),
+  format: z.string(),
+});
+
+/**
+ * Parses a head item read from the table: a head of another kind, or whose chunks are in a
+ * format this code does not read, is refused before any chunk is decoded.
+ *
+ * @example
+ * const head = parseStateHead(item, 'state#count#0');
+ */
+export function parseStateHead(item: Record<string, unknown>, where: string): StateHead {
+  const parsed = headSchema.safeParse(item);
+  if (!parsed.success) {
+    throw new DataFormatError(
+      `the state head of ${where} is not a sluice.state/head@1: ${parsed.error.message}`,
+    );
+  }
+  if (parsed.data.format !== DATA_FORMATS.chunk) {
+    throw new DataFormatError(
+      `the state of ${where} is in ${parsed.data.format}; this code reads ${DATA_FORMATS.chunk}`,
+    );
+  }
+  return {
+    kind: parsed.data.kind,
+    batch: parsed.data.batch,
+    chunks: parsed.data.chunks,
+    slots: parsed.data.slots,
+    format: parsed.data.format,
+  };
+}
 
 /**
  * Keyed state in the ledger table, in chunks: a head item per (stage, partition) and two slots per
@@ -50,12 +96,7 @@ export class StateStore {
       }),
     );
     if (!out.Item) return EMPTY_HEAD;
-    return {
-      version: out.Item.version as number,
-      chunks: out.Item.chunks as number,
-      slots: out.Item.slots as string,
-      meta: (out.Item.meta ?? {}) as Record<string, number>,
-    };
+    return parseStateHead(out.Item, this.pk(stage, partition));
   }
 
   /** The bytes of every non-empty chunk the head points at, in chunk order. */
@@ -111,15 +152,21 @@ export class StateStore {
     }
   }
 
-  /** Moves the head from `previous.version` to `next.version`; false if another run already did. */
+  /** Moves the head from `previous.batch` to `next.batch`; false if another run already did. */
   async commit(stage: StageId, partition: number, previous: StateHead, next: StateHead): Promise<boolean> {
     try {
       await this.dynamo.send(
         new PutCommand({
           TableName: this.table,
           Item: { pk: this.pk(stage, partition), sk: 'head', ...next },
-          ConditionExpression: previous.version === 0 ? 'attribute_not_exists(pk)' : 'version = :previous',
-          ...(previous.version === 0 ? {} : { ExpressionAttributeValues: { ':previous': previous.version } }),
+          // `batch` is a reserved word in DynamoDB expressions.
+          ...(previous.batch === 0
+            ? { ConditionExpression: 'attribute_not_exists(pk)' }
+            : {
+                ConditionExpression: '#batch = :previous',
+                ExpressionAttributeNames: { '#batch': 'batch' },
+                ExpressionAttributeValues: { ':previous': previous.batch },
+              }),
         }),
       );
       return true;

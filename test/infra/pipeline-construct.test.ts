@@ -507,7 +507,7 @@ describe('SluicePipeline: triggers', () => {
     const tick: unknown = JSON.parse(input);
 
     // Assert
-    expect(tick).toEqual({ kind: 'sluice.tick/v1', pipeline: 'fixture-words' });
+    expect(tick).toEqual({ kind: 'sluice.tick@1', pipeline: 'fixture-words' });
     expect(tick).toEqual(sluice.deployment.tick);
     expect(parseTickEvent(tick, 'fixture-words')).toEqual(sluice.deployment.tick);
   });

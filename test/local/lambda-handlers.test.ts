@@ -68,7 +68,7 @@ describe('the Lambda handlers', () => {
     const handlers = lambdaHandlers(fast, env);
 
     await expect(handlers.ingest({ Records: [{ nope: true }] })).rejects.toThrow(/not a Kinesis event/);
-    await expect(handlers.transform({ kind: 'sluice.task/v1', batch: 0 })).rejects.toThrow(
+    await expect(handlers.transform({ kind: 'sluice.task@1', batch: 0 })).rejects.toThrow(
       /not a task event/,
     );
     await expect(
@@ -76,7 +76,7 @@ describe('the Lambda handlers', () => {
     ).rejects.toThrow(/not a coordinator tick/);
     await expect(
       handlers.coordinator(
-        { kind: 'sluice.tick/v1', pipeline: 'another' },
+        { kind: 'sluice.tick@1', pipeline: 'another' },
         { getRemainingTimeInMillis: () => 60_000 },
       ),
     ).rejects.toThrow(/a tick for pipeline 'another'/);

@@ -690,7 +690,7 @@ describe('batch-level failures', () => {
 
     // Act: the late retry fails again, as it must.
     await handleTask(run.context('strict'), {
-      kind: 'sluice.task/v1',
+      kind: 'sluice.task@1',
       pipeline: p.name,
       batch: batchId(2),
       phase: 0,

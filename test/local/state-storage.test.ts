@@ -83,7 +83,7 @@ describe('a reducer that crashes half-way through its state writes', () => {
       let crashes = 0;
       // The chunk writes have gone through; the process dies before the head moves.
       store.commit = async (...args) => {
-        if (args[3].version === crashAt && crashes++ < 2) throw new RetryableError('crash before commit');
+        if (args[3].batch === crashAt && crashes++ < 2) throw new RetryableError('crash before commit');
         return commit(...args);
       };
 
@@ -128,7 +128,7 @@ describe('stateful partitions wait for the previous batch', () => {
       clock: { now: () => clock.time },
     });
     const task = (batch: number, phase: number, n: number): TaskEvent => ({
-      kind: 'sluice.task/v1',
+      kind: 'sluice.task@1',
       pipeline: 'running',
       batch: batchId(batch),
       phase,

@@ -3,7 +3,7 @@ import { InvalidInputError } from '../../lib/errors';
 import { parseKinesisEvent, parseTaskEvent } from '../../lib/runtime/events';
 import { parseFaults, type FaultOptions } from '../../local/faults';
 
-const task = { kind: 'sluice.task/v1', pipeline: 'wc', batch: 3, phase: 1, task: 2 };
+const task = { kind: 'sluice.task@1', pipeline: 'wc', batch: 3, phase: 1, task: 2 };
 
 const kinesisRecord = {
   eventID: 'shardId-000000000000:4959',

@@ -20,7 +20,7 @@ const wordcount = pipeline({
 
 function manifest(): Manifest {
   return {
-    kind: 'sluice.manifest/v1',
+    kind: 'sluice.manifest@1',
     pipeline: 'wordcount',
     batch: batchId(3),
     time: 1_700_000_030_000,

@@ -5,6 +5,7 @@ import { pipeline, withSettings, type AnyPipeline } from '../../lib/dsl/pipeline
 import { kinesis, utf8 } from '../../lib/dsl/source';
 import { print, s3Jsonl } from '../../lib/dsl/sink';
 import { PlanMismatchError } from '../../lib/errors';
+import { canonicalJson, fingerprint } from '../../lib/fingerprint';
 import { assertSamePlan, outputPrefix, planPipeline } from '../../lib/plan';
 import type { AnyStage, Pair } from '../../lib/dsl/types';
 
@@ -106,7 +107,7 @@ describe('planPipeline', () => {
     const spec = planPipeline(p).spec;
 
     expect(spec).toMatchObject({
-      kind: 'sluice.plan/v1',
+      kind: 'sluice.plan@1',
       pipeline: 'wc',
       batchIntervalMs: 2000,
       onError: 'fail',
@@ -146,6 +147,57 @@ describe('assertSamePlan', () => {
     const sealed = planPipeline(build([tokenize, sum])).spec;
 
     expect(() => assertSamePlan(sealed, planPipeline(other).spec)).toThrow(PlanMismatchError);
+  });
+});
+
+describe('the plan fingerprint', () => {
+  it('does not depend on the order keys were set in, at any depth', () => {
+    // Arrange
+    const reversed = (value: unknown): unknown =>
+      value === null || typeof value !== 'object'
+        ? value
+        : Array.isArray(value)
+          ? value.map(reversed)
+          : Object.fromEntries(
+              Object.entries(value)
+                .reverse()
+                .map(([k, v]) => [k, reversed(v)]),
+            );
+    const spec = planPipeline(build([tokenize, sum])).spec;
+    const { fingerprint: _sealed, ...content } = spec;
+
+    // Act
+    const a = fingerprint(content);
+    const b = fingerprint(reversed(content));
+
+    // Assert
+    expect(canonicalJson(reversed(content))).toBe(canonicalJson(content));
+    expect(JSON.stringify(reversed(content))).not.toBe(JSON.stringify(content));
+    expect(a).toBe(b);
+    expect(a).toBe(spec.fingerprint);
+  });
+
+  it('names the stage that changed and leaves the others out', () => {
+    // Arrange
+    const sealed = planPipeline(build([tokenize, sum])).spec;
+    const bundled = planPipeline(build([tokenize, sum], { partitions: 5 })).spec;
+
+    // Act
+    const check = (): void => assertSamePlan(sealed, bundled);
+
+    // Assert
+    expect(check).toThrow(/stage 'count' changed/);
+    expect(check).not.toThrow(/stage 'tokenize'/);
+  });
+
+  it('gives each stage its own fingerprint', () => {
+    // Act
+    const { stages, fingerprint } = planPipeline(build([tokenize, sum])).spec;
+
+    // Assert
+    expect(Object.keys(stages)).toEqual(['tokenize', 'count']);
+    expect(Object.values(stages).every((f) => /^[0-9a-f]{16}$/.test(f))).toBe(true);
+    expect(fingerprint).toMatch(/^[0-9a-f]{16}$/);
   });
 });
 
