@@ -1,39 +1,50 @@
-import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
-import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import {
-  CreateStreamCommand,
-  DescribeStreamSummaryCommand,
-  PutRecordsCommand,
-} from '@aws-sdk/client-kinesis';
-import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { awsTargetFromEnv, createAwsClients, destroyAwsClients, type AwsClients } from '../lib/aws';
-import {
-  deployedFunction,
-  describeDeployment,
-  functionEnvironment,
-  type Deployment,
-} from '../lib/deployment';
-import { withSettings, type Pipeline, type PipelineSettings } from '../lib/dsl/pipeline';
-import { ConfigError, InvalidInputError } from '../lib/errors';
-import { batchId, shardId, type BatchId } from '../lib/ids';
-import { LIMITS } from '../lib/limits';
-import { outputPrefix, planPipeline } from '../lib/plan';
+import { deployedFunction, describeDeployment, type Deployment } from '../lib/deployment';
+import { withSettings, type AnyPipeline, type Pipeline, type PipelineSettings } from '../lib/dsl/pipeline';
 import type { Source } from '../lib/dsl/source';
+import { batchId, type BatchId } from '../lib/ids';
+import { planPipeline } from '../lib/plan';
 import type { RuntimeContext } from '../lib/runtime/context';
-import { haltsSealing, retryBatch, skipBatch, type Halt } from '../lib/runtime/failure';
-import { createHandlers, type PipelineHandlers } from '../lib/runtime/handlers';
-import { fromJsonLines, readBatchOutput, type PartitionOutput } from '../lib/runtime/output';
+import { retryBatch, skipBatch, type Halt } from '../lib/runtime/failure';
+import type { PipelineHandlers } from '../lib/runtime/handlers';
 import type { DeadLetter } from '../lib/runtime/tasks';
-import { skippedBatchKey } from '../lib/storage/keys';
-import type { BatchItem } from '../lib/storage/ledger';
 import { AccessGuard } from './access';
+import { readBatchResult, type BatchResult } from './batch-result';
+import { LocalClock, type ClockKind } from './clock';
+import { readDeadLetters } from './dead-letters';
 import { startEmulator, type Emulator } from './emulator';
+import { eventSourceMappings } from './event-source-mappings';
+import { findFailedBatches, type FailedBatches } from './failed-batches';
 import { addFaultMiddleware, FaultInjector, type FaultOptions } from './faults';
+import { deployFunctions, handlersOf } from './functions';
+import { LocalInvoker } from './invoker';
+import type { LocalPoller } from './poller';
+import { StreamProducer } from './producer';
 import { RequestCounter } from './requests';
-import { LocalInvoker, type LocalFunction } from './invoker';
-import { LocalPoller } from './poller';
+import { provisionResources, type LocalResources } from './resources';
+import { runName, runNames, type RunNames } from './run-names';
+import { LocalScheduler } from './scheduler';
 
-/** Options of a local run. */
+export { runNameProblem } from './run-names';
+export type { BatchResult, LocalResources };
+
+/** How often `finish()` looks whether a batch sealed after the input ends. */
+const FINISH_POLL_MS = 100;
+
+/**
+ * The most recent batches `settle()` reads to find open ones: one bounded query, not a long run's
+ * whole ledger.
+ */
+const SETTLE_LOOKBACK_BATCHES = 100;
+
+/**
+ * Options of a local run.
+ *
+ * @example
+ * const options: LocalRunOptions = { shards: 4, clock: 'system', settings: { batchInterval: '2s' } };
+ * const run = await LocalRuntime.start(wordcount, options);
+ */
 export interface LocalRunOptions {
   /** Shards of each stream the run creates. @default 2 */
   readonly shards?: number;
@@ -48,7 +59,7 @@ export interface LocalRunOptions {
    * `manual`: time moves only with `advance()` (tests, `--lines-per-batch`); `system`: the wall
    * clock, with a scheduler and a poller running in the background. @default 'manual'
    */
-  readonly clock?: 'manual' | 'system';
+  readonly clock?: ClockKind;
   /** An endpoint to use instead of an embedded emulator. @default process.env.AWS_ENDPOINT_URL */
   readonly endpoint?: string;
   /** Where the pipeline's `print` sink writes. @default ignored */
@@ -62,51 +73,21 @@ export interface LocalRunOptions {
   readonly run?: string;
 }
 
-/** The resources a local run created. */
-export interface LocalResources {
-  readonly endpoint: string;
-  readonly bucket: string;
-  readonly table: string;
-  /** The stream of the pipeline's source. */
-  readonly stream: string;
-  /** Every source's stream: source stream name to the stream the run created for it. */
-  readonly streams: Readonly<Record<string, string>>;
-  /** True when the run started its own emulator (and stops it at the end). */
-  readonly embedded: boolean;
-  /** The deployed name of every function, by function id. */
-  readonly functions: Readonly<Record<string, string>>;
-  /** True when a named run found its resources and continued from them. */
-  readonly resumed: boolean;
-}
-
-/** What a finished batch gave: its totals and its output records, by partition and in order. */
-export interface BatchResult<Out = unknown> {
-  readonly batch: BatchId;
-  readonly time: number;
-  readonly status: BatchItem['status'];
-  readonly inputRecords: number;
-  readonly outputRecords: number;
-  readonly deadLetters: number;
-  /** From sealing to completion, ms (Spark's processing time plus task start-up). */
-  readonly processingMs: number;
-  /** From the batch time to sealing, ms (Spark's scheduling delay). */
-  readonly schedulingDelayMs: number;
-  readonly outputs: readonly PartitionOutput[];
-  /** All output records: partition 0's first, in the order they were written. */
-  readonly records: readonly Out[];
-  readonly failure?: string;
-}
-
-/**
- * Why a run name cannot be used (it becomes part of bucket, table and stream names), or `undefined`.
- *
- * @example
- * runNameProblem('Nightly'); // "must be 1-20 lower-case letters, digits and '-'"
- */
-export function runNameProblem(name: string): string | undefined {
-  return /^[a-z0-9][a-z0-9-]{0,19}$/.test(name)
-    ? undefined
-    : "must be 1-20 lower-case letters, digits and '-'";
+/** What `LocalRuntime.start` has built by the time the runtime itself is made. */
+interface RuntimeParts<T, Out> {
+  readonly pipeline: Pipeline<T, Out>;
+  readonly resources: LocalResources;
+  readonly clients: AwsClients;
+  readonly emulator: Emulator | undefined;
+  readonly deployment: Deployment;
+  readonly functions: ReadonlyMap<string, PipelineHandlers>;
+  readonly invoker: LocalInvoker;
+  readonly faults: FaultInjector;
+  readonly requests: RequestCounter;
+  readonly guard: AccessGuard;
+  readonly clock: LocalClock;
+  /** The coordinator's deployed name. */
+  readonly coordinatorName: string;
 }
 
 /**
@@ -121,47 +102,53 @@ export function runNameProblem(name: string): string | undefined {
  * await run.stop();
  */
 export class LocalRuntime<T = unknown, Out = unknown> {
-  private time: number;
-  private readonly pollers: LocalPoller[];
-  private background: { stop: () => Promise<void> } | undefined;
-  private pushed = 0;
+  readonly pipeline: Pipeline<T, Out>;
+  readonly resources: LocalResources;
+  /** The deployment description the functions run with (what the CDK construct deploys). */
+  readonly deployment: Deployment;
+  /** The coordinator's context: the ledger, bucket and plan, for the harness and tests. */
+  readonly ctx: RuntimeContext;
+  readonly invoker: LocalInvoker;
+  readonly faults: FaultInjector;
+  /** AWS requests made by the runtime (not by the harness), by command name. */
+  readonly requests: RequestCounter;
+  /** Refuses what the functions' roles would refuse, and keeps what it refused. */
+  readonly guard: AccessGuard;
+  private readonly clients: AwsClients;
+  private readonly emulator: Emulator | undefined;
+  private readonly functions: ReadonlyMap<string, PipelineHandlers>;
+  private readonly clock: LocalClock;
+  private readonly producer: StreamProducer;
+  private readonly pollers: readonly LocalPoller[];
+  private readonly scheduler: LocalScheduler;
   /** The coordinator's deployed name: what the scheduler (and `settle`) invoke. */
   private readonly coordinatorName: string;
 
-  private constructor(
-    readonly pipeline: Pipeline<T, Out>,
-    readonly resources: LocalResources,
-    private readonly clients: AwsClients,
-    private readonly emulator: Emulator | undefined,
-    /** The deployment description the functions run with (what the CDK construct deploys). */
-    readonly deployment: Deployment,
-    /** The coordinator's context: the ledger, bucket and plan, for the harness and tests. */
-    readonly ctx: RuntimeContext,
-    readonly invoker: LocalInvoker,
-    readonly faults: FaultInjector,
-    /** AWS requests made by the runtime (not by the harness), by command name. */
-    readonly requests: RequestCounter,
-    /** Refuses what the functions' roles would refuse, and keeps what it refused. */
-    readonly guard: AccessGuard,
-    private readonly clockKind: 'manual' | 'system',
-    manualStart: number,
-    private readonly handlers: ReadonlyMap<string, PipelineHandlers>,
-  ) {
-    const ingestHandlers = handlers.get('ingest') as PipelineHandlers;
-    this.time = manualStart;
-    this.coordinatorName = resources.functions.coordinator as string;
-    const ingestSpec = deployedFunction(deployment, 'ingest');
-    this.pollers = Object.entries(resources.streams).map(
-      ([source, stream]) =>
-        new LocalPoller(
-          clients.kinesis,
-          stream,
-          (event) => guard.run(ingestSpec, () => ingestHandlers.ingest(event)).then(() => {}),
-          faults,
-          // A continued run reads on from what ingest registered, as the mapping keeps its place.
-          { startAfter: (shard) => this.ctx.ledger.lastSegmentSeq(shardId(`${source}/${shard}`)) },
-        ),
-    );
+  private constructor(parts: RuntimeParts<T, Out>) {
+    this.pipeline = parts.pipeline;
+    this.resources = parts.resources;
+    this.deployment = parts.deployment;
+    this.invoker = parts.invoker;
+    this.faults = parts.faults;
+    this.requests = parts.requests;
+    this.guard = parts.guard;
+    this.clients = parts.clients;
+    this.emulator = parts.emulator;
+    this.functions = parts.functions;
+    this.clock = parts.clock;
+    this.ctx = handlersOf(parts.functions, 'coordinator').ctx;
+    this.coordinatorName = parts.coordinatorName;
+    this.producer = new StreamProducer(parts.clients.kinesis, parts.resources.streams);
+    this.pollers = eventSourceMappings({
+      kinesis: parts.clients.kinesis,
+      streams: parts.resources.streams,
+      ingest: handlersOf(parts.functions, 'ingest'),
+      ingestSpec: deployedFunction(parts.deployment, 'ingest'),
+      guard: parts.guard,
+      faults: parts.faults,
+      ledger: this.ctx.ledger,
+    });
+    this.scheduler = new LocalScheduler(this.pollers, () => this.tick(), parts.pipeline.batchIntervalMs);
   }
 
   /** Starts the emulator (unless an endpoint is given), creates the resources, and wires the runtime. */
@@ -169,33 +156,19 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     pipeline: Pipeline<T, Out>,
     options: LocalRunOptions = {},
   ): Promise<LocalRuntime<T, Out>> {
-    const configured = (options.settings ? withSettings(pipeline, options.settings) : pipeline) as Pipeline<
-      unknown,
-      unknown
-    >;
+    const configured = options.settings ? withSettings(pipeline, options.settings) : pipeline;
+    const anyPipeline = configured as AnyPipeline;
     const external = options.endpoint ?? process.env.AWS_ENDPOINT_URL;
-    if (options.run !== undefined) {
-      const problem = runNameProblem(options.run);
-      if (problem) throw new ConfigError(`run name '${options.run}' ${problem}`);
-      if (!external) {
-        throw new ConfigError(
-          'a named run continues from resources on a long-running endpoint: start `sluice local serve` ' +
-            'and set AWS_ENDPOINT_URL to it',
-        );
-      }
-    }
-    const emulator = external ? undefined : await startEmulator();
-    const endpoint = external ?? (emulator as Emulator).endpoint;
-    const target = { ...awsTargetFromEnv({ ...process.env, AWS_ENDPOINT_URL: endpoint }), endpoint };
-    const clients = createAwsClients(target);
+    const run = runName(options.run, external);
+    const { endpoint, emulator } = await connect(external);
+    const clients = createAwsClients({
+      ...awsTargetFromEnv({ ...process.env, AWS_ENDPOINT_URL: endpoint }),
+      endpoint,
+    });
     const faults = new FaultInjector(options.faults);
-    const plan = planPipeline(configured);
-    const deployment = describeDeployment(configured, plan);
-    const run = options.run ?? `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-    const base = `sluice-${configured.name}-${run}`;
-    const bucket = base.slice(0, 63).replace(/-+$/, '');
-    const table = `${base}-ledger`;
-    const guard = new AccessGuard(bucket, table);
+    const deployment = describeDeployment(anyPipeline, planPipeline(anyPipeline));
+    const names = runNames(deployment, run);
+    const guard = new AccessGuard(names.bucket, names.table);
     // Order matters: the guard refuses before a fault is injected or a request counted.
     guard.attach(clients);
     addFaultMiddleware(clients.s3, faults);
@@ -204,92 +177,55 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     requests.attach(clients.s3);
     requests.attach(clients.dynamo);
 
-    const streams = Object.fromEntries(deployment.streams.map((source) => [source, `${source}-${run}`]));
-    const resources: LocalResources = {
-      endpoint,
-      bucket,
-      table,
-      stream: streams[configured.source.spec.stream] as string,
-      streams,
-      embedded: emulator !== undefined,
-      functions: Object.fromEntries(deployment.functions.map((fn) => [fn.id, `${base}-${fn.id}`])),
-      resumed: false,
-    };
     let resumed: boolean;
     try {
-      resumed = await provision(clients, resources, options.shards ?? 2, options.run !== undefined);
+      resumed = await provisionResources(clients, names, {
+        endpoint,
+        shards: options.shards ?? 2,
+        resume: options.run !== undefined,
+      });
     } catch (error) {
       destroyAwsClients(clients);
       await emulator?.stop();
       throw error;
     }
 
-    // The functions and the clock call back into the runtime, which is built after them.
-    const ref: { runtime?: LocalRuntime<T, Out> } = {};
     const invoker = new LocalInvoker(faults, {
       concurrency: options.concurrency ?? 8,
       ...(options.retries === undefined ? {} : { retries: options.retries }),
     });
-    const clockKind = options.clock ?? 'manual';
-    const interval = configured.batchIntervalMs;
-    const clock = {
-      now: () => (clockKind === 'manual' ? (ref.runtime as LocalRuntime<T, Out>).time : Date.now()),
-    };
-    const names = {
-      bucket,
-      table,
-      functionName: (id: string) => resources.functions[id] ?? `${base}-${id}`,
-      streams: Object.entries(streams).map(([source, stream]) => [stream, source] as const),
-      sweepAfterMs: 30_000,
-    };
-    const handlers = new Map<string, PipelineHandlers>();
-    for (const spec of deployment.functions) {
-      const name = names.functionName(spec.id);
-      const fnHandlers = createHandlers(configured, {
-        // What the construct sets, and what Lambda adds: the function's own name.
-        env: { ...functionEnvironment(deployment, spec.id, names), AWS_LAMBDA_FUNCTION_NAME: name },
-        clients,
-        send: invoker.transportFor(spec),
-        clock,
-        print: options.print ?? (() => {}),
-      });
-      handlers.set(spec.id, fnHandlers);
-      const local: LocalFunction = {
-        name,
-        spec,
-        run: (event) => guard.run(spec, () => runHandler(fnHandlers, spec.kind, event)),
-      };
-      invoker.register(local);
-    }
-    const coordinator = handlers.get('coordinator') as PipelineHandlers;
-    const state = await coordinator.ctx.ledger.pipelineState();
-    const manualStart = state
-      ? state.zeroTime + state.lastSealed * interval
-      : Math.floor(Date.now() / interval) * interval;
-    const self: LocalRuntime<T, Out> = new LocalRuntime(
-      configured as unknown as Pipeline<T, Out>,
-      { ...resources, resumed },
+    const clock = new LocalClock(options.clock ?? 'manual', configured.batchIntervalMs);
+    const functions = deployFunctions({
+      pipeline: anyPipeline,
+      deployment,
+      names,
+      clients,
+      invoker,
+      guard,
+      clock,
+      print: options.print ?? (() => {}),
+    });
+    const ledger = handlersOf(functions, 'coordinator').ctx.ledger;
+    const state = await ledger.pipelineState();
+    clock.start(state);
+    const runtime = new LocalRuntime<T, Out>({
+      pipeline: configured,
+      resources: localResources(names, configured.source.spec.stream, endpoint, emulator, resumed),
       clients,
       emulator,
       deployment,
-      coordinator.ctx,
+      functions,
       invoker,
       faults,
       requests,
       guard,
-      clockKind,
-      manualStart,
-      handlers,
-    );
-    ref.runtime = self;
+      clock,
+      coordinatorName: names.functionName('coordinator'),
+    });
     // The stream's zero time is fixed when the run starts, as a deployment's first coordinator
     // pass fixes it: batch 1 then ends one interval after the start. A continued run keeps its own.
-    if (!state) {
-      await coordinator.ctx.ledger.initPipeline(
-        clockKind === 'manual' ? manualStart : Math.floor(Date.now() / interval) * interval,
-      );
-    }
-    return self;
+    if (!state) await ledger.initPipeline(clock.intervalStart());
+    return runtime;
   }
 
   /**
@@ -297,14 +233,12 @@ export class LocalRuntime<T = unknown, Out = unknown> {
    * for tests that reach into a function, such as making its state store fail.
    */
   context(fn: string): RuntimeContext {
-    const found = this.handlers.get(fn);
-    if (!found) throw new RangeError(`the run has no function '${fn}'`);
-    return found.ctx;
+    return handlersOf(this.functions, fn).ctx;
   }
 
   /** The current time of the run's clock. */
   now(): number {
-    return this.ctx.clock.now();
+    return this.clock.now();
   }
 
   /** Puts records into the pipeline source's stream, encoded by the source's decoder. */
@@ -323,31 +257,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
 
   /** Puts raw record bytes into a source's stream (for input that should fail to decode, say). */
   async pushRaw(records: readonly Uint8Array[], source = this.pipeline.source.spec.stream): Promise<void> {
-    const stream = this.resources.streams[source];
-    if (!stream) throw new Error(`the pipeline has no source stream '${source}'`);
-    // Checked before anything is sent: Kinesis refuses a whole PutRecords call for one such record.
-    records.forEach((data, i) => {
-      const bytes = data.byteLength + String(this.pushed + i).length;
-      if (bytes > LIMITS.kinesisRecordBytes) {
-        throw new InvalidInputError(
-          `record ${i} is ${bytes} bytes with its partition key, over Kinesis's ${LIMITS.kinesisRecordBytes}-byte record limit`,
-        );
-      }
-    });
-    for (let i = 0; i < records.length; i += 500) {
-      let entries = records
-        .slice(i, i + 500)
-        .map((data) => ({ Data: data, PartitionKey: String(this.pushed++) }));
-      // PutRecords can fail some records and succeed others; only the failed ones are sent again.
-      for (let attempt = 0; entries.length > 0; attempt++) {
-        const out = await this.clients.kinesis.send(
-          new PutRecordsCommand({ StreamName: stream, Records: entries }),
-        );
-        if (!out.FailedRecordCount) break;
-        if (attempt >= 10) throw new Error(`${out.FailedRecordCount} records could not be put`);
-        entries = entries.filter((_, j) => out.Records?.[j]?.ErrorCode);
-      }
-    }
+    await this.producer.put(records, source);
   }
 
   /** Delivers everything in the streams to ingest (the event-source mappings catching up). */
@@ -363,10 +273,10 @@ export class LocalRuntime<T = unknown, Out = unknown> {
    * skipped); none when the pipeline is halted by a failed batch (see `halted()`).
    */
   async advance(intervals = 1): Promise<BatchResult[]> {
-    if (this.clockKind !== 'manual') throw new Error('advance() needs the manual clock');
+    if (this.clock.kind !== 'manual') throw new Error('advance() needs the manual clock');
     await this.ingestPending();
     const before = (await this.ctx.ledger.pipelineState())?.lastSealed ?? 0;
-    this.time += intervals * this.pipeline.batchIntervalMs;
+    this.clock.advance(intervals);
     const started = Date.now();
     await this.tick();
     await this.settle();
@@ -403,16 +313,18 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       await this.invoker.idle();
       const state = await this.ctx.ledger.pipelineState();
       if (!state) return;
-      const { halt, unresolved } = await this.failures();
+      const { halt, unresolved } = await this.failedBatches();
       // A failed batch that does not halt is skipped by the next coordinator pass.
       const skipping = !halt && unresolved > 0;
       const due = Math.floor((dueAt - state.zeroTime) / interval);
       const behind = !halt && state.lastSealed < due;
-      const open = (await this.ctx.ledger.batchesFrom(Math.max(1, state.lastSealed - 99))).filter(
+      const from = Math.max(1, state.lastSealed - (SETTLE_LOOKBACK_BATCHES - 1));
+      const open = (await this.ctx.ledger.batchesFrom(from)).filter(
         (b) => b.status === 'sealed' || b.status === 'skipping',
       );
       if (open.length === 0 && !behind && !skipping) return;
       if (halt && open.every((b) => b.batch > halt.batch) && haltedRounds++ > 0) return;
+      // Every open batch counts as stuck, so the pass sweeps it now rather than after sweepAfterMs.
       await this.tick(Number.MAX_SAFE_INTEGER);
     }
     throw new Error(
@@ -425,22 +337,12 @@ export class LocalRuntime<T = unknown, Out = unknown> {
    * one that failed while being skipped).
    */
   async halted(): Promise<Halt | undefined> {
-    return (await this.failures()).halt;
+    return (await this.failedBatches()).halt;
   }
 
   /** The failed batches nobody has retried or skipped yet, and the oldest that halts sealing. */
-  private async failures(): Promise<{ halt?: Halt; unresolved: number }> {
-    const markers = await this.ctx.ledger.failedMarkers();
-    for (const marker of markers) {
-      const item = await this.ctx.ledger.batch(marker.batch);
-      if (item?.status === 'failed' && haltsSealing(this.pipeline, item)) {
-        return {
-          halt: { batch: item.batch, reason: item.failure?.message ?? marker.message },
-          unresolved: markers.length,
-        };
-      }
-    }
-    return { unresolved: markers.length };
+  private failedBatches(): Promise<FailedBatches> {
+    return findFailedBatches(this.ctx, this.pipeline);
   }
 
   /** Runs a failed batch again (as `sluice batches retry` does), then settles. */
@@ -459,40 +361,12 @@ export class LocalRuntime<T = unknown, Out = unknown> {
 
   /** A batch's totals and output. */
   async result(batch: BatchId): Promise<BatchResult> {
-    const item = await this.ctx.ledger.batch(batch);
-    if (!item) throw new Error(`batch ${batch} is not sealed`);
-    const outputs =
-      item.status === 'complete'
-        ? await readBatchOutput(this.ctx.objects, outputPrefix(this.ctx.plan.spec), item)
-        : [];
-    return {
-      batch,
-      time: item.time,
-      status: item.status,
-      inputRecords: item.inputRecords,
-      outputRecords: item.summary?.outputRecords ?? 0,
-      deadLetters: item.summary?.deadLetters ?? 0,
-      processingMs: (item.completedAt ?? item.updatedAt) - item.sealedAt,
-      schedulingDelayMs: item.sealedAt - item.time,
-      outputs,
-      records: outputs.flatMap((o) => o.records),
-      ...(item.failure ? { failure: item.failure.message } : {}),
-    };
+    return readBatchResult(this.ctx, batch);
   }
 
   /** The dead letters of a batch, read from the dead-letter prefix (a skipped batch's first). */
   async deadLetters(batch: BatchId): Promise<DeadLetter[]> {
-    const letters: DeadLetter[] = [];
-    const skipped = await this.ctx.objects.getIfExists(skippedBatchKey(batch));
-    if (skipped) letters.push(...(fromJsonLines(skipped) as DeadLetter[]));
-    for (let phase = 0; phase < this.ctx.plan.phases.length; phase++) {
-      for (const report of await this.ctx.ledger.taskReports(batch, phase)) {
-        if (report.deadLetterKey) {
-          letters.push(...(fromJsonLines(await this.ctx.objects.get(report.deadLetterKey)) as DeadLetter[]));
-        }
-      }
-    }
-    return letters;
+    return readDeadLetters(this.ctx, batch);
   }
 
   /**
@@ -501,30 +375,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
    * until `stopBackground()` or `stop()`.
    */
   startBackground(): void {
-    if (this.clockKind !== 'system' || this.background) return;
-    let stopped = false;
-    const interval = this.pipeline.batchIntervalMs;
-    const loops = [
-      (async () => {
-        while (!stopped) {
-          await Promise.all(this.pollers.map((p) => p.pollOnce().catch(() => 0)));
-          await sleep(50);
-        }
-      })(),
-      (async () => {
-        while (!stopped) {
-          await this.tick();
-          const now = Date.now();
-          await sleep(Math.min(interval - (now % interval) + 5, 1_000));
-        }
-      })(),
-    ];
-    this.background = {
-      stop: async () => {
-        stopped = true;
-        await Promise.all(loops);
-      },
-    };
+    if (this.clock.kind === 'system') this.scheduler.start();
   }
 
   /**
@@ -534,7 +385,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
    * the invoker fall idle) and the run settles. Returns why sealing stopped, if it did.
    */
   async finish(): Promise<Halt | undefined> {
-    if (this.clockKind !== 'system') throw new Error('finish() needs the system clock');
+    if (this.clock.kind !== 'system') throw new Error('finish() needs the system clock');
     this.startBackground();
     await this.ingestPending();
     const ingestedBy = Date.now();
@@ -545,7 +396,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       if (state && state.zeroTime + state.lastSealed * interval > ingestedBy) break;
       halt = await this.halted();
       if (halt) break;
-      await sleep(100);
+      await sleep(FINISH_POLL_MS);
     }
     await this.stopBackground();
     await this.settle();
@@ -554,9 +405,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
 
   /** Stops the background scheduler and poller and waits for their last pass. */
   async stopBackground(): Promise<void> {
-    const background = this.background;
-    this.background = undefined;
-    await background?.stop();
+    await this.scheduler.stop();
   }
 
   /** Stops background loops, waits for running invocations, and stops the emulator it started. */
@@ -568,107 +417,32 @@ export class LocalRuntime<T = unknown, Out = unknown> {
   }
 }
 
-/** Runs one invocation of a function with the handler of its kind. */
-async function runHandler(handlers: PipelineHandlers, kind: string, event: unknown): Promise<void> {
-  switch (kind) {
-    case 'coordinator':
-      // One pass per invocation: the local scheduler ticks every batch interval.
-      await handlers.coordinator(event, () => 0);
-      return;
-    case 'transform':
-      await handlers.transform(event);
-      return;
-    case 'reduce':
-      await handlers.reduce(event);
-      return;
-    case 'ingest':
-      await handlers.ingest(event);
-      return;
-    default:
-      throw new InvalidInputError(`no handler for a function of kind '${kind}'`);
-  }
+/** The endpoint a run uses: the one given, or that of an emulator it starts (and stops at the end). */
+async function connect(external: string | undefined): Promise<{ endpoint: string; emulator?: Emulator }> {
+  if (external) return { endpoint: external };
+  const emulator = await startEmulator();
+  return { endpoint: emulator.endpoint, emulator };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * Creates what the CDK construct creates on AWS: the bucket, the ledger table and the streams. A
- * named run that finds all of them continues with them (true); finding only some is an error.
- */
-async function provision(
-  clients: AwsClients,
-  resources: LocalResources,
-  shards: number,
-  named: boolean,
-): Promise<boolean> {
-  if (named) {
-    const found = await existing(clients, resources);
-    const all = found.bucket && found.table && found.streams.every(Boolean);
-    if (all) return true;
-    if (found.bucket || found.table || found.streams.some(Boolean)) {
-      throw new ConfigError(
-        `run resources are incomplete on ${resources.endpoint} (bucket ${found.bucket}, table ${found.table}, ` +
-          `streams ${found.streams.join(',')}): delete them or use another run name`,
-      );
-    }
-  }
-  await clients.s3.send(new CreateBucketCommand({ Bucket: resources.bucket }));
-  await clients.dynamo.send(
-    new CreateTableCommand({
-      TableName: resources.table,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-    }),
-  );
-  for (const stream of Object.values(resources.streams)) {
-    await clients.kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: shards }));
-  }
-  for (const stream of Object.values(resources.streams)) {
-    let active = false;
-    for (let i = 0; i < 200 && !active; i++) {
-      const out = await clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
-      active = out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE';
-      if (!active) await sleep(25);
-    }
-    if (!active) throw new Error(`stream ${stream} did not become active`);
-  }
-  return false;
-}
-
-/** Which of a run's resources exist already. */
-async function existing(
-  clients: AwsClients,
-  resources: LocalResources,
-): Promise<{ bucket: boolean; table: boolean; streams: boolean[] }> {
-  const exists = (request: Promise<unknown>): Promise<boolean> =>
-    request.then(
-      () => true,
-      (error: unknown) => {
-        const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-        if (
-          e.name === 'ResourceNotFoundException' ||
-          e.name === 'NotFound' ||
-          e.$metadata?.httpStatusCode === 404
-        )
-          return false;
-        throw error;
-      },
-    );
-  const [bucket, table, ...streams] = await Promise.all([
-    exists(clients.s3.send(new HeadBucketCommand({ Bucket: resources.bucket }))),
-    exists(clients.dynamo.send(new DescribeTableCommand({ TableName: resources.table }))),
-    ...Object.values(resources.streams).map((stream) =>
-      exists(clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }))),
-    ),
-  ]);
-  return { bucket: bucket === true, table: table === true, streams: streams.map((s) => s === true) };
+/** What the run reports of its resources, once they are provisioned. */
+function localResources(
+  names: RunNames,
+  source: string,
+  endpoint: string,
+  emulator: Emulator | undefined,
+  resumed: boolean,
+): LocalResources {
+  const stream = names.streams[source];
+  // Never missing (the deployment reads the pipeline's own source first): the check narrows the type.
+  if (stream === undefined) throw new Error(`the run has no stream for source '${source}'`);
+  return {
+    endpoint,
+    bucket: names.bucket,
+    table: names.table,
+    stream,
+    streams: names.streams,
+    embedded: emulator !== undefined,
+    functions: names.functions,
+    resumed,
+  };
 }
