@@ -3,6 +3,7 @@ import { outputPrefix, planPipeline, sourcesOf, type Plan } from './plan';
 import { CONFIG_ENV } from './runtime/context';
 import type { TickEvent } from './runtime/events';
 import { deadLetterPrefix, S3_PREFIXES, shufflePrefix, SKIPPED_PREFIX } from './storage/keys';
+import { LEDGER_PK } from './storage/ledger/items';
 
 /**
  * One deployment description of a pipeline: which functions exist, which may invoke which, what
@@ -58,16 +59,16 @@ export interface Deployment {
   readonly tick: TickEvent;
 }
 
-/** Ledger item partition keys, by item type (see docs/architecture.md, section 3). */
+/** The leading-key patterns IAM grants on, by item type: built from the key layout (`LEDGER_PK`). */
 export const LEDGER_KEYS = Object.freeze({
-  pipeline: 'pipeline',
-  shards: 'shards',
-  segments: (source: string) => `segment#${source}/*`,
-  batches: 'batch',
-  failed: 'failed',
-  tasks: 'task#*',
-  phaseTasks: (phase: number) => `task#*#${phase}`,
-  state: (stage: string) => `state#${stage}#*`,
+  pipeline: LEDGER_PK.pipeline,
+  shards: LEDGER_PK.shards,
+  segments: (source: string) => `${LEDGER_PK.segmentPrefix}${source}/*`,
+  batches: LEDGER_PK.batch,
+  failed: LEDGER_PK.failed,
+  tasks: `${LEDGER_PK.taskPrefix}*`,
+  phaseTasks: (phase: number) => `${LEDGER_PK.taskPrefix}*#${phase}`,
+  state: (stage: string) => `${LEDGER_PK.statePrefix}${stage}#*`,
 });
 
 /** Lambda's asynchronous retries of a task event (the most it allows). */

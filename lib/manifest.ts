@@ -5,7 +5,7 @@ import { parseBlocks } from './encoding/segment';
 import { InvalidInputError } from './errors';
 import type { BatchId } from './ids';
 import type { PlanSpec } from './plan';
-import type { Cursors, SegmentItem } from './storage/ledger';
+import type { Cursors, SegmentItem } from './batch';
 
 /** A contiguous byte range of whole records in one segment: what a task reads with one ranged GET. */
 export interface Slice {
@@ -47,7 +47,7 @@ const sliceSchema = z.object({
   records: z.number().check(z.int(), z.nonnegative()),
   afterSeq: z.optional(z.string()),
 });
-const cursorsSchema = z.record(z.string(), z.object({ segment: z.string(), lastSeq: z.string() }));
+const cursorsSchema = z.record(z.string(), z.object({ segmentStart: z.string(), lastSeq: z.string() }));
 const manifestSchema = z.object({
   kind: z.literal('sluice.manifest@1'),
   pipeline: z.string(),

@@ -2,7 +2,7 @@ import type { BatchId } from '../lib/ids';
 import { outputPrefix } from '../lib/plan';
 import type { RuntimeContext } from '../lib/runtime/context';
 import { readBatchOutput, type PartitionOutput } from '../lib/runtime/output';
-import type { BatchItem } from '../lib/storage/ledger';
+import type { BatchItem } from '../lib/batch';
 
 /**
  * What a finished batch gave: its totals and its output records, by partition and in order.
@@ -37,7 +37,7 @@ export interface BatchResult<Out = unknown> {
  * expect(result.status).toBe('complete');
  */
 export async function readBatchResult(ctx: RuntimeContext, batch: BatchId): Promise<BatchResult> {
-  const item = await ctx.ledger.batch(batch);
+  const item = await ctx.ledger.batches.get(batch);
   if (!item) throw new Error(`batch ${batch} is not sealed`);
   const outputs =
     item.status === 'complete' ? await readBatchOutput(ctx.objects, outputPrefix(ctx.plan.spec), item) : [];

@@ -253,7 +253,7 @@ async function runRealtime(run: LocalRuntime, flags: RunFlags, reporter: Reporte
   run.startBackground();
   let next = 1;
   const printReady = async (): Promise<void> => {
-    for (const item of await run.ctx.ledger.batchesFrom(next)) {
+    for (const item of await run.ctx.ledger.batches.from(next)) {
       if (item.batch !== next || item.status === 'sealed' || item.status === 'skipping') return;
       reporter.batch(await run.result(item.batch));
       next++;

@@ -1,5 +1,5 @@
 import type { Clock } from '../lib/runtime/context';
-import type { PipelineItem } from '../lib/storage/ledger';
+import type { PipelineItem } from '../lib/batch';
 
 /**
  * Which time a local run keeps: `manual` moves only when the run is told to advance (tests,
@@ -17,7 +17,7 @@ export type ClockKind = 'manual' | 'system';
  *
  * @example
  * const clock = new LocalClock('manual', 1_000);
- * clock.start(await ledger.pipelineState());
+ * clock.start(await ledger.pipeline.get());
  * clock.advance(1);
  * clock.now(); // one interval later
  */

@@ -17,7 +17,7 @@ export async function readDeadLetters(ctx: RuntimeContext, batch: BatchId): Prom
   const skipped = await ctx.objects.getIfExists(skippedBatchKey(batch));
   if (skipped) letters.push(...(fromJsonLines(skipped) as DeadLetter[]));
   for (let phase = 0; phase < ctx.plan.phases.length; phase++) {
-    for (const report of await ctx.ledger.taskReports(batch, phase)) {
+    for (const report of await ctx.ledger.reports.list(batch, phase)) {
       if (report.deadLetterKey) {
         letters.push(...(fromJsonLines(await ctx.objects.get(report.deadLetterKey)) as DeadLetter[]));
       }

@@ -2,7 +2,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { DeployedFunction } from '../lib/deployment';
 import { shardId } from '../lib/ids';
 import type { PipelineHandlers } from '../lib/runtime/handlers';
-import type { Ledger } from '../lib/storage/ledger';
+import type { Ledger } from '../lib/storage/ledger/ledger';
 import type { AccessGuard } from './access';
 import type { FaultInjector } from './faults';
 import { LocalPoller } from './poller';
@@ -23,7 +23,7 @@ export interface StreamMapping {
   readonly guard: AccessGuard;
   readonly faults: FaultInjector;
   /** Where ingest registered the segments of each shard: a mapping reads on after the last. */
-  readonly ledger: Pick<Ledger, 'lastSegmentSeq'>;
+  readonly ledger: Pick<Ledger, 'segments'>;
 }
 
 /**
@@ -44,7 +44,7 @@ export function eventSourceMappings(mapping: StreamMapping): LocalPoller[] {
         stream,
         (event) => guard.run(ingestSpec, () => ingest.ingest(event)).then(() => {}),
         mapping.faults,
-        { startAfter: (shard) => ledger.lastSegmentSeq(shardId(`${source}/${shard}`)) },
+        { startAfter: (shard) => ledger.segments.lastSeq(shardId(`${source}/${shard}`)) },
       ),
   );
 }

@@ -29,9 +29,9 @@ export async function findFailedBatches(
   ctx: RuntimeContext,
   pipeline: Pick<AnyPipeline, 'onBatchFailure'>,
 ): Promise<FailedBatches> {
-  const markers = await ctx.ledger.failedMarkers();
+  const markers = await ctx.ledger.failed.list();
   for (const marker of markers) {
-    const item = await ctx.ledger.batch(marker.batch);
+    const item = await ctx.ledger.batches.get(marker.batch);
     if (item?.status === 'failed' && haltsSealing(pipeline, item)) {
       return {
         halt: { batch: item.batch, reason: item.failure?.message ?? marker.message },

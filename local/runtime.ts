@@ -206,7 +206,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       print: options.print ?? (() => {}),
     });
     const ledger = handlersOf(functions, 'coordinator').ctx.ledger;
-    const state = await ledger.pipelineState();
+    const state = await ledger.pipeline.get();
     clock.start(state);
     const runtime = new LocalRuntime<T, Out>({
       pipeline: configured,
@@ -224,7 +224,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     });
     // The stream's zero time is fixed when the run starts, as a deployment's first coordinator
     // pass fixes it: batch 1 then ends one interval after the start. A continued run keeps its own.
-    if (!state) await ledger.initPipeline(clock.intervalStart());
+    if (!state) await ledger.pipeline.init(clock.intervalStart());
     return runtime;
   }
 
@@ -275,14 +275,14 @@ export class LocalRuntime<T = unknown, Out = unknown> {
   async advance(intervals = 1): Promise<BatchResult[]> {
     if (this.clock.kind !== 'manual') throw new Error('advance() needs the manual clock');
     await this.ingestPending();
-    const before = (await this.ctx.ledger.pipelineState())?.lastSealed ?? 0;
+    const before = (await this.ctx.ledger.pipeline.get())?.lastSealed ?? 0;
     this.clock.advance(intervals);
     const started = Date.now();
     await this.tick();
     await this.settle();
     // The manual clock stands still while batches run; their processing time is wall time.
     const elapsed = Date.now() - started;
-    const after = (await this.ctx.ledger.pipelineState())?.lastSealed ?? 0;
+    const after = (await this.ctx.ledger.pipeline.get())?.lastSealed ?? 0;
     const results: BatchResult[] = [];
     for (let n = before + 1; n <= after; n++) {
       results.push({ ...(await this.result(batchId(n))), processingMs: elapsed });
@@ -311,7 +311,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     let haltedRounds = 0;
     for (let round = 0; round < maxRounds; round++) {
       await this.invoker.idle();
-      const state = await this.ctx.ledger.pipelineState();
+      const state = await this.ctx.ledger.pipeline.get();
       if (!state) return;
       const { halt, unresolved } = await this.failedBatches();
       // A failed batch that does not halt is skipped by the next coordinator pass.
@@ -319,7 +319,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       const due = Math.floor((dueAt - state.zeroTime) / interval);
       const behind = !halt && state.lastSealed < due;
       const from = Math.max(1, state.lastSealed - (SETTLE_LOOKBACK_BATCHES - 1));
-      const open = (await this.ctx.ledger.batchesFrom(from)).filter(
+      const open = (await this.ctx.ledger.batches.from(from)).filter(
         (b) => b.status === 'sealed' || b.status === 'skipping',
       );
       if (open.length === 0 && !behind && !skipping) return;
@@ -392,7 +392,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     const interval = this.pipeline.batchIntervalMs;
     let halt: Halt | undefined;
     for (;;) {
-      const state = await this.ctx.ledger.pipelineState();
+      const state = await this.ctx.ledger.pipeline.get();
       if (state && state.zeroTime + state.lastSealed * interval > ingestedBy) break;
       halt = await this.halted();
       if (halt) break;

@@ -3,7 +3,7 @@ import type { AnyPipeline } from '../dsl/pipeline';
 import { ConfigError } from '../errors';
 import type { BatchId, StageId } from '../ids';
 import { planPipeline, type Plan } from '../plan';
-import { Ledger } from '../storage/ledger';
+import { Ledger } from '../storage/ledger/ledger';
 import { ObjectStore } from '../storage/objects';
 import { StateStore } from '../storage/state';
 import type { TaskEvent } from './events';

@@ -2,13 +2,13 @@ import { describeError, RetryBudgetExhaustedError } from '../errors';
 import { batchId, type BatchId, type ShardId, type StageId, type TaskId } from '../ids';
 import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
 import { manifestKey } from '../storage/keys';
-import type { BatchItem, Cursors, SegmentItem, ShardCursor } from '../storage/ledger';
+import type { BatchItem, Cursors, SegmentItem, ShardCursor } from '../batch';
 import { foldBatches, type WatermarkFold } from '../watermark';
 import { padSeq } from '../encoding/segment';
 import { isEventTime } from '../dsl/spec';
 import type { RuntimeContext } from './context';
 import { budgetUsedUp, failBatch, resolveFailedBatches, spent, type Halt } from './failure';
-import { advance, pendingWork } from './progress';
+import { driveBatch, pendingWork } from './progress';
 
 /** What one coordinator pass did. */
 export interface CoordinatorReport {
@@ -46,8 +46,8 @@ export async function coordinate(
   const now = ctx.clock.now();
   const interval = ctx.pipeline.batchIntervalMs;
   const state =
-    (await ctx.ledger.pipelineState()) ??
-    (await ctx.ledger.initPipeline(Math.floor(now / interval) * interval));
+    (await ctx.ledger.pipeline.get()) ??
+    (await ctx.ledger.pipeline.init(Math.floor(now / interval) * interval));
   // Failed batches first: under `skip` they are skipped now; under `halt` nothing more is sealed.
   const halted = await resolveFailedBatches(ctx);
   const sealed: BatchId[] = [];
@@ -82,11 +82,11 @@ export async function coordinate(
  * any point after the item exists rebuilds the same manifest from the item's cursors.
  */
 export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: number): Promise<Manifest> {
-  let item = await ctx.ledger.batch(batch);
+  let item = await ctx.ledger.batches.get(batch);
   // The segments this pass read, when it is the one that sealed: no need to read them again.
   let sealedWith: SegmentItem[] | undefined;
   if (!item) {
-    const state = await ctx.ledger.pipelineState();
+    const state = await ctx.ledger.pipeline.get();
     // If another coordinator seals this batch between our reads, our conditional create fails and
     // its item (not these cursors) is used.
     const previousCursors = state?.cursors ?? {};
@@ -96,7 +96,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       const watermarkFold = hasEventTime(ctx)
         ? await foldWatermark(ctx, state?.watermarkFold, batch)
         : undefined;
-      const sealed = await ctx.ledger.sealBatch({
+      const sealed = await ctx.ledger.batches.create({
         batch,
         time,
         ...(watermarkFold ? { watermarkFold } : {}),
@@ -112,7 +112,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       if (sealed.created) sealedWith = input.segments;
     }
   }
-  await ctx.ledger.advanceSealed(batch, item.cursors, item.watermarkFold);
+  await ctx.ledger.pipeline.recordSeal(batch, item.cursors, item.watermarkFold);
   const manifest = await buildManifest(ctx, item, sealedWith);
   await ctx.objects.put(manifestKey(batch), serializeManifest(manifest), 'application/json');
   ctx.log.info('batch sealed', { batch, time, records: manifest.records, tasks: manifest.tasks.length });
@@ -122,7 +122,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
 
 async function startBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {
   // Starting is the same as re-driving a batch that has done nothing yet.
-  await advance(ctx, item, { redrive: true });
+  await driveBatch(ctx, item, { redrive: true });
 }
 
 function taskOptions(ctx: RuntimeContext): { maxTasks: number; targetBytes: number } {
@@ -148,12 +148,15 @@ async function gatherInput(
 ): Promise<{ segments: SegmentItem[]; cursors: Cursors }> {
   const cursors: Record<string, ShardCursor> = { ...previous };
   const segments: SegmentItem[] = [];
-  for (const shard of await ctx.ledger.shards()) {
-    const found = await ctx.ledger.segments(shard, previous[shard]?.segment);
+  for (const shard of await ctx.ledger.segments.shards()) {
+    const found = await ctx.ledger.segments.between(shard, previous[shard]?.segmentStart);
     const last = found[found.length - 1];
     if (!last) continue;
     segments.push(...found);
-    cursors[shard] = { segment: padSeq(last.firstSeq), lastSeq: maxSeq(found, previous[shard]?.lastSeq) };
+    cursors[shard] = {
+      segmentStart: padSeq(last.firstSeq),
+      lastSeq: maxSeq(found, previous[shard]?.lastSeq),
+    };
   }
   return { segments, cursors };
 }
@@ -174,8 +177,8 @@ async function buildManifest(ctx: RuntimeContext, item: BatchItem, known?: Segme
   for (const shard of known ? [] : (Object.keys(item.cursors).sort() as ShardId[])) {
     const cursor = item.cursors[shard] as ShardCursor;
     const previous = item.previousCursors[shard];
-    if (previous && previous.segment === cursor.segment) continue;
-    segments.push(...(await ctx.ledger.segments(shard, previous?.segment, cursor.segment)));
+    if (previous && previous.segmentStart === cursor.segmentStart) continue;
+    segments.push(...(await ctx.ledger.segments.between(shard, previous?.segmentStart, cursor.segmentStart)));
   }
   const tasks = splitIntoTasks(segments, taskOptions(ctx), (s) => afterSeqOf(s, item.previousCursors));
   return {
@@ -203,7 +206,7 @@ async function foldWatermark(
   previous: WatermarkFold | undefined,
   batch: BatchId,
 ): Promise<WatermarkFold> {
-  return foldBatches(previous, await ctx.ledger.batchesFrom((previous?.through ?? 0) + 1), batch);
+  return foldBatches(previous, await ctx.ledger.batches.from((previous?.through ?? 0) + 1), batch);
 }
 
 /**
@@ -226,10 +229,10 @@ async function sweep(
   // Open batches are few and recent; scan back from the newest sealed one.
   const from = Math.max(1, lastSealed - 99);
   let oldestOpen = true;
-  for (const item of await ctx.ledger.batchesFrom(from)) {
+  for (const item of await ctx.ledger.batches.from(from)) {
     if (item.status === 'failed') {
       // A failed batch whose marker was lost (a crash between the two writes) gets it back.
-      await ctx.ledger.putFailedMarker({
+      await ctx.ledger.failed.put({
         batch: item.batch,
         message: item.failure?.message ?? 'failed',
         at: item.failure?.at ?? item.updatedAt,
@@ -257,13 +260,13 @@ async function sweep(
       );
     }
     if (counted && work.kind === 'run') {
-      await ctx.ledger.recordRedrive(
+      await ctx.ledger.batches.recordRedrive(
         item.batch,
         work.tasks.map((task) => ({ phase: work.phase, task })),
         ctx.clock.now(),
       );
     }
-    await advance(ctx, item, { redrive: true });
+    await driveBatch(ctx, item, { redrive: true });
     swept.push(item.batch);
   }
   return { swept, failed };

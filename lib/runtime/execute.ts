@@ -3,7 +3,7 @@ import type { TaskId } from '../ids';
 import type { Manifest } from '../manifest';
 import type { CompiledPhase } from '../plan';
 import { deadLetterKey, shuffleKey } from '../storage/keys';
-import type { TaskReport } from '../storage/ledger';
+import type { TaskReport } from '../batch';
 import type { RuntimeContext } from './context';
 import { NO_KEY, PhaseRunner, type DeadLetter } from './datapath';
 import { readSegments } from './map-side';

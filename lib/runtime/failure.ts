@@ -8,11 +8,11 @@ import {
 import type { AnyPipeline } from '../dsl/pipeline';
 import type { BatchId } from '../ids';
 import { manifestKey, skippedBatchKey } from '../storage/keys';
-import type { BatchFailure, BatchItem, RunningStatus, TaskAttempts } from '../storage/ledger';
+import type { BatchFailure, BatchItem, RunningStatus, TaskAttempts } from '../batch';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { toJsonLines } from './output';
-import { advance } from './progress';
+import { driveBatch } from './progress';
 
 /**
  * The failure policy, in one place: which failed attempts are retried, when a step's retry budget
@@ -43,7 +43,7 @@ export async function onTaskError(ctx: RuntimeContext, event: TaskEvent, error: 
   let cause = error;
   if (kind === 'transient') {
     const now = ctx.clock.now();
-    const used = await ctx.ledger.recordAttempt(
+    const used = await ctx.ledger.batches.recordAttempt(
       event.batch,
       event.phase,
       event.task,
@@ -117,10 +117,10 @@ export async function failBatch(
  */
 export async function resolveFailedBatches(ctx: RuntimeContext): Promise<Halt | undefined> {
   let halt: Halt | undefined;
-  for (const marker of await ctx.ledger.failedMarkers()) {
-    const item = await ctx.ledger.batch(marker.batch);
+  for (const marker of await ctx.ledger.failed.list()) {
+    const item = await ctx.ledger.batches.get(marker.batch);
     if (!item || item.status !== 'failed') {
-      await ctx.ledger.deleteFailedMarker(marker.batch);
+      await ctx.ledger.failed.delete(marker.batch);
       continue;
     }
     if (!haltsSealing(ctx.pipeline, item)) {
@@ -152,10 +152,10 @@ export function haltsSealing(pipeline: Pick<AnyPipeline, 'onBatchFailure'>, item
  * await skipBatch(ctx, batchId(42), 'operator: bad input from a producer bug');
  */
 export async function skipBatch(ctx: RuntimeContext, batch: BatchId, why: string): Promise<void> {
-  const item = await ctx.ledger.batch(batch);
+  const item = await ctx.ledger.batches.get(batch);
   if (!item) throw new InvalidInputError(`batch ${batch} is not sealed`, { batch });
   if (item.status === 'skipping') {
-    await advance(ctx, item, { redrive: true });
+    await driveBatch(ctx, item, { redrive: true });
     return;
   }
   if (item.status !== 'failed') {
@@ -186,10 +186,10 @@ async function skipFailedBatch(ctx: RuntimeContext, item: BatchItem, why: string
   // the same bytes to write again.
   await ctx.objects.put(skippedBatchKey(item.batch), toJsonLines([letter]), 'application/x-ndjson');
   const now = ctx.clock.now();
-  await ctx.ledger.startSkip(item.batch, now);
-  await ctx.ledger.deleteFailedMarker(item.batch);
+  await ctx.ledger.batches.startSkip(item.batch, now);
+  await ctx.ledger.failed.delete(item.batch);
   ctx.log.warn('skipping batch', { batch: item.batch, reason: letter.reason, because: why });
-  await advance(ctx, { ...item, status: 'skipping', updatedAt: now }, { redrive: true });
+  await driveBatch(ctx, { ...item, status: 'skipping', updatedAt: now }, { redrive: true });
 }
 
 /**
@@ -200,7 +200,7 @@ async function skipFailedBatch(ctx: RuntimeContext, item: BatchItem, why: string
  * await retryBatch(ctx, batchId(42));
  */
 export async function retryBatch(ctx: RuntimeContext, batch: BatchId): Promise<void> {
-  const item = await ctx.ledger.batch(batch);
+  const item = await ctx.ledger.batches.get(batch);
   if (!item) throw new InvalidInputError(`batch ${batch} is not sealed`, { batch });
   if (item.status !== 'failed') {
     throw new InvalidInputError(
@@ -211,9 +211,9 @@ export async function retryBatch(ctx: RuntimeContext, batch: BatchId): Promise<v
     );
   }
   const now = ctx.clock.now();
-  if (!(await ctx.ledger.reopenBatch(item, now))) return;
-  await ctx.ledger.deleteFailedMarker(batch);
+  if (!(await ctx.ledger.batches.reopen(item, now))) return;
+  await ctx.ledger.failed.delete(batch);
   ctx.log.info('retrying batch', { batch });
   const { failure: _failure, lastError: _lastError, ...rest } = item;
-  await advance(ctx, { ...rest, status: 'sealed', attempts: [], updatedAt: now }, { redrive: true });
+  await driveBatch(ctx, { ...rest, status: 'sealed', attempts: [], updatedAt: now }, { redrive: true });
 }

@@ -1,3 +1,4 @@
+import { DATA_FORMATS } from '../encoding/formats';
 import { encodeSegment, formatBlocks, type InputRecord } from '../encoding/segment';
 import { InvalidInputError } from '../errors';
 import { shardId, type ShardId } from '../ids';
@@ -68,8 +69,8 @@ export async function ingest(ctx: RuntimeContext, event: KinesisEvent): Promise<
     const { body, blocks } = encodeSegment(records);
     const key = segmentKey(shard, first.seq);
     await ctx.objects.put(key, body);
-    await ctx.ledger.registerShard(shard);
-    await ctx.ledger.registerSegment({
+    await ctx.ledger.segments.registerShard(shard);
+    await ctx.ledger.segments.register({
       shard,
       firstSeq: first.seq,
       lastSeq: last.seq,
@@ -77,6 +78,7 @@ export async function ingest(ctx: RuntimeContext, event: KinesisEvent): Promise<
       records: records.length,
       bytes: body.length,
       blocks: formatBlocks(blocks),
+      format: DATA_FORMATS.segment,
     });
     written.push({ shard, key, records: records.length });
   }

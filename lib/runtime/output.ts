@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import { UnencodableValueError } from '../encoding/value';
 import { partitionId } from '../ids';
 import { outputKey } from '../storage/keys';
-import type { BatchItem } from '../storage/ledger';
+import type { BatchItem } from '../batch';
 import type { ObjectStore } from '../storage/objects';
 
 /** One partition's output of a batch. */

@@ -3,7 +3,7 @@ import { isEventTime } from '../dsl/spec';
 import { highOfTasks } from '../watermark';
 import type { Plan } from '../plan';
 import { outputPrefix } from '../plan';
-import type { BatchItem, BatchSummary } from '../storage/ledger';
+import type { BatchItem, BatchSummary } from '../batch';
 import type { RuntimeContext } from './context';
 import { formatBatch, readBatchOutput } from './output';
 
@@ -98,9 +98,9 @@ export async function invokeTasks(
  * (when `redrive`), or completes it. Safe to call any number of times from anywhere.
  *
  * @example
- * await advance(ctx, await ctx.ledger.markTaskDone(batch, phase, task, withData, now), { redrive: false });
+ * await driveBatch(ctx, await ctx.ledger.batches.markTaskDone(batch, phase, task, withData, now), { redrive: false });
  */
-export async function advance(
+export async function driveBatch(
   ctx: RuntimeContext,
   item: BatchItem,
   options: { redrive: boolean },
@@ -123,9 +123,9 @@ export async function advance(
         const tasks = partitionsToStart(current, ctx.plan, work.phase);
         // Starting the event-time stage: the batch's high is its tasks' highs, folded once here.
         const high = isEventTime(ctx.plan.phases[work.phase]?.wide?.spec)
-          ? highOfTasks(await ctx.ledger.taskReports(current.batch, work.phase - 1))
+          ? highOfTasks(await ctx.ledger.reports.list(current.batch, work.phase - 1))
           : undefined;
-        await ctx.ledger.setExpected(current.batch, work.phase, tasks, ctx.clock.now(), high);
+        await ctx.ledger.batches.setExpected(current.batch, work.phase, tasks, ctx.clock.now(), high);
         current = { ...current, expected: { ...current.expected, [work.phase]: tasks } };
         if (tasks.length > 0) {
           await invokeTasks(ctx, current.batch, work.phase, tasks);
@@ -146,14 +146,14 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
       outputRecords: 0,
       outputPartitions: [],
     };
-    if (await ctx.ledger.completeSkip(item.batch, summary, ctx.clock.now())) {
+    if (await ctx.ledger.batches.completeSkip(item.batch, summary, ctx.clock.now())) {
       ctx.log.warn('batch skipped', { batch: item.batch, inputRecords: item.inputRecords });
     }
     return;
   }
   const summary = await summarize(ctx, item);
   const now = ctx.clock.now();
-  if (!(await ctx.ledger.completeBatch(item.batch, summary, now))) return;
+  if (!(await ctx.ledger.batches.complete(item.batch, summary, now))) return;
   // What the conditional update just wrote: no need to read the item back.
   const done: BatchItem = { ...item, status: 'complete', summary, completedAt: now, updatedAt: now };
   const header = {
@@ -188,7 +188,7 @@ async function summarize(ctx: RuntimeContext, item: BatchItem): Promise<BatchSum
   const outputPartitions: number[] = [];
   const last = ctx.plan.phases.length - 1;
   for (let phase = 0; phase <= last; phase++) {
-    const reports = await ctx.ledger.taskReports(batchId(item.batch), phase);
+    const reports = await ctx.ledger.reports.list(batchId(item.batch), phase);
     for (const report of reports) {
       deadLetters += report.deadLetters;
       if (phase === last) {

@@ -83,7 +83,7 @@ export async function reduceInput(
   const loaded = wide.stateful
     ? await loadState(ctx.state, stage, partition, partitions, manifest.batch, wide.stateful, scope)
     : undefined;
-  const reports = await ctx.ledger.taskReports(manifest.batch, phase.spec.phase - 1);
+  const reports = await ctx.ledger.reports.list(manifest.batch, phase.spec.phase - 1);
   const reduce = new PartitionReduce(wide);
   let bytes = 0;
   for (const report of reports) {

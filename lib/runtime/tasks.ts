@@ -3,12 +3,12 @@ import { batchId, type BatchId } from '../ids';
 import { parseManifest, type Manifest } from '../manifest';
 import { assertSamePlan, type CompiledPhase } from '../plan';
 import { manifestKey } from '../storage/keys';
-import type { TaskReport } from '../storage/ledger';
+import type { TaskReport } from '../batch';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { executeTask } from './execute';
 import { onTaskError } from './failure';
-import { advance, invokeTasks } from './progress';
+import { driveBatch, invokeTasks } from './progress';
 export type { DeadLetter } from './datapath';
 import { commitState, skipState, stateCommitted, StateAlreadyCommitted, type PendingState } from './stateful';
 
@@ -31,14 +31,14 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
   const phase = ctx.plan.phases[event.phase];
   if (!phase) throw new InvalidInputError(`the plan has no phase ${event.phase}`, { batch: event.batch });
   const scope: ErrorScope = { batch: event.batch, task: event.task, stage: phase.spec.function };
-  let report = await ctx.ledger.taskReport(event.batch, event.phase, event.task);
+  let report = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
   if (
     report?.pendingState &&
     (await stateCommitted(ctx.state, phase.spec.function, event.task, event.batch))
   ) {
     // A run that committed the state stopped before marking its report final.
     report = { ...report, pendingState: false };
-    await ctx.ledger.putTaskReport(report);
+    await ctx.ledger.reports.put(report);
   }
   if (!report || report.pendingState) {
     if (event.skip) {
@@ -49,14 +49,14 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
       report = await executeAndReport(ctx, manifest, phase, event, scope);
     }
   }
-  const item = await ctx.ledger.markTaskDone(
+  const item = await ctx.ledger.batches.markTaskDone(
     event.batch,
     event.phase,
     event.task,
     report.withData,
     ctx.clock.now(),
   );
-  await advance(ctx, item, { redrive: false });
+  await driveBatch(ctx, item, { redrive: false });
   return report;
 }
 
@@ -73,7 +73,7 @@ async function executeAndReport(
   } catch (error) {
     if (!(error instanceof StateAlreadyCommitted)) throw error;
     // A duplicate committed this batch's state; its report (written before its commit) stands.
-    const theirs = await ctx.ledger.taskReport(event.batch, event.phase, event.task);
+    const theirs = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
     if (!theirs)
       throw new NotReadyError(`state of batch ${event.batch} committed but its report not found`, scope);
     return { ...theirs, pendingState: false };
@@ -82,10 +82,10 @@ async function executeAndReport(
   if (state) {
     // Outputs are written; the report is stored before the state is committed, so a run that
     // stops after the commit can be finished by any replay without computing again.
-    await ctx.ledger.putTaskReport({ ...report, pendingState: true });
+    await ctx.ledger.reports.put({ ...report, pendingState: true });
     await commitState(ctx.state, state);
   }
-  await ctx.ledger.putTaskReport(report);
+  await ctx.ledger.reports.put(report);
   if (state) await startWaitingSuccessor(ctx, event);
   return report;
 }
@@ -113,7 +113,7 @@ async function skipTask(
     bytesWritten: 0,
     skipped: true,
   };
-  await ctx.ledger.putTaskReport(report);
+  await ctx.ledger.reports.put(report);
   await startWaitingSuccessor(ctx, event);
   return report;
 }
@@ -124,7 +124,7 @@ async function skipTask(
  * keeps stateful pipelines moving at the batch interval; a duplicate is harmless.
  */
 async function startWaitingSuccessor(ctx: RuntimeContext, event: TaskEvent): Promise<void> {
-  const next = await ctx.ledger.batch(batchId(event.batch + 1));
+  const next = await ctx.ledger.batches.get(batchId(event.batch + 1));
   if (!next || (next.status !== 'sealed' && next.status !== 'skipping')) return;
   const skipping = next.status === 'skipping';
   // A skipping batch starts its stateful partitions without recording them as expected.

@@ -9,6 +9,7 @@ import * as z from 'zod/mini';
 import { isConditionFailure } from './conditions';
 import { DATA_FORMATS } from '../encoding/formats';
 import { DataFormatError } from '../errors';
+import { LEDGER_ITEM_KEYS } from './ledger/items';
 import type { StageId } from '../ids';
 
 /**
@@ -84,7 +85,7 @@ export class StateStore {
   ) {}
 
   private pk(stage: StageId, partition: number): string {
-    return `state#${stage}#${partition}`;
+    return LEDGER_ITEM_KEYS.statePk(stage, partition);
   }
 
   async head(stage: StageId, partition: number): Promise<StateHead> {

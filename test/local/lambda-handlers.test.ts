@@ -51,7 +51,7 @@ describe('the Lambda handlers', () => {
     });
 
     await handlers.ingest({ Records: [record('12', 'b'), record('11', 'a')] });
-    const segments = await run.ctx.ledger.segments('lines/shardId-000000000003' as never, undefined);
+    const segments = await run.ctx.ledger.segments.between('lines/shardId-000000000003' as never, undefined);
 
     expect(segments).toEqual([
       expect.objectContaining({
@@ -61,7 +61,7 @@ describe('the Lambda handlers', () => {
         key: 'segments/lines/shardId-000000000003/11.seg',
       }),
     ]);
-    expect(await run.ctx.ledger.shards()).toContain('lines/shardId-000000000003');
+    expect(await run.ctx.ledger.segments.shards()).toContain('lines/shardId-000000000003');
   });
 
   it('rejects an event that is not a Kinesis event where it enters', async () => {
@@ -97,7 +97,7 @@ describe('the Lambda handlers', () => {
         getRemainingTimeInMillis: () => deadline - Date.now(),
       });
       const sealed = reports.flatMap((r) => r.sealed);
-      const batches = await fresh.ctx.ledger.batchesFrom(1);
+      const batches = await fresh.ctx.ledger.batches.from(1);
 
       expect(reports.length).toBeGreaterThan(3);
       expect(sealed).toEqual(sealed.map((_, i) => (sealed[0] as number) + i));

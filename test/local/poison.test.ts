@@ -685,8 +685,8 @@ describe('batch-level failures', () => {
     await t.push(batches[0] ?? []).advance();
     const failed = await t.push(batches[1] ?? []).advance();
     const run = await t.local();
-    const item = await run.ctx.ledger.batch(batchId(2));
-    await run.ctx.ledger.startSkip(batchId(2), run.now());
+    const item = await run.ctx.ledger.batches.get(batchId(2));
+    await run.ctx.ledger.batches.startSkip(batchId(2), run.now());
 
     // Act: the late retry fails again, as it must.
     await handleTask(run.context('strict'), {
@@ -696,7 +696,7 @@ describe('batch-level failures', () => {
       phase: 0,
       task: taskId(item?.failure?.task ?? 0),
     });
-    const during = await run.ctx.ledger.batch(batchId(2));
+    const during = await run.ctx.ledger.batches.get(batchId(2));
     const skipped = await t.skipBatch(batchId(2));
     const after = await t.push(batches[2] ?? []).advance();
 

@@ -79,12 +79,12 @@ describe("the local runtime refuses ledger and bucket access outside a function'
     {
       name: 'a reduce function moving the pipeline item',
       fn: 'count',
-      act: (ctx: RuntimeContext) => ctx.ledger.advanceSealed(batchId(1), {}),
+      act: (ctx: RuntimeContext) => ctx.ledger.pipeline.recordSeal(batchId(1), {}),
     },
     {
       name: 'a transform function reading a segment item (only the coordinator reads them)',
       fn: 'tokenize',
-      act: (ctx: RuntimeContext) => ctx.ledger.segments(shardId('lines/shardId-000000000000'), undefined),
+      act: (ctx: RuntimeContext) => ctx.ledger.segments.between(shardId('lines/shardId-000000000000'), undefined),
     },
     {
       name: "a transform function writing another phase's shuffle",
@@ -101,7 +101,7 @@ describe("the local runtime refuses ledger and bucket access outside a function'
       name: "a reduce function writing a transform task's report",
       fn: 'count',
       act: (ctx: RuntimeContext) =>
-        ctx.ledger.putTaskReport({
+        ctx.ledger.reports.put({
           batch: batchId(1),
           phase: 0,
           task: taskId(0),

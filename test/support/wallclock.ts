@@ -44,7 +44,7 @@ export async function runOnWallClock(
       await new Promise((resolve) => setTimeout(resolve, options.pauseMs ?? 300));
     }
     await run.finish();
-    const last = (await run.ctx.ledger.pipelineState())?.lastSealed ?? 0;
+    const last = (await run.ctx.ledger.pipeline.get())?.lastSealed ?? 0;
     const batches: BatchResult[] = [];
     for (let n = 1; n <= last; n++) batches.push(await run.result(batchId(n)));
     return { batches, invocations: run.invoker.invocations, failedInvocations: run.invoker.failed.length };

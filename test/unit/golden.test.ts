@@ -258,7 +258,7 @@ describe('the plan and the manifest (sluice.plan@1, sluice.manifest@1)', () => {
       time: 1_700_000_070_000,
       plan: planPipeline(counts).spec,
       previousCursors: {},
-      cursors: { 'lines/shardId-000000000000': { segment: '0001', lastSeq: '12' } },
+      cursors: { 'lines/shardId-000000000000': { segmentStart: '0001', lastSeq: '12' } },
       records: 2,
       bytes: 40,
       tasks: [

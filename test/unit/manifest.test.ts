@@ -25,8 +25,8 @@ function manifest(): Manifest {
     batch: batchId(3),
     time: 1_700_000_030_000,
     plan: planPipeline(wordcount).spec,
-    previousCursors: { 'shardId-0': { segment: '0'.repeat(63) + '1', lastSeq: '5' } },
-    cursors: { 'shardId-0': { segment: '0'.repeat(62) + '10', lastSeq: '12' } },
+    previousCursors: { 'shardId-0': { segmentStart: '0'.repeat(63) + '1', lastSeq: '5' } },
+    cursors: { 'shardId-0': { segmentStart: '0'.repeat(62) + '10', lastSeq: '12' } },
     records: 7,
     bytes: 420,
     tasks: [
@@ -73,7 +73,7 @@ describe('serializeManifest / parseManifest', () => {
     ['no tasks', (r: Record<string, unknown>) => delete r.tasks],
     ['a plan of another kind', (r: Record<string, unknown>) => (r.plan = { kind: 'x' })],
     ['negative bytes', (r: Record<string, unknown>) => (r.bytes = -1)],
-    ['a cursor without lastSeq', (r: Record<string, unknown>) => (r.cursors = { s: { segment: 'x' } })],
+    ['a cursor without lastSeq', (r: Record<string, unknown>) => (r.cursors = { s: { segmentStart: 'x' } })],
     [
       'a slice with a string start',
       (r: Record<string, unknown>) =>

@@ -6,7 +6,7 @@ import { map, transform } from '../../lib/dsl/transform';
 import { batchId } from '../../lib/ids';
 import { planPipeline } from '../../lib/plan';
 import { partitionsToStart, pendingWork, type PendingWork } from '../../lib/runtime/progress';
-import type { BatchItem } from '../../lib/storage/ledger';
+import type { BatchItem } from '../../lib/batch';
 
 const source = kinesis({ stream: 'lines', decode: utf8 });
 const tokenize = transform<string, string, number>('tokenize', (line, emit) => emit(line, 1));

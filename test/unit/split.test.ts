@@ -1,9 +1,10 @@
+import { DATA_FORMATS } from '../../lib/encoding/formats';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeSegment, formatBlocks, parseBlocks } from '../../lib/encoding/segment';
 import { shardId } from '../../lib/ids';
 import { splitIntoTasks, type Slice, type SplitOptions } from '../../lib/manifest';
-import type { SegmentItem } from '../../lib/storage/ledger';
+import type { SegmentItem } from '../../lib/batch';
 import { segmentItem } from './support';
 
 interface FlatBlock {
@@ -195,6 +196,7 @@ describe('splitIntoTasks', () => {
       records: records.length,
       bytes: body.length,
       blocks: formatBlocks(blocks),
+      format: DATA_FORMATS.segment,
     };
     const offsets = new Set([...blocks.map((b) => b.offset), body.length]);
 

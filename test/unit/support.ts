@@ -1,7 +1,8 @@
+import { DATA_FORMATS } from '../../lib/encoding/formats';
 import fc from 'fast-check';
 import { ByteReader, ByteWriter } from '../../lib/encoding/bytes';
 import { readValue, writeValue } from '../../lib/encoding/value';
-import type { SegmentItem } from '../../lib/storage/ledger';
+import type { SegmentItem } from '../../lib/batch';
 import { formatBlocks, type SegmentBlock } from '../../lib/encoding/segment';
 import { shardId } from '../../lib/ids';
 
@@ -99,5 +100,6 @@ export function segmentItem(
     records: blocks.reduce((n, b) => n + b.records, 0),
     bytes: offset,
     blocks: formatBlocks(list),
+    format: DATA_FORMATS.segment,
   };
 }

@@ -1,0 +1,149 @@
+import type { BatchId, ShardId, TaskId } from './ids';
+import type { EventTimeHigh, WatermarkFold } from './watermark';
+
+/*
+ * The records the runtime keeps about its progress: where each shard's input stands, which batches
+ * were sealed and how they are doing, what each task reported, and which failed batches wait for an
+ * operator. They are stored as ledger items (`lib/storage/ledger/`), which add keys and a kind.
+ */
+
+/** Where a shard's input stands: the last segment taken into a sealed batch. */
+export interface ShardCursor {
+  /** The padded first sequence number of the last segment taken (its segment item's sort key). */
+  readonly segmentStart: string;
+  /** Last sequence number taken; records at or below it are never taken again. */
+  readonly lastSeq: string;
+}
+
+/** Cursors of every shard, by shard id. */
+export type Cursors = Readonly<Record<string, ShardCursor>>;
+
+/** The pipeline's own ledger item: its zero time and how far sealing has gone. */
+export interface PipelineItem {
+  readonly zeroTime: number;
+  readonly lastSealed: number;
+  readonly cursors: Cursors;
+  /** Event-time pipelines: the watermark fold so far (see `lib/watermark.ts`). */
+  readonly watermarkFold?: WatermarkFold;
+}
+
+/** A segment as registered by the ingest function. */
+export interface SegmentItem {
+  readonly shard: ShardId;
+  readonly firstSeq: string;
+  readonly lastSeq: string;
+  readonly key: string;
+  readonly records: number;
+  readonly bytes: number;
+  /** Block offsets and record counts, in `formatBlocks` form. */
+  readonly blocks: string;
+  /** How the segment's bytes are encoded (`DATA_FORMATS.segment` of the ingest that wrote it). */
+  readonly format: string;
+}
+
+/** Totals of a finished batch. */
+export interface BatchSummary {
+  readonly inputRecords: number;
+  readonly deadLetters: number;
+  readonly outputRecords: number;
+  /** Output partitions that have an output object, in order. */
+  readonly outputPartitions: readonly number[];
+}
+
+/**
+ * Batch status: `sealed` while it runs, then `complete`; or `failed` (it stops there until it is
+ * retried, which makes it `sealed` again, or skipped); a skipped batch is `skipping` while its
+ * stateful partitions move their state past it, then `skipped`.
+ */
+export type BatchStatus = 'sealed' | 'complete' | 'failed' | 'skipping' | 'skipped';
+
+/** The statuses in which a batch has work running: its own, or that of skipping it. */
+export type RunningStatus = Extract<BatchStatus, 'sealed' | 'skipping'>;
+
+/** Why a batch failed, and where. */
+export interface BatchFailure {
+  /** What went wrong, with the error's name and hint. */
+  readonly message: string;
+  readonly phase: number;
+  readonly task: number;
+  /** The phase function (stage id, or `read`). */
+  readonly stage?: string;
+  /** When it failed, epoch ms. */
+  readonly at?: number;
+  /** Set when the failure happened while the batch was being skipped: it is not skipped again by itself. */
+  readonly duringSkip?: boolean;
+}
+
+/** The retry budget a task of a batch has used: attempts that failed transiently, since when. */
+export interface TaskAttempts {
+  readonly phase: number;
+  readonly task: number;
+  readonly attempts: number;
+  /** The first failed attempt, epoch ms. */
+  readonly since: number;
+}
+
+/** The marker of a failed batch that nobody has retried or skipped yet. */
+export interface FailedMarker {
+  readonly batch: BatchId;
+  readonly message: string;
+  readonly at: number;
+}
+
+/** The ledger item of one batch: what was sealed, and which tasks of which phases have reported. */
+export interface BatchItem {
+  readonly batch: BatchId;
+  readonly time: number;
+  readonly status: BatchStatus;
+  readonly cursors: Cursors;
+  readonly previousCursors: Cursors;
+  readonly inputRecords: number;
+  readonly inputBytes: number;
+  /** Transform tasks of phase 0. */
+  readonly tasks: number;
+  readonly sealedAt: number;
+  readonly updatedAt: number;
+  readonly completedAt?: number;
+  readonly summary?: BatchSummary;
+  readonly failure?: BatchFailure;
+  /** The last transient error of any task, for the failure message when the budget runs out. */
+  readonly lastError?: string;
+  /** Tasks that have failed transiently, with how often and since when. */
+  readonly attempts: readonly TaskAttempts[];
+  /** Event-time pipelines: the watermark fold this batch was sealed with (its manifest's high). */
+  readonly watermarkFold?: WatermarkFold;
+  /** Event-time pipelines: this batch's own highest event time, once its event-time phase started. */
+  readonly eventTimeHigh?: EventTimeHigh;
+  /** done[p]: tasks of phase p that have reported. */
+  readonly done: Readonly<Record<number, readonly number[]>>;
+  /** withData[p]: partitions of phase p that some task of phase p-1 wrote data for. */
+  readonly withData: Readonly<Record<number, readonly number[]>>;
+  /** expected[p]: the tasks phase p was started with (p >= 1). */
+  readonly expected: Readonly<Record<number, readonly number[]>>;
+}
+
+/** What a task reports once its outputs are written. */
+export interface TaskReport {
+  readonly batch: BatchId;
+  readonly phase: number;
+  readonly task: TaskId;
+  /** The task's shuffle file, when the phase feeds another. */
+  readonly shuffle?: string;
+  /** Byte offsets of each next-phase partition's run: `index[p]..index[p+1]`. */
+  readonly index?: readonly number[];
+  readonly withData: readonly number[];
+  readonly recordsIn: number;
+  readonly recordsOut: number;
+  readonly deadLetters: number;
+  readonly deadLetterKey?: string;
+  /** The output object, when the phase is the last one and produced records. */
+  readonly output?: string;
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  /** Set while a stateful task's outputs are written but its state may not be committed yet. */
+  readonly pendingState?: boolean;
+  /** The highest event time the task's output into an event-time stage carried. */
+  readonly eventTimeHigh?: number;
+  /** Set when the task only moved its partition's state past a skipped batch. */
+  readonly skipped?: boolean;
+}

@@ -1,0 +1,330 @@
+import * as z from 'zod/mini';
+import type {
+  BatchFailure,
+  BatchItem,
+  BatchSummary,
+  Cursors,
+  FailedMarker,
+  PipelineItem,
+  SegmentItem,
+  TaskAttempts,
+  TaskReport,
+} from '../../batch';
+import { padSeq } from '../../encoding/segment';
+import { DataFormatError } from '../../errors';
+import type { BatchId, ShardId, TaskId } from '../../ids';
+
+/*
+ * The ledger table's layout, in one place: every item's key and kind, and the schema it is parsed
+ * with where it enters. Items are written with their `kind` and read back only if they have the
+ * kind (and version) this code knows; anything else is a `DataFormatError`, never a guess.
+ *
+ *   pk                      sk                 kind
+ *   pipeline                pipeline           sluice.ledger/pipeline@1
+ *   shards                  shards             sluice.ledger/shards@1
+ *   segment#<shard>         <padded firstSeq>  sluice.ledger/segment@1
+ *   batch                   <padded batch>     sluice.ledger/batch@1
+ *   task#<batch>#<phase>    <padded task>      sluice.ledger/task@1
+ *   failed                  <padded batch>     sluice.ledger/failed@1
+ *   state#<stage>#<part>    head | chunk#…     (lib/storage/state.ts)
+ */
+
+/** The kinds of the ledger's items. */
+export const LEDGER_KINDS = Object.freeze({
+  pipeline: 'sluice.ledger/pipeline@1',
+  shards: 'sluice.ledger/shards@1',
+  segment: 'sluice.ledger/segment@1',
+  batch: 'sluice.ledger/batch@1',
+  task: 'sluice.ledger/task@1',
+  failed: 'sluice.ledger/failed@1',
+} as const);
+
+/**
+ * Partition keys of the ledger's items, and the prefixes of those that are per shard, batch or
+ * stage: the one definition of the key layout. Item keys below and the IAM leading-key patterns
+ * (`LEDGER_KEYS` in `lib/deployment.ts`) are built from it.
+ */
+export const LEDGER_PK = Object.freeze({
+  pipeline: 'pipeline',
+  shards: 'shards',
+  batch: 'batch',
+  failed: 'failed',
+  segmentPrefix: 'segment#',
+  taskPrefix: 'task#',
+  statePrefix: 'state#',
+});
+
+/** A batch number as a sort key (and a part of one): zero-padded, so keys sort in batch order. */
+export const batchSk = (batch: number): string => String(batch).padStart(10, '0');
+
+/** The keys of each item type. */
+export const LEDGER_ITEM_KEYS = Object.freeze({
+  pipeline: Object.freeze({ pk: LEDGER_PK.pipeline, sk: 'pipeline' }),
+  shards: Object.freeze({ pk: LEDGER_PK.shards, sk: 'shards' }),
+  segmentPk: (shard: ShardId): string => `${LEDGER_PK.segmentPrefix}${shard}`,
+  segment: (shard: ShardId, firstSeq: string) => ({
+    pk: `${LEDGER_PK.segmentPrefix}${shard}`,
+    sk: padSeq(firstSeq),
+  }),
+  batchPk: LEDGER_PK.batch,
+  batch: (batch: number) => ({ pk: LEDGER_PK.batch, sk: batchSk(batch) }),
+  taskPk: (batch: number, phase: number): string => `${LEDGER_PK.taskPrefix}${batchSk(batch)}#${phase}`,
+  task: (batch: number, phase: number, task: number) => ({
+    pk: `${LEDGER_PK.taskPrefix}${batchSk(batch)}#${phase}`,
+    sk: String(task).padStart(6, '0'),
+  }),
+  failedPk: LEDGER_PK.failed,
+  failed: (batch: number) => ({ pk: LEDGER_PK.failed, sk: batchSk(batch) }),
+  statePk: (stage: string, partition: number): string => `${LEDGER_PK.statePrefix}${stage}#${partition}`,
+});
+
+const count = z.number().check(z.int(), z.nonnegative());
+const cursors = z.record(z.string(), z.object({ segmentStart: z.string(), lastSeq: z.string() }));
+const fold = z.object({ high: z.nullable(z.number()), through: count });
+/** DynamoDB number sets come back as `Set`s; lists written by older paths as arrays. */
+const numberSet = z.union([z.set(z.number()), z.array(z.number())]);
+
+const pipelineSchema = z.object({
+  kind: z.literal(LEDGER_KINDS.pipeline),
+  zeroTime: z.number(),
+  lastSealed: count,
+  cursors,
+  watermarkFold: z.optional(fold),
+});
+
+const shardsSchema = z.object({ kind: z.literal(LEDGER_KINDS.shards), ids: z.set(z.string()) });
+
+const segmentSchema = z.object({
+  kind: z.literal(LEDGER_KINDS.segment),
+  shard: z.string(),
+  firstSeq: z.string(),
+  lastSeq: z.string(),
+  key: z.string(),
+  records: count,
+  bytes: count,
+  blocks: z.string(),
+  format: z.string(),
+});
+
+const summarySchema = z.object({
+  inputRecords: count,
+  deadLetters: count,
+  outputRecords: count,
+  outputPartitions: z.array(count),
+});
+
+const failureSchema = z.object({
+  message: z.string(),
+  phase: count,
+  task: count,
+  stage: z.optional(z.string()),
+  at: z.optional(z.number()),
+  duringSkip: z.optional(z.boolean()),
+});
+
+const batchSchema = z.looseObject({
+  kind: z.literal(LEDGER_KINDS.batch),
+  batch: z.number().check(z.int(), z.positive()),
+  time: z.number(),
+  status: z.enum(['sealed', 'complete', 'failed', 'skipping', 'skipped']),
+  cursors,
+  previousCursors: cursors,
+  inputRecords: count,
+  inputBytes: count,
+  tasks: count,
+  sealedAt: z.number(),
+  updatedAt: z.number(),
+  completedAt: z.optional(z.number()),
+  summary: z.optional(summarySchema),
+  failure: z.optional(failureSchema),
+  lastError: z.optional(z.string()),
+  watermarkFold: z.optional(fold),
+  eventTimeHigh: z.optional(z.nullable(z.number())),
+});
+
+const reportSchema = z.object({
+  kind: z.literal(LEDGER_KINDS.task),
+  batch: z.number().check(z.int(), z.positive()),
+  phase: count,
+  task: count,
+  shuffle: z.optional(z.string()),
+  index: z.optional(z.array(count)),
+  withData: numberSet,
+  recordsIn: count,
+  recordsOut: count,
+  deadLetters: count,
+  deadLetterKey: z.optional(z.string()),
+  output: z.optional(z.string()),
+  bytesRead: count,
+  bytesWritten: count,
+  pendingState: z.optional(z.boolean()),
+  eventTimeHigh: z.optional(z.number()),
+  skipped: z.optional(z.boolean()),
+});
+
+const failedSchema = z.object({
+  kind: z.literal(LEDGER_KINDS.failed),
+  batch: z.number().check(z.int(), z.positive()),
+  message: z.string(),
+  at: z.number(),
+});
+
+/** Parses one item with its schema, or says which item is not what this code reads. */
+function parse<T>(schema: z.ZodMiniType<T>, raw: Record<string, unknown>, what: string): T {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const where = `${String(raw.pk)} ${String(raw.sk)}`;
+  throw new DataFormatError(`ledger item ${where} is not a ${what}: ${parsed.error.message}`);
+}
+
+const sorted = (values: Iterable<number>): number[] => [...values].sort((a, b) => a - b);
+
+/** The attributes of one kind that end in a phase number (`done_1`), as numbers per phase. */
+function perPhase(raw: Record<string, unknown>, prefix: string): Record<number, number[]> {
+  const result: Record<number, number[]> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (!name.startsWith(prefix)) continue;
+    const phase = Number(name.slice(prefix.length));
+    const parsed = numberSet.safeParse(value);
+    if (!Number.isInteger(phase) || !parsed.success) {
+      throw new DataFormatError(`ledger attribute ${name} is not a set of task numbers`);
+    }
+    result[phase] = sorted(parsed.data);
+  }
+  return result;
+}
+
+/** The `attempts_<phase>_<task>` and `since_<phase>_<task>` attributes of a batch item. */
+function attemptsOf(raw: Record<string, unknown>): TaskAttempts[] {
+  const result: TaskAttempts[] = [];
+  for (const [name, value] of Object.entries(raw)) {
+    const match = /^attempts_(\d+)_(\d+)$/.exec(name);
+    if (!match) continue;
+    const phase = Number(match[1]);
+    const task = Number(match[2]);
+    result.push({ phase, task, attempts: Number(value), since: Number(raw[`since_${phase}_${task}`] ?? 0) });
+  }
+  return result.sort((a, b) => a.phase - b.phase || a.task - b.task);
+}
+
+/**
+ * The attributes that hold the retry budget a task has used: `attempts_<phase>_<task>` and
+ * `since_<phase>_<task>`, as expression names `#a<i>` and `#s<i>`.
+ */
+export function budgetNames(tasks: readonly { readonly phase: number; readonly task: number }[]): {
+  names: Record<string, string>;
+  attempts: string[];
+  since: string[];
+} {
+  const names: Record<string, string> = {};
+  const attempts: string[] = [];
+  const since: string[] = [];
+  tasks.forEach(({ phase, task }, i) => {
+    names[`#a${i}`] = `attempts_${phase}_${task}`;
+    names[`#s${i}`] = `since_${phase}_${task}`;
+    attempts.push(`#a${i}`);
+    since.push(`#s${i}`);
+  });
+  return { names, attempts, since };
+}
+
+/** The pipeline item as stored. */
+export function pipelineItem(item: PipelineItem): Record<string, unknown> {
+  return { ...LEDGER_ITEM_KEYS.pipeline, kind: LEDGER_KINDS.pipeline, ...item };
+}
+
+/** Parses the pipeline item. */
+export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
+  const item = parse(pipelineSchema, raw, LEDGER_KINDS.pipeline);
+  return {
+    zeroTime: item.zeroTime,
+    lastSealed: item.lastSealed,
+    cursors: item.cursors satisfies Cursors,
+    ...(item.watermarkFold ? { watermarkFold: item.watermarkFold } : {}),
+  };
+}
+
+/** Parses the shards item: the shards ingest has seen, sorted. */
+export function parseShardsItem(raw: Record<string, unknown>): ShardId[] {
+  return [...parse(shardsSchema, raw, LEDGER_KINDS.shards).ids].sort() as ShardId[];
+}
+
+/** A segment item as stored. */
+export function segmentItem(segment: SegmentItem): Record<string, unknown> {
+  return {
+    ...LEDGER_ITEM_KEYS.segment(segment.shard, segment.firstSeq),
+    kind: LEDGER_KINDS.segment,
+    ...segment,
+  };
+}
+
+/** Parses a segment item. */
+export function parseSegmentItem(raw: Record<string, unknown>): SegmentItem {
+  const { kind: _kind, ...segment } = parse(segmentSchema, raw, LEDGER_KINDS.segment);
+  return { ...segment, shard: segment.shard as ShardId };
+}
+
+/** A newly sealed batch's item as stored. */
+export function batchItem(
+  item: Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status' | 'attempts'>,
+): Record<string, unknown> {
+  return { ...LEDGER_ITEM_KEYS.batch(item.batch), kind: LEDGER_KINDS.batch, ...item, status: 'sealed' };
+}
+
+/** Parses a batch item, with its per-phase sets and retry budgets. */
+export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
+  const item = parse(batchSchema, raw, LEDGER_KINDS.batch);
+  return {
+    batch: item.batch as BatchId,
+    time: item.time,
+    status: item.status,
+    cursors: item.cursors,
+    previousCursors: item.previousCursors,
+    inputRecords: item.inputRecords,
+    inputBytes: item.inputBytes,
+    tasks: item.tasks,
+    sealedAt: item.sealedAt,
+    updatedAt: item.updatedAt,
+    ...(item.completedAt === undefined ? {} : { completedAt: item.completedAt }),
+    ...(item.summary === undefined ? {} : { summary: item.summary satisfies BatchSummary }),
+    ...(item.failure === undefined ? {} : { failure: item.failure satisfies BatchFailure }),
+    ...(item.lastError === undefined ? {} : { lastError: item.lastError }),
+    attempts: attemptsOf(raw),
+    ...(item.watermarkFold === undefined ? {} : { watermarkFold: item.watermarkFold }),
+    ...(item.eventTimeHigh === undefined ? {} : { eventTimeHigh: item.eventTimeHigh }),
+    done: perPhase(raw, 'done_'),
+    withData: perPhase(raw, 'withData_'),
+    expected: perPhase(raw, 'expected_'),
+  };
+}
+
+/** A task report as stored. */
+export function taskReportItem(report: TaskReport): Record<string, unknown> {
+  return {
+    ...LEDGER_ITEM_KEYS.task(report.batch, report.phase, report.task),
+    kind: LEDGER_KINDS.task,
+    ...report,
+  };
+}
+
+/** Parses a task report. */
+export function parseTaskReport(raw: Record<string, unknown>): TaskReport {
+  const { kind: _kind, ...report } = parse(reportSchema, raw, LEDGER_KINDS.task);
+  return {
+    ...report,
+    batch: report.batch as BatchId,
+    task: report.task as TaskId,
+    withData: sorted(report.withData),
+  };
+}
+
+/** A failed batch's marker as stored. */
+export function failedItem(marker: FailedMarker): Record<string, unknown> {
+  return { ...LEDGER_ITEM_KEYS.failed(marker.batch), kind: LEDGER_KINDS.failed, ...marker };
+}
+
+/** Parses a failed batch's marker. */
+export function parseFailedItem(raw: Record<string, unknown>): FailedMarker {
+  const item = parse(failedSchema, raw, LEDGER_KINDS.failed);
+  return { batch: item.batch as BatchId, message: item.message, at: item.at };
+}

@@ -1,0 +1,56 @@
+import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { Cursors, PipelineItem } from '../../batch';
+import type { BatchId } from '../../ids';
+import type { WatermarkFold } from '../../watermark';
+import { LEDGER_ITEM_KEYS, parsePipelineItem, pipelineItem } from './items';
+import type { LedgerTable } from './table';
+
+/**
+ * The pipeline's own item: its zero time, the last sealed batch, the shards' cursors and the
+ * watermark fold. Sealing moves it forward one batch at a time, conditionally.
+ */
+export class PipelineItems {
+  constructor(private readonly table: LedgerTable) {}
+
+  /** The item, once the pipeline has started. */
+  async get(): Promise<PipelineItem | undefined> {
+    const raw = await this.table.get(LEDGER_ITEM_KEYS.pipeline);
+    return raw ? parsePipelineItem(raw) : undefined;
+  }
+
+  /** Fixes the stream's zero time, once: a second caller gets the first caller's. */
+  async init(zeroTime: number): Promise<PipelineItem> {
+    await this.table.conditional(() =>
+      this.table.dynamo.send(
+        new PutCommand({
+          TableName: this.table.name,
+          Item: pipelineItem({ zeroTime, lastSealed: 0, cursors: {} }),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+    const state = await this.get();
+    if (!state) throw new Error('pipeline item vanished after creation');
+    return state;
+  }
+
+  /** Records that batch n is sealed: `lastSealed` moves from n-1 to n; false when another did it. */
+  async recordSeal(batch: BatchId, cursors: Cursors, fold?: WatermarkFold): Promise<boolean> {
+    return this.table.conditional(() =>
+      this.table.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: LEDGER_ITEM_KEYS.pipeline,
+          UpdateExpression: `SET lastSealed = :n, cursors = :c${fold ? ', watermarkFold = :f' : ''}`,
+          ConditionExpression: 'lastSealed = :previous',
+          ExpressionAttributeValues: {
+            ':n': batch,
+            ':c': cursors,
+            ':previous': batch - 1,
+            ...(fold ? { ':f': fold } : {}),
+          },
+        }),
+      ),
+    );
+  }
+}

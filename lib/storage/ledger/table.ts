@@ -1,0 +1,49 @@
+import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailure } from '../conditions';
+
+/** The ledger's DynamoDB table, with the reads every item type makes: strongly consistent. */
+export class LedgerTable {
+  constructor(
+    readonly dynamo: DynamoDBDocumentClient,
+    readonly name: string,
+  ) {}
+
+  /** One item, or `undefined`. */
+  async get(key: { readonly pk: string; readonly sk: string }): Promise<Record<string, unknown> | undefined> {
+    const out = await this.dynamo.send(
+      new GetCommand({ TableName: this.name, Key: key, ConsistentRead: true }),
+    );
+    return out.Item;
+  }
+
+  /** Every item under one partition key, in sort-key order, page by page. */
+  async queryAll(pk: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.name,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': pk },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  /** Runs a conditional write: true if it was made, false if its condition did not hold. */
+  async conditional(write: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await write();
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+}
