@@ -120,6 +120,15 @@ export interface BatchItem {
   readonly withData: Readonly<Record<number, readonly number[]>>;
   /** expected[p]: the tasks phase p was started with (p >= 1). */
   readonly expected: Readonly<Record<number, readonly number[]>>;
+  /**
+   * Totals of the task reports so far, each task counted once, when it is marked done: the batch's
+   * summary is these once every task is done, without reading the reports again.
+   */
+  readonly counted: {
+    readonly deadLetters: number;
+    readonly outputRecords: number;
+    readonly outputPartitions: readonly number[];
+  };
 }
 
 /** What a task reports once its outputs are written. */

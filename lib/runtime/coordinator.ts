@@ -83,8 +83,8 @@ export async function coordinate(
  */
 export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: number): Promise<Manifest> {
   let item = await ctx.ledger.batches.get(batch);
-  // The segments this pass read, when it is the one that sealed: no need to read them again.
-  let sealedWith: SegmentItem[] | undefined;
+  // The tasks this pass split, when it is the one that sealed: no need to read and split again.
+  let sealedWith: readonly (readonly Slice[])[] | undefined;
   if (!item) {
     const state = await ctx.ledger.pipeline.get();
     // If another coordinator seals this batch between our reads, our conditional create fails and
@@ -109,7 +109,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
         updatedAt: ctx.clock.now(),
       });
       item = sealed.item;
-      if (sealed.created) sealedWith = input.segments;
+      if (sealed.created) sealedWith = tasks;
     }
   }
   await ctx.ledger.pipeline.recordSeal(batch, item.cursors, item.watermarkFold);
@@ -168,19 +168,20 @@ function maxSeq(segments: readonly SegmentItem[], floor: string | undefined): st
 }
 
 /**
- * The manifest of a sealed batch, from its ledger item: the segments between its previous and its
- * own cursors (read again unless the caller just read them to seal it; both walk the shards in
- * the same order, so the bytes are the same either way).
+ * The manifest of a sealed batch, from its ledger item. The pass that sealed it gives the tasks it
+ * split; any other pass reads the segments between the item's previous and its own cursors and
+ * splits them again (both walk the shards in the same order, so the bytes are the same).
  */
-async function buildManifest(ctx: RuntimeContext, item: BatchItem, known?: SegmentItem[]): Promise<Manifest> {
-  const segments: SegmentItem[] = known ? [...known] : [];
-  for (const shard of known ? [] : (Object.keys(item.cursors).sort() as ShardId[])) {
-    const cursor = item.cursors[shard] as ShardCursor;
-    const previous = item.previousCursors[shard];
-    if (previous && previous.segmentStart === cursor.segmentStart) continue;
-    segments.push(...(await ctx.ledger.segments.between(shard, previous?.segmentStart, cursor.segmentStart)));
-  }
-  const tasks = splitIntoTasks(segments, taskOptions(ctx), (s) => afterSeqOf(s, item.previousCursors));
+async function buildManifest(
+  ctx: RuntimeContext,
+  item: BatchItem,
+  split?: readonly (readonly Slice[])[],
+): Promise<Manifest> {
+  const tasks =
+    split ??
+    splitIntoTasks(await sealedSegments(ctx, item), taskOptions(ctx), (s) =>
+      afterSeqOf(s, item.previousCursors),
+    );
   return {
     kind: 'sluice.manifest@1',
     pipeline: ctx.pipeline.name,
@@ -194,6 +195,18 @@ async function buildManifest(ctx: RuntimeContext, item: BatchItem, known?: Segme
     tasks,
     ...(item.watermarkFold ? { watermarkHigh: item.watermarkFold.high } : {}),
   };
+}
+
+/** The segments a sealed batch took: those between its previous and its own cursors, per shard. */
+async function sealedSegments(ctx: RuntimeContext, item: BatchItem): Promise<SegmentItem[]> {
+  const segments: SegmentItem[] = [];
+  for (const shard of Object.keys(item.cursors).sort() as ShardId[]) {
+    const cursor = item.cursors[shard] as ShardCursor;
+    const previous = item.previousCursors[shard];
+    if (previous && previous.segmentStart === cursor.segmentStart) continue;
+    segments.push(...(await ctx.ledger.segments.between(shard, previous?.segmentStart, cursor.segmentStart)));
+  }
+  return segments;
 }
 
 function hasEventTime(ctx: RuntimeContext): boolean {

@@ -1,4 +1,4 @@
-import { batchId, taskId, type BatchId } from '../ids';
+import { taskId, type BatchId } from '../ids';
 import { isEventTime } from '../dsl/spec';
 import { highOfTasks } from '../watermark';
 import type { Plan } from '../plan';
@@ -98,7 +98,7 @@ export async function invokeTasks(
  * (when `redrive`), or completes it. Safe to call any number of times from anywhere.
  *
  * @example
- * await driveBatch(ctx, await ctx.ledger.batches.markTaskDone(batch, phase, task, withData, now), { redrive: false });
+ * await driveBatch(ctx, await ctx.ledger.batches.markTaskDone(report, last, now), { redrive: false });
  */
 export async function driveBatch(
   ctx: RuntimeContext,
@@ -151,7 +151,8 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
     }
     return;
   }
-  const summary = await summarize(ctx, item);
+  // Every task was counted when it was marked done: the reports need not be read again.
+  const summary: BatchSummary = { inputRecords: item.inputRecords, ...item.counted };
   const now = ctx.clock.now();
   if (!(await ctx.ledger.batches.complete(item.batch, summary, now))) return;
   // What the conditional update just wrote: no need to read the item back.
@@ -179,23 +180,4 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
     const output = await readBatchOutput(ctx.objects, outputPrefix(ctx.plan.spec), done, sink.top);
     ctx.print(formatBatch(header, output, sink.top));
   }
-}
-
-/** Totals of a batch from its task reports. */
-async function summarize(ctx: RuntimeContext, item: BatchItem): Promise<BatchSummary> {
-  let deadLetters = 0;
-  let outputRecords = 0;
-  const outputPartitions: number[] = [];
-  const last = ctx.plan.phases.length - 1;
-  for (let phase = 0; phase <= last; phase++) {
-    const reports = await ctx.ledger.reports.list(batchId(item.batch), phase);
-    for (const report of reports) {
-      deadLetters += report.deadLetters;
-      if (phase === last) {
-        outputRecords += report.recordsOut;
-        if (report.output) outputPartitions.push(report.task);
-      }
-    }
-  }
-  return { inputRecords: item.inputRecords, deadLetters, outputRecords, outputPartitions };
 }

@@ -49,13 +49,8 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
       report = await executeAndReport(ctx, manifest, phase, event, scope);
     }
   }
-  const item = await ctx.ledger.batches.markTaskDone(
-    event.batch,
-    event.phase,
-    event.task,
-    report.withData,
-    ctx.clock.now(),
-  );
+  const last = event.phase === ctx.plan.phases.length - 1;
+  const item = await ctx.ledger.batches.markTaskDone(report, last, ctx.clock.now());
   await driveBatch(ctx, item, { redrive: false });
   return report;
 }

@@ -100,3 +100,38 @@ describe('records that cannot be processed', () => {
     expect(batch.records).toEqual([]);
   });
 });
+
+describe.each([
+  ['no faults', {}],
+  ['every invocation delivered twice', { duplicate: true }],
+  ['crashes between writes', { crash: 0.3, seed: 5 }],
+])('a batch summary under %s', (_name, faults) => {
+  it('counts every task once: dead letters and outputs match what was written', async () => {
+    // Arrange
+    const picky = transform<string, string, number>('picky', (line, emit) => {
+      if (line.includes('boom')) throw new Error('cannot take boom');
+      for (const word of line.split(' ')) emit(word, 1);
+    });
+    const count = reduceByKey<string, number>('count', (a, b) => a + b, { partitions: 3 });
+    const p = pipeline({
+      name: 'counted',
+      batchInterval: '1s',
+      source: kinesis({ stream: 'l', decode: utf8 }),
+      stages: [picky, count],
+    });
+    const t = track(testPipeline(p, { shards: 2, faults }));
+    const lines = ['a b', 'boom 1', 'c d e', 'boom 2', 'a', 'f g', 'boom 3'];
+
+    // Act
+    const batch = await t.push(lines).advance();
+    const letters = await t.deadLetters(batch.batch);
+
+    // Assert
+    expect(batch.status).toBe('complete');
+    expect(batch.deadLetters).toBe(3);
+    expect(letters).toHaveLength(3);
+    expect(batch.outputRecords).toBe(7);
+    expect(batch.records).toHaveLength(7);
+    expect(batch.outputs.length).toBeGreaterThan(0);
+  });
+});

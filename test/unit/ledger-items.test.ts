@@ -58,6 +58,9 @@ describe('ledger items', () => {
       attempts_1_2: 3,
       since_1_2: 1_700_000_121_000,
       eventTimeHigh: null,
+      countedDeadLetters: 2,
+      countedOutputRecords: 9,
+      countedOutputPartitions: new Set([2, 1]),
     };
 
     // Act
@@ -72,6 +75,7 @@ describe('ledger items', () => {
       expected: { 1: [0, 2] },
       attempts: [{ phase: 1, task: 2, attempts: 3, since: 1_700_000_121_000 }],
       eventTimeHigh: null,
+      counted: { deadLetters: 2, outputRecords: 9, outputPartitions: [1, 2] },
     });
   });
 

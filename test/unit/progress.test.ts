@@ -51,6 +51,7 @@ function item(overrides: Partial<BatchItem> = {}): BatchItem {
     withData: {},
     expected: {},
     attempts: [],
+    counted: { deadLetters: 0, outputRecords: 0, outputPartitions: [] },
     ...overrides,
   };
 }

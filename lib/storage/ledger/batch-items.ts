@@ -6,15 +6,19 @@ import type {
   BatchSummary,
   RunningStatus,
   TaskAttempts,
+  TaskReport,
 } from '../../batch';
-import type { BatchId, TaskId } from '../../ids';
+import type { BatchId } from '../../ids';
 import type { EventTimeHigh } from '../../watermark';
 import { isConditionFailure } from '../conditions';
 import { batchItem, batchSk, budgetNames, LEDGER_ITEM_KEYS, parseBatchItem } from './items';
 import type { LedgerTable } from './table';
 
 /** What a batch's item holds when it is sealed; the rest starts empty. */
-export type SealedBatch = Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status' | 'attempts'>;
+export type SealedBatch = Omit<
+  BatchItem,
+  'done' | 'withData' | 'expected' | 'status' | 'attempts' | 'counted'
+>;
 
 /**
  * The batch items: one per sealed batch, with its status, which tasks of which phases were started
@@ -74,7 +78,15 @@ export class BatchItems {
     );
     if (created) {
       return {
-        item: { ...item, status: 'sealed', done: {}, withData: {}, expected: {}, attempts: [] },
+        item: {
+          ...item,
+          status: 'sealed',
+          done: {},
+          withData: {},
+          expected: {},
+          attempts: [],
+          counted: { deadLetters: 0, outputRecords: 0, outputPartitions: [] },
+        },
         created,
       };
     }
@@ -103,33 +115,52 @@ export class BatchItems {
   }
 
   /**
-   * Marks a task of a phase done and notes which next-phase partitions it wrote data for. Set ADDs
-   * make this idempotent; the returned item tells the caller whether the phase is now complete.
+   * Marks a task done: adds it to its phase's done set, notes which next-phase partitions it wrote
+   * data for, and adds its report's dead letters (and, in the last phase, its output) to the
+   * batch's counts. Only the first mark of a task counts (the write is conditional on the task not
+   * being done yet); a repeat reads the item instead. The returned item tells the caller whether
+   * the phase is now complete.
    */
-  async markTaskDone(
-    batch: BatchId,
-    phase: number,
-    task: TaskId,
-    withData: readonly number[],
-    now: number,
-  ): Promise<BatchItem> {
-    const values: Record<string, unknown> = { ':t': new Set([task]), ':now': now };
-    let update = `ADD done_${phase} :t`;
+  async markTaskDone(report: TaskReport, last: boolean, now: number): Promise<BatchItem> {
+    const { batch, phase, task, withData } = report;
+    const values: Record<string, unknown> = {
+      ':t': new Set([task]),
+      ':task': task,
+      ':now': now,
+      ':dead': report.deadLetters,
+    };
+    const adds = [`done_${phase} :t`, 'countedDeadLetters :dead'];
     if (withData.length > 0) {
-      update += `, withData_${phase + 1} :w`;
+      adds.push(`withData_${phase + 1} :w`);
       values[':w'] = new Set(withData);
     }
-    const out = await this.table.dynamo.send(
-      new UpdateCommand({
-        TableName: this.table.name,
-        Key: LEDGER_ITEM_KEYS.batch(batch),
-        UpdateExpression: `${update} SET updatedAt = :now`,
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: values,
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    return parseBatchItem(out.Attributes ?? {});
+    if (last) {
+      adds.push('countedOutputRecords :out');
+      values[':out'] = report.recordsOut;
+      if (report.output) {
+        adds.push('countedOutputPartitions :p');
+        values[':p'] = new Set([task]);
+      }
+    }
+    try {
+      const out = await this.table.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: LEDGER_ITEM_KEYS.batch(batch),
+          UpdateExpression: `ADD ${adds.join(', ')} SET updatedAt = :now`,
+          ConditionExpression: `attribute_exists(pk) AND NOT contains(done_${phase}, :task)`,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return parseBatchItem(out.Attributes ?? {});
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      // Marked before (a duplicate or a retry): nothing to add, the item is as it was left.
+      const item = await this.get(batch);
+      if (!item) throw new Error(`batch ${batch} has no ledger item`, { cause: error });
+      return item;
+    }
   }
 
   /**

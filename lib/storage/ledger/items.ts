@@ -140,6 +140,9 @@ const batchSchema = z.looseObject({
   lastError: z.optional(z.string()),
   watermarkFold: z.optional(fold),
   eventTimeHigh: z.optional(z.nullable(z.number())),
+  countedDeadLetters: z.optional(count),
+  countedOutputRecords: z.optional(count),
+  countedOutputPartitions: z.optional(numberSet),
 });
 
 const reportSchema = z.object({
@@ -266,7 +269,7 @@ export function parseSegmentItem(raw: Record<string, unknown>): SegmentItem {
 
 /** A newly sealed batch's item as stored. */
 export function batchItem(
-  item: Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status' | 'attempts'>,
+  item: Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status' | 'attempts' | 'counted'>,
 ): Record<string, unknown> {
   return { ...LEDGER_ITEM_KEYS.batch(item.batch), kind: LEDGER_KINDS.batch, ...item, status: 'sealed' };
 }
@@ -295,6 +298,11 @@ export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
     done: perPhase(raw, 'done_'),
     withData: perPhase(raw, 'withData_'),
     expected: perPhase(raw, 'expected_'),
+    counted: {
+      deadLetters: item.countedDeadLetters ?? 0,
+      outputRecords: item.countedOutputRecords ?? 0,
+      outputPartitions: sorted(item.countedOutputPartitions ?? []),
+    },
   };
 }
 
