@@ -149,8 +149,11 @@ export interface TaskReport {
   readonly output?: string;
   readonly bytesRead: number;
   readonly bytesWritten: number;
-  /** Set while a stateful task's outputs are written but its state may not be committed yet. */
-  readonly pendingState?: boolean;
+  /**
+   * Set on the report of a task that commits state: it is written (once) before the commit, and
+   * stands once the partition's state head is at its batch; until then a replay computes again.
+   */
+  readonly commitsState?: boolean;
   /** The highest event time the task's output into an event-time stage carried. */
   readonly eventTimeHigh?: number;
   /** Set when the task only moved its partition's state past a skipped batch. */

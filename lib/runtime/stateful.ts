@@ -38,14 +38,17 @@ export async function loadState(
   if (head.batch >= batch)
     throw new StateAlreadyCommitted(`state of ${stage}/${partition} is at batch ${head.batch}`);
   const table = new StateTable();
-  for (const chunk of await store.read(stage, partition, head)) table.load(chunk);
+  const stored = await store.read(stage, partition, head);
+  for (const chunk of stored) table.load(chunk);
   if (head.batch === 0 && operator.initial) {
     for (const [key, value] of operator.initial()) {
       if (partitionOf(mapKey(key), partitions) === partition) table.set(key, value);
     }
   }
-  // What is stored now, chunk by chunk, to find the chunks a batch changed.
-  const before = head.batch === 0 ? [] : table.encode(head.chunks).bodies;
+  // The stored bytes, chunk by chunk, to find the chunks a batch changed. The table encodes what
+  // it loaded to the same bytes (entries keep their chunk and their order), so the state is
+  // encoded once per batch, after it is applied, not also before.
+  const before = head.batch === 0 ? [] : stored;
   return { head, table, before };
 }
 

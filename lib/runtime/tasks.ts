@@ -31,16 +31,14 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
   const phase = ctx.plan.phases[event.phase];
   if (!phase) throw new InvalidInputError(`the plan has no phase ${event.phase}`, { batch: event.batch });
   const scope: ErrorScope = { batch: event.batch, task: event.task, stage: phase.spec.function };
-  let report = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
-  if (
-    report?.pendingState &&
-    (await stateCommitted(ctx.state, phase.spec.function, event.task, event.batch))
-  ) {
-    // A run that committed the state stopped before marking its report final.
-    report = { ...report, pendingState: false };
-    await ctx.ledger.reports.put(report);
-  }
-  if (!report || report.pendingState) {
+  const stored = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
+  // A report that commits state is written before the commit: it stands once the commit is made.
+  let report =
+    stored &&
+    (!stored.commitsState || (await stateCommitted(ctx.state, phase.spec.function, event.task, event.batch)))
+      ? stored
+      : undefined;
+  if (!report) {
     if (event.skip) {
       report = await skipTask(ctx, phase, event, scope);
     } else {
@@ -71,18 +69,20 @@ async function executeAndReport(
     const theirs = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
     if (!theirs)
       throw new NotReadyError(`state of batch ${event.batch} committed but its report not found`, scope);
-    return { ...theirs, pendingState: false };
+    return theirs;
   }
   const { report, state } = result;
-  if (state) {
-    // Outputs are written; the report is stored before the state is committed, so a run that
-    // stops after the commit can be finished by any replay without computing again.
-    await ctx.ledger.reports.put({ ...report, pendingState: true });
-    await commitState(ctx.state, state);
+  if (!state) {
+    await ctx.ledger.reports.put(report);
+    return report;
   }
-  await ctx.ledger.reports.put(report);
-  if (state) await startWaitingSuccessor(ctx, event);
-  return report;
+  // Outputs are written; the report is stored (once) before the state is committed, so a run that
+  // stops after the commit is finished by any replay without computing again.
+  const committing: TaskReport = { ...report, commitsState: true };
+  await ctx.ledger.reports.put(committing);
+  await commitState(ctx.state, state);
+  await startWaitingSuccessor(ctx, event);
+  return committing;
 }
 
 /** A stateful task of a skipping batch: its partition's state moves past the batch (`skipState`). */

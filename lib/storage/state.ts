@@ -100,8 +100,8 @@ export class StateStore {
     return parseStateHead(out.Item, this.pk(stage, partition));
   }
 
-  /** The bytes of every non-empty chunk the head points at, in chunk order. */
-  async read(stage: StageId, partition: number, head: StateHead): Promise<Uint8Array[]> {
+  /** The bytes of every chunk the head points at, by chunk number (empty for an empty chunk). */
+  async read(stage: StageId, partition: number, head: StateHead): Promise<Buffer[]> {
     const pk = this.pk(stage, partition);
     const wanted = [...head.slots].flatMap((slot, chunk) => (slot === '-' ? [] : [`chunk#${chunk}#${slot}`]));
     const found = new Map<string, Uint8Array>();
@@ -118,10 +118,12 @@ export class StateStore {
         keys = out.UnprocessedKeys?.[this.table]?.Keys;
       }
     }
-    return wanted.map((sk) => {
+    return [...head.slots].map((slot, chunk) => {
+      if (slot === '-') return Buffer.alloc(0);
+      const sk = `chunk#${chunk}#${slot}`;
       const data = found.get(sk);
       if (!data) throw new Error(`state chunk ${pk} ${sk} is missing`);
-      return data;
+      return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     });
   }
 

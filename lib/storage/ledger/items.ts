@@ -160,7 +160,7 @@ const reportSchema = z.object({
   output: z.optional(z.string()),
   bytesRead: count,
   bytesWritten: count,
-  pendingState: z.optional(z.boolean()),
+  commitsState: z.optional(z.boolean()),
   eventTimeHigh: z.optional(z.number()),
   skipped: z.optional(z.boolean()),
 });
