@@ -45,7 +45,7 @@ export {
   type KeyState,
   type UpdateStateByKeyOptions,
   type MapWithStateOptions,
-} from './dsl/state';
+} from './dsl/state-stages';
 export {
   kinesis,
   utf8,

@@ -5,7 +5,7 @@ import type { BatchId, StageId } from '../ids';
 import { planPipeline, type Plan } from '../plan';
 import { Ledger } from '../storage/ledger/ledger';
 import { ObjectStore } from '../storage/objects';
-import { StateStore } from '../storage/state';
+import { StateStore } from '../storage/state-store';
 import type { TaskEvent } from './events';
 
 /** Names of the deployed resources a pipeline's functions use. */

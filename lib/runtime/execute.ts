@@ -10,7 +10,7 @@ import { readSegments } from './map-side';
 import { toJsonLines } from './output';
 import { reduceInput } from './reduce-side';
 import { encodeOutput, writeOutput } from './sinks';
-import type { PendingState } from './stateful';
+import type { PendingState } from './state-commit';
 
 /** Collects dead letters, or fails the task at the first one under `onError: 'fail'`. */
 class DeadLetters {

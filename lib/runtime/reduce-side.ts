@@ -10,7 +10,7 @@ import type { StateTable } from '../state/table';
 import { ShuffleMerger } from './buffers';
 import type { RuntimeContext } from './context';
 import { NO_KEY, type PhaseRunner } from './datapath';
-import { loadState, prepareState, type PendingState } from './stateful';
+import { loadState, prepareState, type PendingState } from './state-commit';
 
 /**
  * The reduce side of one partition, in memory and without I/O: the partition's runs from every

@@ -10,7 +10,13 @@ import { executeTask } from './execute';
 import { onTaskError } from './failure';
 import { driveBatch, invokeTasks } from './progress';
 export type { DeadLetter } from './datapath';
-import { commitState, skipState, stateCommitted, StateAlreadyCommitted, type PendingState } from './stateful';
+import {
+  commitState,
+  skipState,
+  stateCommitted,
+  StateAlreadyCommitted,
+  type PendingState,
+} from './state-commit';
 
 /** Reads and checks a batch's manifest. */
 async function loadManifest(ctx: RuntimeContext, batch: BatchId, scope: ErrorScope): Promise<Manifest> {

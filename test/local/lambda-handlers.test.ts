@@ -68,9 +68,7 @@ describe('the Lambda handlers', () => {
     const handlers = lambdaHandlers(fast, env);
 
     await expect(handlers.ingest({ Records: [{ nope: true }] })).rejects.toThrow(/not a Kinesis event/);
-    await expect(handlers.transform({ kind: 'sluice.task@1', batch: 0 })).rejects.toThrow(
-      /not a task event/,
-    );
+    await expect(handlers.transform({ kind: 'sluice.task@1', batch: 0 })).rejects.toThrow(/not a task event/);
     await expect(
       handlers.coordinator({ source: 'sluice.schedule' }, { getRemainingTimeInMillis: () => 60_000 }),
     ).rejects.toThrow(/not a coordinator tick/);

@@ -84,7 +84,8 @@ describe("the local runtime refuses ledger and bucket access outside a function'
     {
       name: 'a transform function reading a segment item (only the coordinator reads them)',
       fn: 'tokenize',
-      act: (ctx: RuntimeContext) => ctx.ledger.segments.between(shardId('lines/shardId-000000000000'), undefined),
+      act: (ctx: RuntimeContext) =>
+        ctx.ledger.segments.between(shardId('lines/shardId-000000000000'), undefined),
     },
     {
       name: "a transform function writing another phase's shuffle",

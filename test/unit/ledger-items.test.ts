@@ -15,7 +15,7 @@ import {
   segmentItem,
   taskReportItem,
 } from '../../lib/storage/ledger/items';
-import { parseStateHead } from '../../lib/storage/state';
+import { parseStateHead } from '../../lib/storage/state-store';
 
 /**
  * The ledger's items as stored, pinned: keys, kinds and attributes. A deployment reads what the

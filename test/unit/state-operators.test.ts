@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mapWithState, updateStateByKey, type KeyState } from '../../lib/dsl/state';
+import { mapWithState, updateStateByKey, type KeyState } from '../../lib/dsl/state-stages';
 import type { Pair } from '../../lib/dsl/types';
 import {
   canonicalBatches,

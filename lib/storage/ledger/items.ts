@@ -26,7 +26,7 @@ import type { BatchId, ShardId, TaskId } from '../../ids';
  *   batch                   <padded batch>     sluice.ledger/batch@1
  *   task#<batch>#<phase>    <padded task>      sluice.ledger/task@1
  *   failed                  <padded batch>     sluice.ledger/failed@1
- *   state#<stage>#<part>    head | chunk#…     (lib/storage/state.ts)
+ *   state#<stage>#<part>    head | chunk#…     (lib/storage/state-store.ts)
  */
 
 /** The kinds of the ledger's items. */

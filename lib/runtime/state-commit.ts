@@ -4,7 +4,7 @@ import { NotReadyError, type ErrorScope } from '../errors';
 import type { StageId } from '../ids';
 import type { StatefulOperator } from '../state/operator';
 import { StateTable } from '../state/table';
-import type { StateHead, StateStore } from '../storage/state';
+import type { StateHead, StateStore } from '../storage/state-store';
 
 /** A stateful partition's new state, computed but not yet stored. */
 export interface PendingState {
