@@ -5,6 +5,7 @@ import { batchId, taskId } from '../../lib/ids';
 import { sealBatch } from '../../lib/runtime/coordinator';
 import { runTask } from '../../lib/runtime/tasks';
 import { manifestKey } from '../../lib/storage/keys';
+import { LEDGER_ITEM_KEYS } from '../../lib/storage/ledger/items';
 import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import { createAwsClients, destroyAwsClients, type AwsClients } from '../../lib/aws';
 import { testPipeline } from '../../local/testing';
@@ -67,22 +68,21 @@ describe('replays write identical objects to the same keys', () => {
 
     for (const n of [1, 2]) {
       const batch = batchId(n);
-      const item = await run.ctx.ledger.batch(batch);
-      await sealBatch(run.ctx, batch, item!.time);
+      const item = await run.ctx.ledger.batches.get(batch);
+      if (!item) throw new Error(`batch ${n} is not in the ledger`);
+      await sealBatch(run.ctx, batch, item.time);
       for (let phase = 0; phase < run.ctx.plan.phases.length; phase++) {
-        for (const report of await run.ctx.ledger.taskReports(batch, phase)) {
+        for (const report of await run.ctx.ledger.reports.list(batch, phase)) {
           // Forget the report so the task does all its work again, not just report again.
           await clients.dynamo.send(
             new DeleteCommand({
               TableName: run.resources.table,
-              Key: {
-                pk: `task#${String(n).padStart(10, '0')}#${phase}`,
-                sk: String(report.task).padStart(6, '0'),
-              },
+              Key: LEDGER_ITEM_KEYS.task(report.batch, report.phase, report.task),
             }),
           );
+          expect(await run.ctx.ledger.reports.get(report.batch, report.phase, report.task)).toBeUndefined();
           await runTask(run.ctx, {
-            kind: 'sluice.task/v1',
+            kind: 'sluice.task@1',
             pipeline: 'wordcount',
             batch,
             phase,
