@@ -1,6 +1,6 @@
 // The bundler aliases this module to the pipeline being deployed (see infra/).
 declare module 'sluice-pipeline' {
-  import type { AnyPipeline } from '../lib/dsl/pipeline';
-  const pipeline: AnyPipeline;
+  // An import type, not an import declaration: ambient modules may not import by relative path.
+  const pipeline: import('../lib/dsl/pipeline').AnyPipeline;
   export default pipeline;
 }

@@ -1,7 +1,7 @@
 import type { AnyPipeline, OnError } from './dsl/pipeline';
 import type { SinkSpec } from './dsl/sink';
 import type { Source, SourceSpec } from './dsl/source';
-import type { AnyStage, NarrowSpec, NarrowStage, WideSpec, WideStage } from './dsl/types';
+import type { NarrowSpec, NarrowStage, WideSpec, WideStage } from './dsl/types';
 import { DATA_FORMATS, type DataFormats } from './encoding/formats';
 import { PlanMismatchError } from './errors';
 import { fingerprint } from './fingerprint';
@@ -71,7 +71,7 @@ export function planPipeline(pipeline: AnyPipeline): Plan {
   const groups: { wide?: WideStage<unknown, unknown>; narrow: NarrowStage<unknown, unknown>[] }[] = [
     { narrow: [] },
   ];
-  for (const stage of pipeline.stages as readonly AnyStage[]) {
+  for (const stage of pipeline.stages) {
     if (stage.shape === 'wide') groups.push({ wide: stage as WideStage<unknown, unknown>, narrow: [] });
     else
       (groups[groups.length - 1] as { narrow: NarrowStage<unknown, unknown>[] }).narrow.push(

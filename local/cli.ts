@@ -11,12 +11,12 @@ import { LocalRuntime, runNameProblem, type BatchResult } from './runtime';
 
 // The SDK warns every process on Node 20 about a future release; it is noise for a local tool.
 const emitWarning = process.emitWarning.bind(process);
-process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+process.emitWarning = (warning: string | Error, ...rest: unknown[]) => {
   const text = typeof warning === 'string' ? warning : warning.message;
   if (/node >=22|NodeVersionSupportWarning/.test(text) || String(rest[0]).includes('NodeVersionSupport'))
     return;
   (emitWarning as (w: string | Error, ...r: unknown[]) => void)(warning, ...rest);
-}) as typeof process.emitWarning;
+};
 
 /**
  * A mistake in how the command was run (a flag, the input file): the person who ran it can fix it,
@@ -97,7 +97,7 @@ function openInput(input: string): NodeJS.ReadableStream {
 }
 
 class Reporter {
-  private readonly tty = process.stderr.isTTY === true;
+  private readonly tty = process.stderr.isTTY;
   batches = 0;
   recordsIn = 0;
   deadLetters = 0;

@@ -166,9 +166,9 @@ async function startBackends(
   const kinesisPath = persistentDir === undefined ? undefined : path.join(persistentDir, 'kinesis');
   const s3Path = path.join(dataDir, 's3');
   await Promise.all(
-    [dynamoPath, kinesisPath, s3Path].map((dir) =>
-      dir === undefined ? undefined : mkdir(dir, { recursive: true }),
-    ),
+    [dynamoPath, kinesisPath, s3Path]
+      .filter((dir) => dir !== undefined)
+      .map((dir) => mkdir(dir, { recursive: true })),
   );
 
   const [dynamodb, kinesis, s3] = await Promise.allSettled([
@@ -277,9 +277,9 @@ function serviceOf(req: http.IncomingMessage): Service {
 }
 
 function withoutHopByHop<T extends http.IncomingHttpHeaders>(headers: T): T {
-  const kept = { ...headers };
-  for (const name of HOP_BY_HOP_HEADERS) delete kept[name];
-  return kept;
+  return Object.fromEntries(
+    Object.entries(headers).filter(([name]) => !HOP_BY_HOP_HEADERS.includes(name)),
+  ) as T;
 }
 
 /**

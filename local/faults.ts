@@ -47,17 +47,20 @@ export function parseFaults(text: string | undefined, seed?: number): FaultOptio
     if (name === 'duplicate') options.duplicate = true;
     else if (name === 'crash') {
       const p = value === undefined ? 0.1 : Number(value);
-      if (!(p >= 0 && p < 1)) throw new RangeError(`crash probability must be in [0, 1), got '${value}'`);
+      if (!(p >= 0 && p < 1))
+        throw new RangeError(`crash probability must be in [0, 1), got '${String(value)}'`);
       options.crash = p;
     } else if (name === 'latency') {
       const ms = Number(value);
       if (!Number.isSafeInteger(ms) || ms < 0 || ms > 60_000) {
-        throw new RangeError(`latency must be a whole number of milliseconds up to 60000, got '${value}'`);
+        throw new RangeError(
+          `latency must be a whole number of milliseconds up to 60000, got '${String(value)}'`,
+        );
       }
       options.latencyMs = ms;
     } else {
       throw new RangeError(
-        `unknown fault '${name}': use duplicate, crash, crash=<probability> or latency=<ms>`,
+        `unknown fault '${String(name)}': use duplicate, crash, crash=<probability> or latency=<ms>`,
       );
     }
   }

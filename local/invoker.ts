@@ -97,21 +97,24 @@ export class LocalInvoker {
    * asynchronous queue (the caller does not wait for the invocation, as with `InvocationType: Event`).
    */
   transportFor(caller: DeployedFunction): InvokeTransport {
-    return async (name, payload) => {
+    return (name, payload) => {
       const target = this.functions.get(name);
       if (!target) {
         this.refused.push(`${caller.id} -> ${name}`);
-        throw new ResourceNotFoundError(`Function not found: ${name}`);
+        return Promise.reject(new ResourceNotFoundError(`Function not found: ${name}`));
       }
       if (!caller.invokes.includes(target.spec.id)) {
         this.refused.push(`${caller.id} -> ${target.spec.id}`);
-        throw new InvokeDeniedError(
-          `function '${caller.id}' is not authorized to perform lambda:InvokeFunction on '${name}' (${target.spec.id})`,
+        return Promise.reject(
+          new InvokeDeniedError(
+            `function '${caller.id}' is not authorized to perform lambda:InvokeFunction on '${name}' (${target.spec.id})`,
+          ),
         );
       }
       const call = `${caller.id} -> ${target.spec.id}`;
       this.calls.set(call, (this.calls.get(call) ?? 0) + 1);
       void this.enqueue(target, payload);
+      return Promise.resolve();
     };
   }
 

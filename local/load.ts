@@ -8,10 +8,9 @@ export class PipelineLoadError extends Error {
 }
 
 function isPipeline(value: unknown): value is AnyPipeline {
-  const p = value as Partial<AnyPipeline> | undefined;
+  if (typeof value !== 'object' || value === null) return false;
+  const p = value as Partial<AnyPipeline>;
   return (
-    typeof p === 'object' &&
-    p !== null &&
     typeof p.name === 'string' &&
     typeof p.batchIntervalMs === 'number' &&
     Array.isArray(p.stages) &&

@@ -135,5 +135,5 @@ async function existingResources(
       exists(clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }))),
     ),
   ]);
-  return { bucket: bucket === true, table: table === true, streams: streams.map((s) => s === true) };
+  return { bucket, table, streams };
 }

@@ -30,7 +30,7 @@ export function makeObjectWritesAtomic(store: unknown): void {
       if (Buffer.isBuffer(content)) {
         md5.update(content);
         size = content.length;
-        await pipeline(async function* () {
+        await pipeline(function* () {
           yield content;
         }, createWriteStream(temporary));
       } else {

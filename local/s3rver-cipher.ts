@@ -33,7 +33,7 @@ export function installDesCompatibleBucketController(requireHere: NodeJS.Require
     // whoever loaded the old copy keeps it.
     const libDir = path.dirname(path.dirname(file)) + path.sep;
     for (const id of Object.keys(requireHere.cache)) {
-      if (id.startsWith(libDir)) delete requireHere.cache[id];
+      if (id.startsWith(libDir)) Reflect.deleteProperty(requireHere.cache, id);
     }
   }
 
@@ -60,7 +60,7 @@ export function installDesCompatibleBucketController(requireHere: NodeJS.Require
       path.dirname(file),
     );
   } catch (error) {
-    delete requireHere.cache[file];
+    Reflect.deleteProperty(requireHere.cache, file);
     throw error;
   }
   controller.loaded = true;

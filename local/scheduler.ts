@@ -36,17 +36,18 @@ export class LocalScheduler {
   /** Starts the pass and poll loops, unless they are running already. */
   start(): void {
     if (this.loops) return;
-    let stopped = false;
+    // A property, not a `let`: TypeScript would narrow a `let` to `false` inside the loops.
+    const run = { stopped: false };
     const loops = [
       (async () => {
-        while (!stopped) {
+        while (!run.stopped) {
           // A poll that fails is tried again next round, as the mapping retries a batch.
           await Promise.all(this.pollers.map((p) => p.pollOnce().catch(() => 0)));
           await sleep(POLL_PAUSE_MS);
         }
       })(),
       (async () => {
-        while (!stopped) {
+        while (!run.stopped) {
           await this.pass();
           const untilBoundary = this.intervalMs - (Date.now() % this.intervalMs);
           await sleep(Math.min(untilBoundary + PAST_BOUNDARY_MS, MAX_PASS_WAIT_MS));
@@ -55,7 +56,7 @@ export class LocalScheduler {
     ];
     this.loops = {
       stop: async () => {
-        stopped = true;
+        run.stopped = true;
         await Promise.all(loops);
       },
     };

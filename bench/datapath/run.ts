@@ -49,14 +49,16 @@ function parseArgs(argv: readonly string[]): Options {
     const arg = argv[i];
     const number = (): number => {
       const value = Number(argv[++i]);
-      if (!Number.isSafeInteger(value) || value < 0) throw new UsageError(`${arg} needs a whole number`);
+      if (!Number.isSafeInteger(value) || value < 0)
+        throw new UsageError(`${String(arg)} needs a whole number`);
       return value;
     };
     if (arg === '--lines') options.lines = number();
     else if (arg === '--runs') options.runs = number();
     else if (arg === '--warmup') options.warmup = number();
     else if (arg === '--json') options.json = true;
-    else throw new UsageError(`unknown argument '${arg}' (use --lines N, --runs N, --warmup N, --json)`);
+    else
+      throw new UsageError(`unknown argument '${String(arg)}' (use --lines N, --runs N, --warmup N, --json)`);
   }
   if (options.lines < 1000) throw new UsageError('--lines must be at least 1000');
   if (options.runs < 1) throw new UsageError('--runs must be at least 1');
@@ -401,7 +403,9 @@ function checkSameCounts(name: string, expected: Map<string, number>, actual: Ma
   }
   for (const [word, n] of expected) {
     if (actual.get(word) !== n) {
-      throw new Error(`RESULTS DIFFER (${name}): '${word}' counted ${actual.get(word)}, expected ${n}`);
+      throw new Error(
+        `RESULTS DIFFER (${name}): '${word}' counted ${String(actual.get(word))}, expected ${n}`,
+      );
     }
   }
 }

@@ -151,7 +151,7 @@ export function eventTimeWindow<K extends Encodable<K>, V, A extends Encodable<A
       mapSideCombine: true,
       partitions: options.partitions,
       toPair: (pair: Pair<K, V>, sink: Downstream) => {
-        const raw = timestamp(pair as Pair<unknown, unknown>);
+        const raw = timestamp(pair);
         const ts = raw instanceof Date ? raw.getTime() : raw;
         const events = sink as EventTimeSink;
         checkEventTime(ts, raw, events.batchTime, maxFutureSkewMs);

@@ -63,7 +63,7 @@ type Cogroup = [unknown[], unknown[]];
 const cogrouping: Aggregator<unknown, unknown> = {
   create: (v) => {
     const [side, value] = v as [0 | 1, unknown];
-    return (side === 0 ? [[value], []] : [[], [value]]) as Cogroup;
+    return (side === 0 ? [[value], []] : [[], [value]]) satisfies Cogroup;
   },
   mergeValue: (c, v) => {
     const [side, value] = v as [0 | 1, unknown];

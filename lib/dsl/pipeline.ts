@@ -178,7 +178,8 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
   }
   const batchIntervalMs = toMillis(options.batchInterval);
   checkWindows(stages, batchIntervalMs);
-  const onBatchFailure = options.onBatchFailure ?? 'halt';
+  // Typed `unknown` so the check stays: a pipeline written in JavaScript may pass anything.
+  const onBatchFailure: unknown = options.onBatchFailure ?? 'halt';
   if (onBatchFailure !== 'halt' && onBatchFailure !== 'skip') {
     throw new PipelineDefinitionError(
       `onBatchFailure must be 'halt' or 'skip', not '${String(onBatchFailure)}'`,
@@ -194,7 +195,7 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
     batchIntervalMs,
     source: options.source,
     stages: Object.freeze([...stages]),
-    sinks: Object.freeze([...sinks]) as readonly Sink<ChainOutput<T, S>>[],
+    sinks: Object.freeze([...sinks]),
     onError: options.onError ?? 'deadLetter',
     onBatchFailure,
     retry: Object.freeze({ attempts, withinMs }),

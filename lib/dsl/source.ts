@@ -64,7 +64,7 @@ export function schema<S extends $ZodType>(zodSchema: S): Decoder<output<S>> {
         const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
         throw new TypeError(`schema: ${issue?.message ?? 'invalid record'}${where}`);
       }
-      return parsed.data as T;
+      return parsed.data;
     },
     encode: (record: T) => textEncoder.encode(JSON.stringify(record)),
   });

@@ -81,6 +81,7 @@ export function mapWithState<K extends Encodable<K>, V extends Encodable<V>, S e
  *   (_user, clicks, state) => { state.update((state.exists() ? state.get() : 0) + (clicks ?? 0)); },
  *   { snapshots: true });
  */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- M kept: callers pass the same four type arguments as without snapshots
 export function mapWithState<K extends Encodable<K>, V extends Encodable<V>, S extends Encodable<S>, M>(
   id: string,
   fn: (key: K, value: V | undefined, state: KeyState<S>) => M | undefined,

@@ -3,22 +3,23 @@ import { ByteReader, ByteWriter } from './bytes';
 /**
  * Tags of the compact value encoding used for shuffle data. Records are whatever JSON-like values
  * stages produce; the encoding keeps numbers exact (integers as varints, others as float64) and
- * distinguishes the types JSON would blur (undefined, bigint, bytes).
+ * distinguishes the types JSON would blur (undefined, bigint, bytes). Plain numbers, not an enum:
+ * a tag read back is any byte, compared as a number.
  */
-const enum Tag {
-  Null = 0,
-  Undefined = 1,
-  False = 2,
-  True = 3,
-  PositiveInt = 4,
-  NegativeInt = 5,
-  Float = 6,
-  String = 7,
-  Array = 8,
-  Object = 9,
-  BigInt = 10,
-  Bytes = 11,
-}
+const Tag = {
+  Null: 0,
+  Undefined: 1,
+  False: 2,
+  True: 3,
+  PositiveInt: 4,
+  NegativeInt: 5,
+  Float: 6,
+  String: 7,
+  Array: 8,
+  Object: 9,
+  BigInt: 10,
+  Bytes: 11,
+} as const;
 
 /**
  * Thrown for a value sluice cannot carry between functions or keep as state: a function, a symbol,

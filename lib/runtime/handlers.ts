@@ -48,24 +48,27 @@ export interface FunctionDeps extends Omit<RuntimeDeps, 'config' | 'invoker'> {
   readonly send: InvokeTransport;
 }
 
-/** The handlers of a pipeline's functions, each parsing its event once and calling the executor. */
+/**
+ * The handlers of a pipeline's functions, each parsing its event once and calling the executor.
+ * Function-typed properties, not methods: callers take each handler detached from this object.
+ */
 export interface PipelineHandlers {
   readonly ctx: RuntimeContext;
-  ingest(event: unknown): Promise<IngestResult>;
+  readonly ingest: (event: unknown) => Promise<IngestResult>;
   /**
    * One coordinator invocation: passes until `remainingMs()` (less a margin) would not cover the
    * wait for the next batch. Batch intervals under a minute: EventBridge Scheduler's minimum rate
    * is one minute, so one invocation loops, sealing each batch at its boundary.
    */
-  coordinator(
+  readonly coordinator: (
     event: unknown,
     remainingMs: () => number,
     afterPass?: (report: CoordinatorReport) => void,
-  ): Promise<CoordinatorReport[]>;
+  ) => Promise<CoordinatorReport[]>;
   /** Phase 0 tasks: segment slices in, one shuffle file (or the output) out. */
-  transform(event: unknown): Promise<void>;
+  readonly transform: (event: unknown) => Promise<void>;
   /** Phase 1+ tasks: one reduce partition's shuffle runs in, a shuffle file or the output out. */
-  reduce(event: unknown): Promise<void>;
+  readonly reduce: (event: unknown) => Promise<void>;
 }
 
 /** How long before its timeout the looping coordinator stops starting new passes. */

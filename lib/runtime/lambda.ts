@@ -79,17 +79,17 @@ export function powertoolsMetrics(metrics: Metrics): RuntimeMetrics {
   };
 }
 
-/** The four Lambda handlers of a pipeline. */
+/** The four Lambda handlers of a pipeline: properties, as Lambda calls each one detached. */
 export interface LambdaHandlers {
-  ingest(event: unknown): Promise<void>;
-  coordinator(
+  readonly ingest: (event: unknown) => Promise<void>;
+  readonly coordinator: (
     event: unknown,
     context: Pick<Context, 'getRemainingTimeInMillis'>,
-  ): Promise<CoordinatorReport[]>;
+  ) => Promise<CoordinatorReport[]>;
   /** Phase 0 tasks: segment slices in, one shuffle file (or the output) out. */
-  transform(event: unknown): Promise<void>;
+  readonly transform: (event: unknown) => Promise<void>;
   /** Phase 1+ tasks: one reduce partition's shuffle runs in, a shuffle file or the output out. */
-  reduce(event: unknown): Promise<void>;
+  readonly reduce: (event: unknown) => Promise<void>;
 }
 
 /**

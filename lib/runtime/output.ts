@@ -43,6 +43,11 @@ function replacerWith(
   };
 }
 
+/** `JSON.stringify` typed as it behaves: `undefined` for undefined, a function or a symbol. */
+function stringify(value: unknown, replacer: ReturnType<typeof replacerWith>): string | undefined {
+  return JSON.stringify(value, replacer);
+}
+
 /** For values already plain (dead letters, records read back): JSON as it is, with the conversions. */
 const plain = replacerWith((_raw, _what, value) => value);
 
@@ -67,7 +72,7 @@ const described = replacerWith((raw) => inspect(raw, { depth: 2, breakLength: In
  */
 export function jsonSafe(value: unknown): unknown {
   try {
-    return JSON.parse(JSON.stringify(value, described) ?? 'null') as unknown;
+    return JSON.parse(stringify(value, described) ?? 'null') as unknown;
   } catch {
     return inspect(value, { depth: 4, breakLength: Infinity });
   }
@@ -83,7 +88,7 @@ export function jsonSafe(value: unknown): unknown {
  */
 export function toJsonLine(record: unknown): string {
   try {
-    return JSON.stringify(record, strict) ?? 'null';
+    return stringify(record, strict) ?? 'null';
   } catch (error) {
     if (error instanceof UnencodableValueError) throw error;
     throw new UnencodableValueError(`cannot write the record as JSON: ${(error as Error).message}`);
@@ -99,7 +104,7 @@ export function toJsonLine(record: unknown): string {
  */
 export function toJsonLines(records: readonly unknown[]): Buffer {
   let text = '';
-  for (const record of records) text += `${JSON.stringify(record, plain) ?? 'null'}\n`;
+  for (const record of records) text += `${stringify(record, plain) ?? 'null'}\n`;
   return Buffer.from(text, 'utf8');
 }
 
@@ -142,7 +147,7 @@ export function formatRecord(record: unknown): string {
     return `(${formatRecord(record[0])},${formatRecord(record[1])})`;
   if (Array.isArray(record)) return `[${record.map(formatRecord).join(',')}]`;
   if (typeof record === 'string' || typeof record === 'bigint') return String(record);
-  return JSON.stringify(record, plain) ?? String(record);
+  return stringify(record, plain) ?? String(record);
 }
 
 /** What the header of a printed batch says. */

@@ -103,7 +103,9 @@ export class StateStore {
   /** The bytes of every chunk the head points at, by chunk number (empty for an empty chunk). */
   async read(stage: StageId, partition: number, head: StateHead): Promise<Buffer[]> {
     const pk = this.pk(stage, partition);
-    const wanted = [...head.slots].flatMap((slot, chunk) => (slot === '-' ? [] : [`chunk#${chunk}#${slot}`]));
+    const wanted = Array.from(head.slots).flatMap((slot, chunk) =>
+      slot === '-' ? [] : [`chunk#${chunk}#${slot}`],
+    );
     const found = new Map<string, Uint8Array>();
     for (let i = 0; i < wanted.length; i += 100) {
       let keys: Record<string, unknown>[] | undefined = wanted.slice(i, i + 100).map((sk) => ({ pk, sk }));
@@ -118,7 +120,7 @@ export class StateStore {
         keys = out.UnprocessedKeys?.[this.table]?.Keys;
       }
     }
-    return [...head.slots].map((slot, chunk) => {
+    return Array.from(head.slots).map((slot, chunk) => {
       if (slot === '-') return Buffer.alloc(0);
       const sk = `chunk#${chunk}#${slot}`;
       const data = found.get(sk);

@@ -569,9 +569,7 @@ describe('IAM: across all functions', () => {
 
     // Act
     const managed = Object.values(roles).flatMap(
-      (r) =>
-        ((r as { Properties: { ManagedPolicyArns?: unknown[] } }).Properties.ManagedPolicyArns ??
-          []) as unknown[],
+      (r) => (r as { Properties: { ManagedPolicyArns?: unknown[] } }).Properties.ManagedPolicyArns ?? [],
     );
 
     // Assert

@@ -77,7 +77,7 @@ describe('SluicePipeline: bucket', () => {
           Action: 's3:*',
           Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } },
         }),
-      ]),
+      ]) as unknown,
     });
   });
 
@@ -91,7 +91,9 @@ describe('SluicePipeline: bucket', () => {
         Rules: { Prefix?: string; ExpirationInDays?: number }[];
       }
     ).Rules;
-    const days = Object.fromEntries(rules.filter((r) => r.Prefix).map((r) => [r.Prefix, r.ExpirationInDays]));
+    const days: unknown = Object.fromEntries(
+      rules.filter((r) => r.Prefix).map((r) => [r.Prefix, r.ExpirationInDays]),
+    );
 
     // Assert
     expect(days).toEqual({ 'shuffle/': 7, 'segments/': 14, 'manifests/': 90, 'dead-letter/': 90 });
@@ -260,7 +262,7 @@ describe('SluicePipeline: functions', () => {
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
         Handler: 'index.handler',
-        LoggingConfig: { LogGroup: { Ref: expect.any(String) } },
+        LoggingConfig: { LogGroup: { Ref: expect.any(String) as unknown } },
       });
     }
     template.resourceCountIs('AWS::Logs::LogGroup', 4);
@@ -530,7 +532,7 @@ describe('SluicePipeline: observability', () => {
         Dimensions: expect.arrayContaining([
           { Name: 'service', Value: 'sluice-fixture-histogram' },
           { Name: 'pipeline', Value: 'fixture-histogram' },
-        ]),
+        ]) as unknown,
         Statistic: 'Maximum',
         // The fixture's batch interval is two minutes: three intervals, over two-minute periods.
         Threshold: 360_000,

@@ -25,7 +25,7 @@ writeFileSync(input, `${lines.join('\n')}\n`);
  * Input lines as raw bytes with their line ends, and what each should be once read: its record
  * text, or `invalid` for bytes that are not UTF-8 (the wordcount source dead-letters them).
  */
-const RAW_LINES: { bytes: Buffer; end: '\n' | '\r\n' | ''; record: string | 'invalid' }[] = [
+const RAW_LINES: { bytes: Buffer; end: '\n' | '\r\n' | ''; record: string }[] = [
   { bytes: Buffer.from('The quick brown fox'), end: '\n', record: 'The quick brown fox' },
   { bytes: Buffer.from(''), end: '\n', record: '' },
   { bytes: Buffer.from('jumps over'), end: '\r\n', record: 'jumps over' },

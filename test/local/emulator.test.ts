@@ -136,7 +136,7 @@ describe('startEmulator', () => {
       state: 'open',
       shards: new Set([1, 2]),
     });
-    expect(queried.Items?.map((item) => item.sk)).toEqual(['batch#0001', 'batch#0002']);
+    expect(queried.Items?.map((item): unknown => item.sk)).toEqual(['batch#0001', 'batch#0002']);
   });
 
   it('serves Kinesis: PutRecords into 2 shards, read back from TRIM_HORIZON', async () => {

@@ -99,7 +99,7 @@ describe('joins of two keyed streams within a batch, as Spark gives them', () =>
       ],
     },
   ])('$name', async ({ stage, out }) => {
-    const t = run(stage as WideStage<Pair<string, number>, unknown>);
+    const t = run(stage);
 
     const batch = await t.push(left).pushTo(users, right).advance();
     const next = await t.advance();
@@ -109,12 +109,7 @@ describe('joins of two keyed streams within a batch, as Spark gives them', () =>
   });
 
   it('joins within a sliding window of both streams', async () => {
-    const t = run(
-      join<string, number, string>('j', other, { window: { length: '2s', slide: '1s' } }) as WideStage<
-        Pair<string, number>,
-        unknown
-      >,
-    );
+    const t = run(join<string, number, string>('j', other, { window: { length: '2s', slide: '1s' } }));
 
     const b1 = await t.push(['a:1']).advance();
     const b2 = await t.pushTo(users, ['a:x']).advance();

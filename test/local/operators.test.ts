@@ -185,8 +185,9 @@ describe('keyed operators on the emulator', () => {
 
   it('hands each partition of output to a foreachBatch sink with its batch context', async () => {
     const seen: { batch: number; partition: number; records: readonly Pair<string, number>[] }[] = [];
-    const sink = foreachBatch<Pair<string, number>>('collect', async (records, ctx) => {
+    const sink = foreachBatch<Pair<string, number>>('collect', (records, ctx) => {
       seen.push({ batch: ctx.batch, partition: ctx.partition, records });
+      return Promise.resolve();
     });
     const p = pipeline({
       name: 'sink',

@@ -116,29 +116,38 @@ const pairs = transform<Rec, string, number>('pairs', (r, emit) => {
   const bad = emit as unknown as (key: unknown, value: unknown) => void;
   switch (r.p) {
     case 'date-key':
-      return bad(new Date(r.id), 1);
+      bad(new Date(r.id), 1);
+      break;
     case 'surrogate-key':
-      return emit(`\ud800${r.id}`, 1);
+      emit(`\ud800${r.id}`, 1);
+      break;
     case 'set-value':
-      return bad(`set-${r.id}`, new Set([r.id]));
+      bad(`set-${r.id}`, new Set([r.id]));
+      break;
     case 'circular': {
       const loop: { id: number; self?: unknown } = { id: r.id };
       loop.self = loop;
-      return bad(`circ-${r.id}`, loop);
+      bad(`circ-${r.id}`, loop);
+      break;
     }
     case 'throw':
       throw new Error(`poison record ${r.id}`);
     case 'merge':
       // Weighted so that a reduce-side merge of two of them is recognisable (and refused).
-      return emit('merge-boom', 1000);
+      emit('merge-boom', 1000);
+      break;
     case 'nan':
-      return emit(`nan-${r.id}`, 1);
+      emit(`nan-${r.id}`, 1);
+      break;
     case 'map-output':
-      return emit(`map-${r.id}`, 1);
+      emit(`map-${r.id}`, 1);
+      break;
     case 'fn-output':
-      return emit(`fn-${r.id}`, 1);
+      emit(`fn-${r.id}`, 1);
+      break;
     default:
-      return emit(r.k, 1);
+      emit(r.k, 1);
+      break;
   }
 });
 const counts = combineByKey<string, number, number>('counts', {
@@ -221,7 +230,7 @@ describe.each([
       }
       for (const record of poisoned) {
         const letter = byRecord.get(record.id);
-        expect(letter, `poison ${record.p} (record ${record.id}) has no dead letter`).toBeDefined();
+        expect(letter, `poison ${String(record.p)} (record ${record.id}) has no dead letter`).toBeDefined();
         expect(letter?.reason.length).toBeGreaterThan(0);
       }
       expect(byRecord.get(9999)?.kind).toBe('decode');
@@ -264,13 +273,17 @@ interface StatefulKind {
 const keyed = transform<Rec, string, number>('keyed', (r, emit) => {
   switch (r.p) {
     case 'key-boom':
-      return emit('boom', 1000);
+      emit('boom', 1000);
+      break;
     case 'big-state':
-      return emit('big', 500);
+      emit('big', 500);
+      break;
     case 'set-state':
-      return emit('set', 700);
+      emit('set', 700);
+      break;
     default:
-      return emit(r.k, 1);
+      emit(r.k, 1);
+      break;
   }
 });
 
@@ -521,7 +534,12 @@ function sinkPipeline(
         mergeCombiners: (a, b) => a + b,
       }),
     ],
-    sinks: [foreachBatch<Pair<string, number>>('to-api', async (records) => fail(records))],
+    sinks: [
+      foreachBatch<Pair<string, number>>('to-api', (records) => {
+        fail(records);
+        return Promise.resolve();
+      }),
+    ],
   });
 }
 
@@ -573,7 +591,11 @@ describe('batch-level failures', () => {
     expect(skipped.status).toBe('skipped');
     expect(skipped.deadLetters).toBe(skipped.inputRecords);
     const [letter] = await t.deadLetters(batchId(2));
-    expect(letter).toMatchObject({ kind: 'batch', batch: 2, reason: expect.stringMatching(/API rejected/) });
+    expect(letter).toMatchObject({
+      kind: 'batch',
+      batch: 2,
+      reason: expect.stringMatching(/API rejected/) as unknown,
+    });
     expect(waited.status).toBe('complete');
     expect(waited.inputRecords).toBe(batches[2]?.length);
     expect(after).toMatchObject({ batch: 4, status: 'complete' });

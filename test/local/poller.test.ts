@@ -60,9 +60,9 @@ describe('the local poller', () => {
     const poller = new LocalPoller(
       clients.kinesis,
       'redelivery',
-      async (event) => {
+      (event) => {
         attempts.push(event);
-        if (failures-- > 0) throw new Error('ingest is down');
+        return failures-- > 0 ? Promise.reject(new Error('ingest is down')) : Promise.resolve();
       },
       new FaultInjector(),
       { maxAttempts: 2 },
@@ -91,7 +91,10 @@ describe('the local poller', () => {
     const reader = new LocalPoller(
       clients.kinesis,
       'continued',
-      async (e) => void all.push(e),
+      (e) => {
+        all.push(e);
+        return Promise.resolve();
+      },
       new FaultInjector(),
     );
     await reader.drain();
@@ -100,9 +103,12 @@ describe('the local poller', () => {
     const continued = new LocalPoller(
       clients.kinesis,
       'continued',
-      async (event) => void seen.push(event),
+      (event) => {
+        seen.push(event);
+        return Promise.resolve();
+      },
       new FaultInjector(),
-      { startAfter: async () => afterB },
+      { startAfter: () => Promise.resolve(afterB) },
     );
 
     // Act

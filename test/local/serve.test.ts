@@ -69,7 +69,7 @@ describe('sluice local serve', () => {
   it('keeps the ledger there too', async () => {
     const scanned = await clients.dynamo.send(new ScanCommand({ TableName: table }));
 
-    expect(scanned.Items?.filter((i) => i.pk === 'batch').map((i) => i.status)).toEqual([
+    expect(scanned.Items?.filter((i) => i.pk === 'batch').map((i): unknown => i.status)).toEqual([
       'complete',
       'complete',
     ]);

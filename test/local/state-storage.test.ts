@@ -124,7 +124,12 @@ describe('stateful partitions wait for the previous batch', () => {
         sweepAfterMs: 60_000,
       },
       clients,
-      invoker: { invoke: async (_fn, event) => void invoked.push(event) },
+      invoker: {
+        invoke: (_fn, event) => {
+          invoked.push(event);
+          return Promise.resolve();
+        },
+      },
       clock: { now: () => clock.time },
     });
     const task = (batch: number, phase: number, n: number): TaskEvent => ({

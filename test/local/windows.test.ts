@@ -339,9 +339,9 @@ function build(c: Case, before: AnyStage): Pipeline<string, unknown> {
 }
 
 describe.each([
-  ...keyed.map((c) => ({ ...c, before: pairs as AnyStage })),
-  ...unkeyed.map((c) => ({ ...c, before: words as AnyStage })),
-  { ...reduceByWindowCase, before: numbers as AnyStage },
+  ...keyed.map((c) => ({ ...c, before: pairs })),
+  ...unkeyed.map((c) => ({ ...c, before: words })),
+  { ...reduceByWindowCase, before: numbers },
 ])('Spark conformance: $name', (c) => {
   const runs: TestPipeline<string, unknown>[] = [];
   afterAll(async () => {

@@ -125,7 +125,7 @@ describe("the local runtime refuses ledger and bucket access outside a function'
     );
 
     // Assert
-    await expect(attempt).rejects.toMatchObject({ name: expect.stringMatching(/^AccessDenied/) });
+    await expect(attempt).rejects.toMatchObject({ name: expect.stringMatching(/^AccessDenied/) as unknown });
     expect(run.guard.refused).toHaveLength(1);
   });
 });

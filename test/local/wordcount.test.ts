@@ -114,7 +114,7 @@ describe.each(cases)('word count on the emulator: $name', (c) => {
 
   it('splits batches into the asked number of transform tasks, at most one per input block', async () => {
     const run = await t.local();
-    const first = await run.ctx.ledger.batches.get(results[0]!.batch);
+    const first = await run.ctx.ledger.batches.get((results[0] as BatchResult<[string, number]>).batch);
     // 8 KiB blocks: a batch of a few hundred short lines has fewer blocks than tasks asked for.
     if (c.lines >= 5_000) expect(first?.tasks).toBe(c.tasks);
     else expect(first?.tasks).toBeLessThanOrEqual(c.tasks);

@@ -38,7 +38,7 @@ export function startCli(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT });
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`no '${ready}' in: ${out}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`no '${String(ready)}' in: ${out}`)), 15_000);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const match = ready.exec(out);

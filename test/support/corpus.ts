@@ -13,7 +13,7 @@ export function generateLines(count: number, seed = 42, vocabulary = 5_000): str
   for (let i = 0; i < vocabulary; i++) {
     let w = '';
     for (let n = i; ; n = Math.floor(n / SYLLABLES.length)) {
-      w += SYLLABLES[n % SYLLABLES.length];
+      w += SYLLABLES[n % SYLLABLES.length] as string;
       if (n < SYLLABLES.length) break;
     }
     words.push(w);

@@ -22,9 +22,14 @@ export interface Geometry {
 // Oracle
 // ---------------------------------------------------------------------------------------------
 
+/** `JSON.stringify` typed as it behaves: `undefined` for undefined. */
+function stringify(value: unknown): string | undefined {
+  return JSON.stringify(value);
+}
+
 /** A key's identity (keys in these tests are JSON values). */
 export function keyId(key: unknown): string {
-  return JSON.stringify(key) ?? 'undefined';
+  return stringify(key) ?? 'undefined';
 }
 
 /** Whether batch n outputs a window. */
@@ -316,7 +321,7 @@ export function mapWithStateOracle<K, V, S, M>(
 
 /** A batch's records in a canonical order, to compare outputs as multisets. */
 export function canonical(records: readonly unknown[]): string[] {
-  return records.map((r) => JSON.stringify(r) ?? 'undefined').sort();
+  return records.map((r) => stringify(r) ?? 'undefined').sort();
 }
 
 /** Every batch's records in a canonical order. */

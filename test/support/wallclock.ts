@@ -63,8 +63,7 @@ export function expectExactWordCounts(run: WallClockRun, lines: readonly string[
   );
   const total = new Map<string, number>();
   for (const batch of run.batches) {
-    for (const [word, n] of toCountMap(batch.records as [string, number][]))
-      total.set(word, (total.get(word) ?? 0) + n);
+    for (const [word, n] of toCountMap(batch.records)) total.set(word, (total.get(word) ?? 0) + n);
   }
   expect(sortedEntries(total)).toEqual(sortedEntries(countWords(lines)));
   expect(run.batches.reduce((n, b) => n + b.inputRecords, 0)).toBe(lines.length);

@@ -19,7 +19,7 @@ import { PipelineDefinitionError } from '../../lib/errors';
 
 const source = kinesis({ stream: 'lines', decode: utf8 });
 const identity = map<string, string>('same', (s) => s);
-const noop = async (): Promise<void> => undefined;
+const noop = (): Promise<void> => Promise.resolve();
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 function define(overrides: Record<string, unknown> = {}): unknown {

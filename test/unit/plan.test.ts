@@ -132,7 +132,7 @@ describe('assertSamePlan', () => {
   it('accepts a plan that went through JSON (as sealed in a manifest)', () => {
     const spec = planPipeline(build([tokenize, sum])).spec;
 
-    expect(() => assertSamePlan(JSON.parse(JSON.stringify(spec)), spec)).not.toThrow();
+    expect(() => assertSamePlan(JSON.parse(JSON.stringify(spec)) as typeof spec, spec)).not.toThrow();
   });
 
   it.each([
