@@ -27,20 +27,55 @@ import { streamOf } from './stores';
 const PACKAGE_ROOT = path.resolve(__dirname, '..');
 
 /**
- * The construct props the functions are sized and built with; a `SluicePipelineProps` is one.
- * Defaults as documented there.
+ * The construct props the functions are sized and built with.
+ * Part of `SluicePipelineProps`, which extends it; each prop says its default.
  *
  * @example
  * const sizing: FunctionProps = { taskMemorySize: 2048, sourceMaps: true };
  */
 export interface FunctionProps {
+  /**
+   * Memory of the ingest function, in MiB.
+   * @default 512
+   */
   readonly ingestMemorySize?: number;
+  /**
+   * Timeout of the ingest function.
+   * @default Duration.minutes(1)
+   */
   readonly ingestTimeout?: Duration;
+  /**
+   * Memory of the coordinator function, in MiB.
+   * @default 256
+   */
   readonly coordinatorMemorySize?: number;
+  /**
+   * Timeout of the coordinator. It is invoked once a minute and loops inside one invocation for
+   * batch intervals under a minute, so it should outlast the minute with some overlap.
+   * @default Duration.seconds(80)
+   */
   readonly coordinatorTimeout?: Duration;
+  /**
+   * Memory of the transform and reduce functions, in MiB.
+   * @default 1024
+   */
   readonly taskMemorySize?: number;
+  /**
+   * How long a task event may wait in Lambda's asynchronous queue before it goes to the failure
+   * queue. The coordinator's sweep re-drives such tasks anyway.
+   * @default Duration.hours(1)
+   */
   readonly taskMaxEventAge?: Duration;
+  /**
+   * Retention of every function's log group.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Ship source maps in the bundles and enable them (`--enable-source-maps`): readable stack traces
+   * for bigger bundles and slower cold starts.
+   * @default false
+   */
   readonly sourceMaps?: boolean;
 }
 
@@ -83,14 +118,23 @@ export interface PipelineFunctions {
 }
 
 /**
- * The construct props that shape how ingest reads the streams; a `SluicePipelineProps` is one.
- * Defaults as documented there.
+ * The construct props that shape how ingest reads the streams.
+ * Part of `SluicePipelineProps`, which extends it; each prop says its default.
  *
  * @example
  * const reading: IngestProps = { ingestBatchSize: 500 };
  */
 export interface IngestProps {
+  /**
+   * Most records per ingest invocation (one segment per shard per invocation).
+   * @default 1000
+   */
   readonly ingestBatchSize?: number;
+  /**
+   * How long the event-source mapping gathers records before invoking ingest. Longer means fewer,
+   * larger segments (fewer S3 PUTs) and later records.
+   * @default Duration.seconds(1)
+   */
   readonly ingestMaxBatchingWindow?: Duration;
 }
 

@@ -25,25 +25,37 @@ export interface SluicePipelineAlarms {
 }
 
 /**
- * The construct props the alarms are made from; a `SluicePipelineProps` is one. Defaults as
- * documented there.
+ * The construct props the alarms are made from.
+ * Part of `SluicePipelineProps`, which extends it; each prop says its default.
  *
  * @example
  * const alerting: AlarmProps = { alarmTopic: topic, schedulingDelayThreshold: Duration.minutes(5) };
  */
 export interface AlarmProps {
+  /**
+   * A topic the alarms notify.
+   * @default - alarms without actions
+   */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * Scheduling delay (batch sealed after its interval ended) that raises the alarm.
+   * @default the larger of one minute and three batch intervals
+   */
   readonly schedulingDelayThreshold?: Duration;
 }
 
 /**
- * The construct props the dashboard is made from; a `SluicePipelineProps` is one. Defaults as
- * documented there.
+ * The construct props the dashboard is made from.
+ * Part of `SluicePipelineProps`, which extends it; each prop says its default.
  *
  * @example
  * const naming: DashboardProps = { dashboardName: 'words' };
  */
 export interface DashboardProps {
+  /**
+   * Name of the CloudWatch dashboard.
+   * @default `sluice-<pipeline name>`
+   */
   readonly dashboardName?: string;
 }
 

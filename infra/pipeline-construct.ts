@@ -6,10 +6,8 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { describeDeployment, type Deployment } from '../lib/deployment';
@@ -17,15 +15,30 @@ import type { AnyPipeline, Pipeline } from '../lib/dsl/pipeline';
 import { outputPrefix, planPipeline, type Plan } from '../lib/plan';
 import type { BATCH_METRICS } from '../lib/runtime/lambda';
 import { S3_PREFIXES } from '../lib/storage/keys';
-import { connectStreams, createFunctions, createSchedule } from './functions';
-import { batchMetric, createAlarms, createDashboard, type SluicePipelineAlarms } from './observability';
+import {
+  connectStreams,
+  createFunctions,
+  createSchedule,
+  type FunctionProps,
+  type IngestProps,
+} from './functions';
+import {
+  batchMetric,
+  createAlarms,
+  createDashboard,
+  type AlarmProps,
+  type DashboardProps,
+  type SluicePipelineAlarms,
+} from './observability';
 import {
   createBucket,
   createFailureQueue,
   createLedger,
   createStreams,
   streamOf,
+  type BucketProps,
   type DataAtRest,
+  type StreamProps,
 } from './stores';
 
 export type { SluicePipelineAlarms } from './observability';
@@ -40,7 +53,8 @@ export type { SluicePipelineAlarms } from './observability';
  *   segmentRetention: Duration.days(14),
  * };
  */
-export interface SluicePipelineProps<T = unknown, Out = unknown> {
+export interface SluicePipelineProps<T = unknown, Out = unknown>
+  extends BucketProps, StreamProps, FunctionProps, IngestProps, AlarmProps, DashboardProps {
   /** The pipeline to deploy: the default export of `pipelineModule`. */
   readonly pipeline: Pipeline<T, Out>;
   /**
@@ -55,94 +69,6 @@ export interface SluicePipelineProps<T = unknown, Out = unknown> {
    */
   readonly bucket?: s3.IBucket;
   /**
-   * Where the created bucket writes S3 server access logs.
-   * @default - no server access logs (see docs/deploy.md for why, and CloudTrail data events)
-   */
-  readonly accessLogsBucket?: s3.IBucket;
-  /**
-   * Key prefix of the server access logs in `accessLogsBucket`.
-   * @default `sluice/<pipeline name>/`
-   */
-  readonly accessLogsPrefix?: string;
-  /**
-   * How long input segments (the write-ahead copy of the stream) are kept. Batches can be
-   * replayed from S3 for this long.
-   * @default Duration.days(30)
-   */
-  readonly segmentRetention?: Duration;
-  /**
-   * How long shuffle files are kept. They are only read while their batch runs.
-   * @default Duration.days(7)
-   */
-  readonly shuffleRetention?: Duration;
-  /**
-   * How long sealed batch manifests are kept.
-   * @default Duration.days(90)
-   */
-  readonly manifestRetention?: Duration;
-  /**
-   * How long dead letters are kept.
-   * @default Duration.days(90)
-   */
-  readonly deadLetterRetention?: Duration;
-  /**
-   * An existing Kinesis stream to read instead of creating one named after the pipeline's source.
-   * @default - a new stream named `pipeline.source.spec.stream`, encrypted with the `aws/kinesis` key
-   */
-  readonly stream?: kinesis.IStream;
-  /**
-   * Existing streams for a join's other source, by that source's stream name.
-   * @default - new streams named after the sources
-   */
-  readonly streams?: Readonly<Record<string, kinesis.IStream>>;
-  /**
-   * Shards of the created stream.
-   * @default 1
-   */
-  readonly shardCount?: number;
-  /**
-   * Retention of the created stream.
-   * @default Duration.hours(24)
-   */
-  readonly streamRetention?: Duration;
-  /**
-   * Most records per ingest invocation (one segment per shard per invocation).
-   * @default 1000
-   */
-  readonly ingestBatchSize?: number;
-  /**
-   * How long the event-source mapping gathers records before invoking ingest. Longer means fewer,
-   * larger segments (fewer S3 PUTs) and later records.
-   * @default Duration.seconds(1)
-   */
-  readonly ingestMaxBatchingWindow?: Duration;
-  /**
-   * Memory of the ingest function, in MiB.
-   * @default 512
-   */
-  readonly ingestMemorySize?: number;
-  /**
-   * Timeout of the ingest function.
-   * @default Duration.minutes(1)
-   */
-  readonly ingestTimeout?: Duration;
-  /**
-   * Memory of the coordinator function, in MiB.
-   * @default 256
-   */
-  readonly coordinatorMemorySize?: number;
-  /**
-   * Timeout of the coordinator. It is invoked once a minute and loops inside one invocation for
-   * batch intervals under a minute, so it should outlast the minute with some overlap.
-   * @default Duration.seconds(80)
-   */
-  readonly coordinatorTimeout?: Duration;
-  /**
-   * Memory of the transform and reduce functions, in MiB.
-   * @default 1024
-   */
-  readonly taskMemorySize?: number;
-  /**
    * Timeout of the transform and reduce functions.
    * @default Duration.minutes(2)
    */
@@ -153,23 +79,6 @@ export interface SluicePipelineProps<T = unknown, Out = unknown> {
    * @default Duration.minutes(5)
    */
   readonly sweepAfter?: Duration;
-  /**
-   * How long a task event may wait in Lambda's asynchronous queue before it goes to the failure
-   * queue. The coordinator's sweep re-drives such tasks anyway.
-   * @default Duration.hours(1)
-   */
-  readonly taskMaxEventAge?: Duration;
-  /**
-   * Retention of every function's log group.
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Ship source maps in the bundles and enable them (`--enable-source-maps`): readable stack traces
-   * for bigger bundles and slower cold starts.
-   * @default false
-   */
-  readonly sourceMaps?: boolean;
   /**
    * Removal policy of the stateful resources the construct creates: bucket, ledger table, streams,
    * failure queue, log groups.
@@ -186,16 +95,6 @@ export interface SluicePipelineProps<T = unknown, Out = unknown> {
    *   `aws/kinesis` for the streams, SSE-SQS for the queue
    */
   readonly encryptionKey?: kms.IKey;
-  /**
-   * A topic the alarms notify.
-   * @default - alarms without actions
-   */
-  readonly alarmTopic?: sns.ITopic;
-  /**
-   * Scheduling delay (batch sealed after its interval ended) that raises the alarm.
-   * @default the larger of one minute and three batch intervals
-   */
-  readonly schedulingDelayThreshold?: Duration;
   /**
    * Name of the CloudWatch dashboard.
    * @default `sluice-<pipeline name>`

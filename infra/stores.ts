@@ -22,32 +22,73 @@ export interface DataAtRest {
 }
 
 /**
- * The construct props the created bucket is made from; a `SluicePipelineProps` is one. Defaults as
- * documented there.
+ * The construct props the created bucket is made from.
+ * Part of `SluicePipelineProps`, which extends it; each prop says its default.
  *
  * @example
  * const bucket = createBucket(this, 'fixture-words', props, atRest);
  */
 export interface BucketProps {
+  /**
+   * Where the created bucket writes S3 server access logs.
+   * @default - no server access logs (see docs/deploy.md for why, and CloudTrail data events)
+   */
   readonly accessLogsBucket?: s3.IBucket;
+  /**
+   * Key prefix of the server access logs in `accessLogsBucket`.
+   * @default `sluice/<pipeline name>/`
+   */
   readonly accessLogsPrefix?: string;
+  /**
+   * How long input segments (the write-ahead copy of the stream) are kept. Batches can be
+   * replayed from S3 for this long.
+   * @default Duration.days(30)
+   */
   readonly segmentRetention?: Duration;
+  /**
+   * How long shuffle files are kept. They are only read while their batch runs.
+   * @default Duration.days(7)
+   */
   readonly shuffleRetention?: Duration;
+  /**
+   * How long sealed batch manifests are kept.
+   * @default Duration.days(90)
+   */
   readonly manifestRetention?: Duration;
+  /**
+   * How long dead letters are kept.
+   * @default Duration.days(90)
+   */
   readonly deadLetterRetention?: Duration;
 }
 
 /**
- * The construct props the streams are made from or taken from; a `SluicePipelineProps` is one.
- * Defaults as documented there.
+ * The construct props the streams are made from or taken from.
+ * Part of `SluicePipelineProps`, which extends it; each prop says its default.
  *
  * @example
  * const streams = createStreams(this, deployment.streams, { shardCount: 2 }, atRest);
  */
 export interface StreamProps {
+  /**
+   * An existing Kinesis stream to read instead of creating one named after the pipeline's source.
+   * @default - a new stream named `pipeline.source.spec.stream`, encrypted with the `aws/kinesis` key
+   */
   readonly stream?: kinesis.IStream;
+  /**
+   * Existing streams for a join's other source, by that source's stream name.
+   * @default - new streams named after the sources
+   */
   readonly streams?: Readonly<Record<string, kinesis.IStream>>;
+  /**
+   * Shards of the created stream.
+   * @default 1
+   */
   readonly shardCount?: number;
+  /**
+   * Retention of the created stream.
+   * @default Duration.hours(24)
+   */
   readonly streamRetention?: Duration;
 }
 

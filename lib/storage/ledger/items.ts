@@ -12,7 +12,7 @@ import type {
 } from '../../batch';
 import { padSeq } from '../../encoding/segment';
 import { DataFormatError } from '../../errors';
-import type { BatchId, ShardId, TaskId } from '../../ids';
+import { batchId, shardId, taskId, type ShardId } from '../../ids';
 
 /*
  * The ledger table's layout, in one place: every item's key and kind, and the schema it is parsed
@@ -249,7 +249,7 @@ export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
 
 /** Parses the shards item: the shards ingest has seen, sorted. */
 export function parseShardsItem(raw: Record<string, unknown>): ShardId[] {
-  return [...parse(shardsSchema, raw, LEDGER_KINDS.shards).ids].sort() as ShardId[];
+  return [...parse(shardsSchema, raw, LEDGER_KINDS.shards).ids].sort().map(shardId);
 }
 
 /** A segment item as stored. */
@@ -264,7 +264,7 @@ export function segmentItem(segment: SegmentItem): Record<string, unknown> {
 /** Parses a segment item. */
 export function parseSegmentItem(raw: Record<string, unknown>): SegmentItem {
   const { kind: _kind, ...segment } = parse(segmentSchema, raw, LEDGER_KINDS.segment);
-  return { ...segment, shard: segment.shard as ShardId };
+  return { ...segment, shard: shardId(segment.shard) };
 }
 
 /** A newly sealed batch's item as stored. */
@@ -278,7 +278,7 @@ export function batchItem(
 export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
   const item = parse(batchSchema, raw, LEDGER_KINDS.batch);
   return {
-    batch: item.batch as BatchId,
+    batch: batchId(item.batch),
     time: item.time,
     status: item.status,
     cursors: item.cursors,
@@ -320,8 +320,8 @@ export function parseTaskReport(raw: Record<string, unknown>): TaskReport {
   const { kind: _kind, ...report } = parse(reportSchema, raw, LEDGER_KINDS.task);
   return {
     ...report,
-    batch: report.batch as BatchId,
-    task: report.task as TaskId,
+    batch: batchId(report.batch),
+    task: taskId(report.task),
     withData: sorted(report.withData),
   };
 }
@@ -334,5 +334,5 @@ export function failedItem(marker: FailedMarker): Record<string, unknown> {
 /** Parses a failed batch's marker. */
 export function parseFailedItem(raw: Record<string, unknown>): FailedMarker {
   const item = parse(failedSchema, raw, LEDGER_KINDS.failed);
-  return { batch: item.batch as BatchId, message: item.message, at: item.at };
+  return { batch: batchId(item.batch), message: item.message, at: item.at };
 }
