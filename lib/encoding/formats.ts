@@ -7,6 +7,9 @@
  * - `segment`: on every segment's ledger item, checked by the coordinator before it seals one;
  * - `shuffle`: in the plan's fingerprint, so a task never reads shuffle files of another format;
  * - `chunk`: on every state head, checked before a partition's chunks are read.
+ *
+ * @example
+ * if (head.format !== DATA_FORMATS.chunk) throw new DataFormatError(`state in ${head.format}`);
  */
 export const DATA_FORMATS = Object.freeze({
   /** Input segments: records as (sequence number, arrival time, bytes), in blocks. */

@@ -8,6 +8,9 @@ import { runSlice, type PhaseRunner } from './datapath';
  * A transform task's input: its slices of the batch's input segments, read with one ranged GET
  * each, their records fed to the runner in order (`runSlice`, which the data-path benchmark also
  * calls on bytes in memory).
+ *
+ * @example
+ * const { records, bytes } = await readSegments(ctx, manifest, task, scope, runner);
  */
 export async function readSegments(
   ctx: RuntimeContext,

@@ -67,6 +67,9 @@ export class PartitionReduce {
  * there is no point reading the shuffle), then its run from every previous-phase task that wrote
  * one, with one ranged GET each, in task order so the merge order is fixed. Returns what was read
  * and, for a stateful stage, the state to commit once the outputs are written.
+ *
+ * @example
+ * const read = await reduceInput(ctx, manifest, phase, partition, scope, runner);
  */
 export async function reduceInput(
   ctx: RuntimeContext,

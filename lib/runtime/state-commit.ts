@@ -15,7 +15,12 @@ export interface PendingState {
   readonly writes: readonly { readonly chunk: number; readonly slot: string; readonly data: Buffer }[];
 }
 
-/** Thrown when the batch's state is already committed: the task's report says what it did. */
+/**
+ * Thrown when the batch's state is already committed: the task's report says what it did.
+ *
+ * @example
+ * if (error instanceof StateAlreadyCommitted) return await ctx.ledger.reports.get(batch, phase, task);
+ */
 export class StateAlreadyCommitted extends Error {
   override readonly name = 'StateAlreadyCommitted';
 }
@@ -24,6 +29,9 @@ export class StateAlreadyCommitted extends Error {
  * Loads one partition's state as of batch n-1. State is applied in batch order: if batch n-1 is not
  * applied yet this is `NotReadyError` (retried, then swept); if batch n already is, the caller
  * reports what the committing run did.
+ *
+ * @example
+ * const { head, table, before } = await loadState(store, stage, partition, partitions, batch, operator, scope);
  */
 export async function loadState(
   store: StateStore,
@@ -78,6 +86,9 @@ async function headFor(
  * A partition's part in skipping batch n: its head moves from n-1 to n with the chunks unchanged, in
  * order like any batch, so that batch n+1 finds it where it expects it. A run of the batch that
  * committed first stands; either way the partition's state is whole.
+ *
+ * @example
+ * await skipState(ctx.state, stage, partition, batch, scope);
  */
 export async function skipState(
   store: StateStore,
@@ -90,7 +101,12 @@ export async function skipState(
   if (head.batch === batch - 1) await store.commit(stage, partition, head, { ...head, batch });
 }
 
-/** The writes that take a partition's state from `head` to batch n: only the chunks that changed. */
+/**
+ * The writes that take a partition's state from `head` to batch n: only the chunks that changed.
+ *
+ * @example
+ * const pending = prepareState(stage, partition, batch, head, table, before, onRefused);
+ */
 export function prepareState(
   stage: StageId,
   partition: number,
@@ -132,7 +148,12 @@ export function prepareState(
   };
 }
 
-/** Writes the changed chunks (fenced by batch), then commits the head. */
+/**
+ * Writes the changed chunks (fenced by batch), then commits the head.
+ *
+ * @example
+ * await commitState(ctx.state, pending);
+ */
 export async function commitState(store: StateStore, pending: PendingState): Promise<void> {
   const queue = [...pending.writes];
   const workers = Array.from({ length: Math.min(8, queue.length) }, async () => {
@@ -152,7 +173,12 @@ export async function commitState(store: StateStore, pending: PendingState): Pro
   await store.commit(pending.stage, pending.partition, pending.previous, pending.next);
 }
 
-/** Whether a partition's state has been committed for a batch. */
+/**
+ * Whether a partition's state has been committed for a batch.
+ *
+ * @example
+ * if (await stateCommitted(ctx.state, stage, partition, batch)) return report;
+ */
 export async function stateCommitted(
   store: StateStore,
   stage: StageId,

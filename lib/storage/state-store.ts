@@ -77,6 +77,9 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
  * never overwrites a newer batch's bytes, then moves the head from n-1 to n with one conditional
  * write: the commit. Until then the head still points at batch n-1's chunks, so a crash half-way
  * leaves the old state whole, and the re-run writes the same bytes again.
+ *
+ * @example
+ * const head = await new StateStore(dynamo, table).head(stageId('count'), 0);
  */
 export class StateStore {
   constructor(

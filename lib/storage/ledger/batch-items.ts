@@ -24,6 +24,9 @@ export type SealedBatch = Omit<
  * The batch items: one per sealed batch, with its status, which tasks of which phases were started
  * and have reported, and its tasks' retry budgets. Status changes are conditional on the status
  * the change starts from, so concurrent coordinators and tasks never move a batch twice.
+ *
+ * @example
+ * const item = await ledger.batches.get(batchId(7));
  */
 export class BatchItems {
   constructor(private readonly table: LedgerTable) {}

@@ -7,6 +7,9 @@ import type { LedgerTable } from './table';
 /**
  * Markers of failed batches that nobody has retried or skipped yet: the coordinator reads them
  * first on every pass (one query, however many batches there are) to halt or skip.
+ *
+ * @example
+ * for (const marker of await ledger.failed.list()) console.log(marker.batch, marker.message);
  */
 export class FailedMarkers {
   constructor(private readonly table: LedgerTable) {}

@@ -29,7 +29,12 @@ import { batchId, shardId, taskId, type ShardId } from '../../ids';
  *   state#<stage>#<part>    head | chunk#…     (lib/storage/state-store.ts)
  */
 
-/** The kinds of the ledger's items. */
+/**
+ * The kinds of the ledger's items.
+ *
+ * @example
+ * parse(schema, raw, LEDGER_KINDS.batch); // refuses any other kind
+ */
 export const LEDGER_KINDS = Object.freeze({
   pipeline: 'sluice.ledger/pipeline@1',
   shards: 'sluice.ledger/shards@1',
@@ -43,6 +48,9 @@ export const LEDGER_KINDS = Object.freeze({
  * Partition keys of the ledger's items, and the prefixes of those that are per shard, batch or
  * stage: the one definition of the key layout. Item keys below and the IAM leading-key patterns
  * (`LEDGER_KEYS` in `lib/deployment.ts`) are built from it.
+ *
+ * @example
+ * const pattern = `${LEDGER_PK.taskPrefix}*`; // 'task#*', an IAM leading-key pattern
  */
 export const LEDGER_PK = Object.freeze({
   pipeline: 'pipeline',
@@ -54,10 +62,20 @@ export const LEDGER_PK = Object.freeze({
   statePrefix: 'state#',
 });
 
-/** A batch number as a sort key (and a part of one): zero-padded, so keys sort in batch order. */
+/**
+ * A batch number as a sort key (and a part of one): zero-padded, so keys sort in batch order.
+ *
+ * @example
+ * batchSk(42); // '0000000042'
+ */
 export const batchSk = (batch: number): string => String(batch).padStart(10, '0');
 
-/** The keys of each item type. */
+/**
+ * The keys of each item type.
+ *
+ * @example
+ * LEDGER_ITEM_KEYS.task(7, 1, 3); // { pk: 'task#0000000007#1', sk: '000003' }
+ */
 export const LEDGER_ITEM_KEYS = Object.freeze({
   pipeline: Object.freeze({ pk: LEDGER_PK.pipeline, sk: 'pipeline' }),
   shards: Object.freeze({ pk: LEDGER_PK.shards, sk: 'shards' }),
@@ -213,6 +231,9 @@ function attemptsOf(raw: Record<string, unknown>): TaskAttempts[] {
 /**
  * The attributes that hold the retry budget a task has used: `attempts_<phase>_<task>` and
  * `since_<phase>_<task>`, as expression names `#a<i>` and `#s<i>`.
+ *
+ * @example
+ * budgetNames([{ phase: 1, task: 3 }]).names; // { '#a0': 'attempts_1_3', '#s0': 'since_1_3' }
  */
 export function budgetNames(tasks: readonly { readonly phase: number; readonly task: number }[]): {
   names: Record<string, string>;
@@ -231,12 +252,22 @@ export function budgetNames(tasks: readonly { readonly phase: number; readonly t
   return { names, attempts, since };
 }
 
-/** The pipeline item as stored. */
+/**
+ * The pipeline item as stored.
+ *
+ * @example
+ * await dynamo.send(new PutCommand({ TableName, Item: pipelineItem({ zeroTime, lastSealed: 0, cursors: {} }) }));
+ */
 export function pipelineItem(item: PipelineItem): Record<string, unknown> {
   return { ...LEDGER_ITEM_KEYS.pipeline, kind: LEDGER_KINDS.pipeline, ...item };
 }
 
-/** Parses the pipeline item. */
+/**
+ * Parses the pipeline item.
+ *
+ * @example
+ * const pipeline = parsePipelineItem(out.Item);
+ */
 export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
   const item = parse(pipelineSchema, raw, LEDGER_KINDS.pipeline);
   return {
@@ -247,12 +278,22 @@ export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
   };
 }
 
-/** Parses the shards item: the shards ingest has seen, sorted. */
+/**
+ * Parses the shards item: the shards ingest has seen, sorted.
+ *
+ * @example
+ * parseShardsItem({ kind: 'sluice.ledger/shards@1', ids: new Set(['lines/shardId-0']) });
+ */
 export function parseShardsItem(raw: Record<string, unknown>): ShardId[] {
   return [...parse(shardsSchema, raw, LEDGER_KINDS.shards).ids].sort().map(shardId);
 }
 
-/** A segment item as stored. */
+/**
+ * A segment item as stored.
+ *
+ * @example
+ * await dynamo.send(new PutCommand({ TableName, Item: segmentItem(segment) }));
+ */
 export function segmentItem(segment: SegmentItem): Record<string, unknown> {
   return {
     ...LEDGER_ITEM_KEYS.segment(segment.shard, segment.firstSeq),
@@ -261,20 +302,35 @@ export function segmentItem(segment: SegmentItem): Record<string, unknown> {
   };
 }
 
-/** Parses a segment item. */
+/**
+ * Parses a segment item.
+ *
+ * @example
+ * const segments = (out.Items ?? []).map(parseSegmentItem);
+ */
 export function parseSegmentItem(raw: Record<string, unknown>): SegmentItem {
   const { kind: _kind, ...segment } = parse(segmentSchema, raw, LEDGER_KINDS.segment);
   return { ...segment, shard: shardId(segment.shard) };
 }
 
-/** A newly sealed batch's item as stored. */
+/**
+ * A newly sealed batch's item as stored.
+ *
+ * @example
+ * await dynamo.send(new PutCommand({ TableName, Item: batchItem(sealed) }));
+ */
 export function batchItem(
   item: Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status' | 'attempts' | 'counted'>,
 ): Record<string, unknown> {
   return { ...LEDGER_ITEM_KEYS.batch(item.batch), kind: LEDGER_KINDS.batch, ...item, status: 'sealed' };
 }
 
-/** Parses a batch item, with its per-phase sets and retry budgets. */
+/**
+ * Parses a batch item, with its per-phase sets and retry budgets.
+ *
+ * @example
+ * const item = parseBatchItem(out.Attributes ?? {});
+ */
 export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
   const item = parse(batchSchema, raw, LEDGER_KINDS.batch);
   return {
@@ -306,7 +362,12 @@ export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
   };
 }
 
-/** A task report as stored. */
+/**
+ * A task report as stored.
+ *
+ * @example
+ * await dynamo.send(new PutCommand({ TableName, Item: taskReportItem(report) }));
+ */
 export function taskReportItem(report: TaskReport): Record<string, unknown> {
   return {
     ...LEDGER_ITEM_KEYS.task(report.batch, report.phase, report.task),
@@ -315,7 +376,12 @@ export function taskReportItem(report: TaskReport): Record<string, unknown> {
   };
 }
 
-/** Parses a task report. */
+/**
+ * Parses a task report.
+ *
+ * @example
+ * const reports = items.map(parseTaskReport);
+ */
 export function parseTaskReport(raw: Record<string, unknown>): TaskReport {
   const { kind: _kind, ...report } = parse(reportSchema, raw, LEDGER_KINDS.task);
   return {
@@ -326,12 +392,22 @@ export function parseTaskReport(raw: Record<string, unknown>): TaskReport {
   };
 }
 
-/** A failed batch's marker as stored. */
+/**
+ * A failed batch's marker as stored.
+ *
+ * @example
+ * await dynamo.send(new PutCommand({ TableName, Item: failedItem({ batch, message, at }) }));
+ */
 export function failedItem(marker: FailedMarker): Record<string, unknown> {
   return { ...LEDGER_ITEM_KEYS.failed(marker.batch), kind: LEDGER_KINDS.failed, ...marker };
 }
 
-/** Parses a failed batch's marker. */
+/**
+ * Parses a failed batch's marker.
+ *
+ * @example
+ * const markers = items.map(parseFailedItem);
+ */
 export function parseFailedItem(raw: Record<string, unknown>): FailedMarker {
   const item = parse(failedSchema, raw, LEDGER_KINDS.failed);
   return { batch: batchId(item.batch), message: item.message, at: item.at };

@@ -8,6 +8,9 @@ import type { LedgerTable } from './table';
 /**
  * The pipeline's own item: its zero time, the last sealed batch, the shards' cursors and the
  * watermark fold. Sealing moves it forward one batch at a time, conditionally.
+ *
+ * @example
+ * const { zeroTime, lastSealed } = await ledger.pipeline.init(Date.now());
  */
 export class PipelineItems {
   constructor(private readonly table: LedgerTable) {}

@@ -7,7 +7,12 @@ import { isConditionFailure } from '../conditions';
 import { LEDGER_ITEM_KEYS, LEDGER_KINDS, parseSegmentItem, parseShardsItem, segmentItem } from './items';
 import type { LedgerTable } from './table';
 
-/** The shards ingest has seen, and the input segments it registered for each. */
+/**
+ * The shards ingest has seen, and the input segments it registered for each.
+ *
+ * @example
+ * const segments = await ledger.segments.between(shard, cursor?.segmentStart);
+ */
 export class SegmentItems {
   constructor(private readonly table: LedgerTable) {}
 

@@ -1,7 +1,12 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../conditions';
 
-/** The ledger's DynamoDB table, with the reads every item type makes: strongly consistent. */
+/**
+ * The ledger's DynamoDB table, with the reads every item type makes: strongly consistent.
+ *
+ * @example
+ * const reports = await new LedgerTable(dynamo, 'wordcount-ledger').queryAll('task#0000000007#1');
+ */
 export class LedgerTable {
   constructor(
     readonly dynamo: DynamoDBDocumentClient,

@@ -4,7 +4,12 @@ import type { BatchId, TaskId } from '../../ids';
 import { LEDGER_ITEM_KEYS, parseTaskReport, taskReportItem } from './items';
 import type { LedgerTable } from './table';
 
-/** What each task of each phase of each batch reported, once its outputs were written. */
+/**
+ * What each task of each phase of each batch reported, once its outputs were written.
+ *
+ * @example
+ * const reports = await ledger.reports.list(batchId(7), 0);
+ */
 export class TaskReports {
   constructor(private readonly table: LedgerTable) {}
 
