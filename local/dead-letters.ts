@@ -1,7 +1,7 @@
 import type { BatchId } from '../lib/ids';
 import type { RuntimeContext } from '../lib/runtime/context';
 import { fromJsonLines } from '../lib/runtime/output';
-import type { DeadLetter } from '../lib/runtime/tasks';
+import type { DeadLetter } from '../lib/runtime/datapath';
 import { skippedBatchKey } from '../lib/storage/keys';
 
 /**

@@ -8,7 +8,7 @@ import { planPipeline } from '../lib/plan';
 import type { RuntimeContext } from '../lib/runtime/context';
 import { retryBatch, skipBatch, type Halt } from '../lib/runtime/failure';
 import type { PipelineHandlers } from '../lib/runtime/handlers';
-import type { DeadLetter } from '../lib/runtime/tasks';
+import type { DeadLetter } from '../lib/runtime/datapath';
 import { AccessGuard } from './access';
 import { readBatchResult, type BatchResult } from './batch-result';
 import { LocalClock, type ClockKind } from './clock';

@@ -2,7 +2,7 @@ import type { Pipeline } from '../lib/dsl/pipeline';
 import type { Source } from '../lib/dsl/source';
 import type { BatchId } from '../lib/ids';
 import type { Halt } from '../lib/runtime/failure';
-import type { DeadLetter } from '../lib/runtime/tasks';
+import type { DeadLetter } from '../lib/runtime/datapath';
 import { LocalRuntime, type BatchResult, type LocalRunOptions } from './runtime';
 
 /** Options of `testPipeline`: those of a local run, with the manual clock. */

@@ -9,7 +9,6 @@ import type { TaskEvent } from './events';
 import { executeTask } from './execute';
 import { onTaskError } from './failure';
 import { driveBatch, invokeTasks } from './progress';
-export type { DeadLetter } from './datapath';
 import {
   commitState,
   skipState,

@@ -21,7 +21,7 @@ import {
 } from '../../lib';
 import { batchId, taskId } from '../../lib/ids';
 import { handleTask } from '../../lib/runtime/tasks';
-import type { DeadLetter } from '../../lib/runtime/tasks';
+import type { DeadLetter } from '../../lib/runtime/datapath';
 import { testPipeline, type BatchResult, type TestPipeline } from '../../local/testing';
 import { closeAfterEach } from '../support/runs';
 
