@@ -1,7 +1,6 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { Context } from 'aws-lambda';
 import { awsTargetFromEnv, createAwsClients } from '../aws';
 import type { AnyPipeline, Pipeline } from '../dsl/pipeline';
 import type { RuntimeMetrics } from './context';
@@ -79,13 +78,19 @@ export function powertoolsMetrics(metrics: Metrics): RuntimeMetrics {
   };
 }
 
+/**
+ * The part of Lambda's invocation context the coordinator uses: how long it may still run. Declared
+ * here rather than taken from `@types/aws-lambda`, so that the package's types need nothing a user
+ * has not installed.
+ */
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
 /** The four Lambda handlers of a pipeline: properties, as Lambda calls each one detached. */
 export interface LambdaHandlers {
   readonly ingest: (event: unknown) => Promise<void>;
-  readonly coordinator: (
-    event: unknown,
-    context: Pick<Context, 'getRemainingTimeInMillis'>,
-  ) => Promise<CoordinatorReport[]>;
+  readonly coordinator: (event: unknown, context: InvocationContext) => Promise<CoordinatorReport[]>;
   /** Phase 0 tasks: segment slices in, one shuffle file (or the output) out. */
   readonly transform: (event: unknown) => Promise<void>;
   /** Phase 1+ tasks: one reduce partition's shuffle runs in, a shuffle file or the output out. */

@@ -7,7 +7,7 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { IConstruct } from 'constructs';
 import { deployedFunction } from '../../lib/deployment';
 import type { AnyPipeline } from '../../lib/dsl/pipeline';
-import { SluicePipeline, type SluicePipelineProps } from '../../infra/pipeline-construct';
+import { SluicePipeline, type SluicePipelineProps } from 'sluice/cdk';
 import singlePhase from './fixtures/single-phase';
 import joinedWindows from './fixtures/joined-windows';
 import runningTotals from './fixtures/running-totals';

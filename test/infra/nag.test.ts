@@ -6,7 +6,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
-import { SluicePipeline } from '../../infra/pipeline-construct';
+import { SluicePipeline } from 'sluice/cdk';
 import { build, FIXTURES, fixturePath, logicalId, type FixtureName } from './helpers';
 
 function acknowledged(scope: IConstruct): string[] {

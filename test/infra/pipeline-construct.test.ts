@@ -5,7 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { describe, expect, it } from 'vitest';
-import { SluicePipeline } from '../../infra/pipeline-construct';
+import { SluicePipeline } from 'sluice/cdk';
 import { pipeline, s3Jsonl, kinesis as kinesisSource, utf8, map } from '../../lib';
 import type { AnyPipeline } from '../../lib/dsl/pipeline';
 import { configFromEnv } from '../../lib/runtime/context';
