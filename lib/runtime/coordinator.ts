@@ -79,7 +79,10 @@ export async function coordinate(
 /**
  * Seals batch n: fixes its input (every shard's cursor) with a conditional create of its ledger
  * item, advances the pipeline's cursors, writes the manifest and starts phase 0. Re-running it at
- * any point after the item exists rebuilds the same manifest from the item's cursors.
+ * any point after the item exists rebuilds the same manifest from the item's cursors. Only the
+ * pass that moves the pipeline's `lastSealed` to n starts the batch: when two coordinators race to
+ * seal it, the other one would only start every task a second time. (A pass that stops between
+ * moving `lastSealed` and starting leaves the batch to the sweep.)
  */
 export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: number): Promise<Manifest> {
   let item = await ctx.ledger.batches.get(batch);
@@ -112,9 +115,10 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       if (sealed.created) sealedWith = tasks;
     }
   }
-  await ctx.ledger.pipeline.recordSeal(batch, item.cursors, item.watermarkFold);
+  const recorded = await ctx.ledger.pipeline.recordSeal(batch, item.cursors, item.watermarkFold);
   const manifest = await buildManifest(ctx, item, sealedWith);
   await ctx.objects.put(manifestKey(batch), serializeManifest(manifest), 'application/json');
+  if (!recorded) return manifest;
   ctx.log.info('batch sealed', { batch, time, records: manifest.records, tasks: manifest.tasks.length });
   await startBatch(ctx, item);
   return manifest;

@@ -4,6 +4,7 @@ import type { Pair } from '../../lib';
 import { deployedFunction } from '../../lib/deployment';
 import { batchId, shardId, taskId } from '../../lib/ids';
 import type { RuntimeContext } from '../../lib/runtime/context';
+import { coordinate } from '../../lib/runtime/coordinator';
 import { FaultInjector } from '../../local/faults';
 import { LocalInvoker } from '../../local/invoker';
 import { testPipeline } from '../../local/testing';
@@ -143,5 +144,28 @@ describe('a wall-clock run on a slow endpoint', () => {
 
     // Assert
     expectExactWordCounts(run, lines);
+  });
+});
+
+describe('two coordinators sealing the same batch', () => {
+  it('start its tasks once: only the pass that records the seal starts the batch', async () => {
+    // Arrange: input ingested and the clock past the batch's end, as two overlapping passes see it.
+    const t = track(testPipeline(wordcount, { shards: 2, settings: { tasks: { targetBytes: 4096 } } }));
+    const run = await t.local();
+    await run.push(generateLines(1000, 7));
+    await run.ingestPending();
+    const deployed = run.context('coordinator');
+    const ahead = deployed.clock.now() + wordcount.batchIntervalMs;
+    const coordinator = { ...deployed, clock: { now: () => ahead } };
+
+    // Act
+    await Promise.all([coordinate(coordinator), coordinate(coordinator)]);
+    await run.settle();
+
+    // Assert
+    const item = await coordinator.ledger.batches.get(batchId(1));
+    expect(item?.status).toBe('complete');
+    expect(item?.tasks).toBeGreaterThan(1);
+    expect(run.invoker.calls.get('coordinator -> tokenize')).toBe(item?.tasks);
   });
 });
