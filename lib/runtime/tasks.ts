@@ -36,26 +36,31 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
   const phase = ctx.plan.phases[event.phase];
   if (!phase) throw new InvalidInputError(`the plan has no phase ${event.phase}`, { batch: event.batch });
   const scope: ErrorScope = { batch: event.batch, task: event.task, stage: phase.spec.function };
-  const stored = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
-  // A report that commits state is written before the commit: it stands once the commit is made.
-  let report =
-    stored &&
-    (!stored.commitsState || (await stateCommitted(ctx.state, phase.spec.function, event.task, event.batch)))
-      ? stored
-      : undefined;
-  if (!report) {
-    if (event.skip) {
-      report = await skipTask(ctx, phase, event, scope);
-    } else {
-      // Only a task that has work to do reads its manifest: a duplicate of a finished one just reports.
-      const manifest = await loadManifest(ctx, event.batch, scope);
-      report = await executeAndReport(ctx, manifest, phase, event, scope);
-    }
-  }
+  // Only a task that has work to do reads its manifest: a duplicate of a finished one just reports.
+  const report =
+    (await standingReport(ctx, phase, event)) ??
+    (event.skip
+      ? await skipTask(ctx, phase, event, scope)
+      : await executeAndReport(ctx, await loadManifest(ctx, event.batch, scope), phase, event, scope));
   const last = event.phase === ctx.plan.phases.length - 1;
   const item = await ctx.ledger.batches.markTaskDone(report, last, ctx.clock.now());
   await driveBatch(ctx, item, { redrive: false });
   return report;
+}
+
+/**
+ * The task's report, if one stands: where a duplicate or retry of a finished task stops. A report
+ * that commits state is written before the commit, so it stands once the partition's head is at
+ * the batch; until then the task runs again (and writes the same bytes).
+ */
+async function standingReport(
+  ctx: RuntimeContext,
+  phase: CompiledPhase,
+  event: TaskEvent,
+): Promise<TaskReport | undefined> {
+  const stored = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
+  if (!stored?.commitsState) return stored;
+  return (await stateCommitted(ctx.state, phase.spec.function, event.task, event.batch)) ? stored : undefined;
 }
 
 async function executeAndReport(
