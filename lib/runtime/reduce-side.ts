@@ -10,7 +10,11 @@ import type { StateTable } from '../state/table';
 import { ShuffleMerger } from './buffers';
 import type { RuntimeContext } from './context';
 import { NO_KEY, type PhaseRunner } from './datapath';
+import { fetchInOrder } from './prefetch';
 import { loadState, prepareState, type PendingState } from './state-commit';
+
+/** Ranged GETs in flight ahead of the run being merged: a few round trips hidden, little memory. */
+const GETS_AHEAD = 3;
 
 /**
  * The reduce side of one partition, in memory and without I/O: the partition's runs from every
@@ -65,8 +69,9 @@ export class PartitionReduce {
 /**
  * A reduce task's input: the partition's state first (if the previous batch is not applied yet
  * there is no point reading the shuffle), then its run from every previous-phase task that wrote
- * one, with one ranged GET each, in task order so the merge order is fixed. Returns what was read
- * and, for a stateful stage, the state to commit once the outputs are written.
+ * one, with one ranged GET each (a few ahead of the one being merged), merged in task order so the
+ * merge order is fixed. Returns what was read and, for a stateful stage, the state to commit once
+ * the outputs are written.
  *
  * @example
  * const read = await reduceInput(ctx, manifest, phase, partition, scope, runner);
@@ -88,15 +93,21 @@ export async function reduceInput(
     : undefined;
   const reports = await ctx.ledger.reports.list(manifest.batch, phase.spec.phase - 1);
   const reduce = new PartitionReduce(wide);
-  let bytes = 0;
-  for (const report of reports) {
-    if (!report.shuffle || !report.index || !report.withData.includes(partition)) continue;
+  const runs = reports.flatMap((report) => {
+    if (!report.shuffle || !report.index || !report.withData.includes(partition)) return [];
     const start = report.index[partition] ?? 0;
-    const end = report.index[partition + 1] ?? start;
-    const body = await ctx.objects.getRange(report.shuffle, start, end, scope);
-    bytes += body.length;
-    reduce.addRun(body);
-  }
+    return [{ key: report.shuffle, start, end: report.index[partition + 1] ?? start }];
+  });
+  let bytes = 0;
+  await fetchInOrder(
+    runs,
+    GETS_AHEAD,
+    (run) => ctx.objects.getRange(run.key, run.start, run.end, scope),
+    (_run, body) => {
+      bytes += body.length;
+      reduce.addRun(body);
+    },
+  );
   if (!loaded) {
     reduce.finish(runner);
     return { records: reduce.pairs, bytes };
