@@ -3,10 +3,7 @@ import type { TaskId } from '../ids';
 import type { Manifest, Slice } from '../manifest';
 import type { RuntimeContext } from './context';
 import { runSlice, type PhaseRunner } from './datapath';
-import { fetchInOrder } from './prefetch';
-
-/** Ranged GETs in flight ahead of the slice being run: a few round trips hidden, little memory. */
-const GETS_AHEAD = 3;
+import { fetchInOrder, GETS_AHEAD } from './prefetch';
 
 /**
  * A transform task's input: its slices of the batch's input segments, read with one ranged GET

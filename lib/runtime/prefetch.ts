@@ -1,4 +1,13 @@
 /**
+ * How many ranged GETs a task keeps in flight ahead of the slice or run it is processing: enough
+ * to hide a few round trips, few enough that the bodies held stay small.
+ *
+ * @example
+ * await fetchInOrder(slices, GETS_AHEAD, fetch, consume);
+ */
+export const GETS_AHEAD = 3;
+
+/**
  * Ranged GETs a task makes one after another pay a round trip each; fetching a few ahead while the
  * current one is processed hides most of them. Bodies are consumed strictly in the given order, so
  * what a task computes (and the bytes it writes) does not depend on which GET returns first, and at

@@ -10,11 +10,8 @@ import type { StateTable } from '../state/table';
 import { ShuffleMerger } from './buffers';
 import type { RuntimeContext } from './context';
 import { NO_KEY, type PhaseRunner } from './datapath';
-import { fetchInOrder } from './prefetch';
+import { fetchInOrder, GETS_AHEAD } from './prefetch';
 import { loadState, prepareState, type PendingState } from './state-commit';
-
-/** Ranged GETs in flight ahead of the run being merged: a few round trips hidden, little memory. */
-const GETS_AHEAD = 3;
 
 /**
  * The reduce side of one partition, in memory and without I/O: the partition's runs from every
