@@ -14,3 +14,20 @@ export function isConditionFailure(error: unknown): boolean {
     (error as { name?: string }).name === 'ConditionalCheckFailedException'
   );
 }
+
+/**
+ * Makes a conditional write: true if it was made, false if its condition did not hold (someone
+ * else got there first). Any other error is thrown.
+ *
+ * @example
+ * const moved = await conditionalWrite(() => dynamo.send(new UpdateCommand({ ...update, ConditionExpression })));
+ */
+export async function conditionalWrite(write: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}

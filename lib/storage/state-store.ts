@@ -6,7 +6,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod/mini';
-import { isConditionFailure } from './conditions';
+import { conditionalWrite } from './conditions';
 import { DATA_FORMATS } from '../encoding/formats';
 import { DataFormatError } from '../errors';
 import { LEDGER_ITEM_KEYS } from './ledger/items';
@@ -144,26 +144,22 @@ export class StateStore {
     version: number,
     data: Uint8Array,
   ): Promise<boolean> {
-    try {
-      await this.dynamo.send(
+    return conditionalWrite(() =>
+      this.dynamo.send(
         new PutCommand({
           TableName: this.table,
           Item: { pk: this.pk(stage, partition), sk: `chunk#${chunk}#${slot}`, version, data },
           ConditionExpression: 'attribute_not_exists(pk) OR version <= :version',
           ExpressionAttributeValues: { ':version': version },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   /** Moves the head from `previous.batch` to `next.batch`; false if another run already did. */
   async commit(stage: StageId, partition: number, previous: StateHead, next: StateHead): Promise<boolean> {
-    try {
-      await this.dynamo.send(
+    return conditionalWrite(() =>
+      this.dynamo.send(
         new PutCommand({
           TableName: this.table,
           Item: { pk: this.pk(stage, partition), sk: 'head', ...next },
@@ -176,11 +172,7 @@ export class StateStore {
                 ExpressionAttributeValues: { ':previous': previous.batch },
               }),
         }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+      ),
+    );
   }
 }

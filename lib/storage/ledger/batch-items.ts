@@ -10,7 +10,7 @@ import type {
 } from '../../batch';
 import type { BatchId } from '../../ids';
 import type { EventTimeHigh } from '../../watermark';
-import { isConditionFailure } from '../conditions';
+import { conditionalWrite, isConditionFailure } from '../conditions';
 import { batchItem, batchSk, budgetNames, LEDGER_ITEM_KEYS, parseBatchItem } from './items';
 import type { LedgerTable } from './table';
 
@@ -49,7 +49,7 @@ export class BatchItems {
     const fields = Object.entries(change.set ?? {});
     const set = ['#status = :to', 'updatedAt = :now', ...fields.map(([name]) => `${name} = :${name}`)];
     const remove = change.remove?.attributes ?? [];
-    return this.table.conditional(() =>
+    return conditionalWrite(() =>
       this.table.dynamo.send(
         new UpdateCommand({
           TableName: this.table.name,
@@ -70,7 +70,7 @@ export class BatchItems {
 
   /** Creates a sealed batch's item unless it exists. Returns the item that is in the ledger. */
   async create(item: SealedBatch): Promise<{ item: BatchItem; created: boolean }> {
-    const created = await this.table.conditional(() =>
+    const created = await conditionalWrite(() =>
       this.table.dynamo.send(
         new PutCommand({
           TableName: this.table.name,

@@ -70,6 +70,9 @@ export const LEDGER_PK = Object.freeze({
  */
 export const batchSk = (batch: number): string => String(batch).padStart(10, '0');
 
+const segmentPk = (shard: ShardId): string => `${LEDGER_PK.segmentPrefix}${shard}`;
+const taskPk = (batch: number, phase: number): string => `${LEDGER_PK.taskPrefix}${batchSk(batch)}#${phase}`;
+
 /**
  * The keys of each item type.
  *
@@ -79,16 +82,13 @@ export const batchSk = (batch: number): string => String(batch).padStart(10, '0'
 export const LEDGER_ITEM_KEYS = Object.freeze({
   pipeline: Object.freeze({ pk: LEDGER_PK.pipeline, sk: 'pipeline' }),
   shards: Object.freeze({ pk: LEDGER_PK.shards, sk: 'shards' }),
-  segmentPk: (shard: ShardId): string => `${LEDGER_PK.segmentPrefix}${shard}`,
-  segment: (shard: ShardId, firstSeq: string) => ({
-    pk: `${LEDGER_PK.segmentPrefix}${shard}`,
-    sk: padSeq(firstSeq),
-  }),
+  segmentPk,
+  segment: (shard: ShardId, firstSeq: string) => ({ pk: segmentPk(shard), sk: padSeq(firstSeq) }),
   batchPk: LEDGER_PK.batch,
   batch: (batch: number) => ({ pk: LEDGER_PK.batch, sk: batchSk(batch) }),
-  taskPk: (batch: number, phase: number): string => `${LEDGER_PK.taskPrefix}${batchSk(batch)}#${phase}`,
+  taskPk,
   task: (batch: number, phase: number, task: number) => ({
-    pk: `${LEDGER_PK.taskPrefix}${batchSk(batch)}#${phase}`,
+    pk: taskPk(batch, phase),
     sk: String(task).padStart(6, '0'),
   }),
   failedPk: LEDGER_PK.failed,

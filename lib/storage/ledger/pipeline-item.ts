@@ -2,6 +2,7 @@ import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Cursors, PipelineItem } from '../../batch';
 import type { BatchId } from '../../ids';
 import type { WatermarkFold } from '../../watermark';
+import { conditionalWrite } from '../conditions';
 import { LEDGER_ITEM_KEYS, parsePipelineItem, pipelineItem } from './items';
 import type { LedgerTable } from './table';
 
@@ -23,7 +24,7 @@ export class PipelineItems {
 
   /** Fixes the stream's zero time, once: a second caller gets the first caller's. */
   async init(zeroTime: number): Promise<PipelineItem> {
-    await this.table.conditional(() =>
+    await conditionalWrite(() =>
       this.table.dynamo.send(
         new PutCommand({
           TableName: this.table.name,
@@ -39,7 +40,7 @@ export class PipelineItems {
 
   /** Records that batch n is sealed: `lastSealed` moves from n-1 to n; false when another did it. */
   async recordSeal(batch: BatchId, cursors: Cursors, fold?: WatermarkFold): Promise<boolean> {
-    return this.table.conditional(() =>
+    return conditionalWrite(() =>
       this.table.dynamo.send(
         new UpdateCommand({
           TableName: this.table.name,

@@ -1,5 +1,4 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailure } from '../conditions';
 
 /**
  * The ledger's DynamoDB table, with the reads every item type makes: strongly consistent.
@@ -39,16 +38,5 @@ export class LedgerTable {
       start = out.LastEvaluatedKey;
     } while (start);
     return items;
-  }
-
-  /** Runs a conditional write: true if it was made, false if its condition did not hold. */
-  async conditional(write: () => Promise<unknown>): Promise<boolean> {
-    try {
-      await write();
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
   }
 }
