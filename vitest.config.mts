@@ -1,4 +1,12 @@
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+/** The package's own entry points mean its sources here, as tsconfig.json's `paths` say. */
+const selfReferences = {
+  sluice: 'lib/index.ts',
+  'sluice/testing': 'local/testing.ts',
+  'sluice/cdk': 'infra/cdk.ts',
+};
 
 /**
  * One project per test tier: `vitest run --project unit|types|local|infra` runs one
@@ -6,6 +14,12 @@ import { defineConfig } from 'vitest/config';
  * the options below (`extends: true`); coverage and reporters can only be set here, at the root.
  */
 export default defineConfig({
+  resolve: {
+    alias: Object.entries(selfReferences).map(([name, file]) => ({
+      find: new RegExp(`^${name}$`),
+      replacement: path.resolve(import.meta.dirname, file),
+    })),
+  },
   test: {
     testTimeout: 120_000,
     hookTimeout: 60_000,
@@ -45,6 +59,8 @@ export default defineConfig({
       },
       { extends: true, test: { name: 'local', include: ['test/local/**/*.test.ts'] } },
       { extends: true, test: { name: 'infra', include: ['test/infra/**/*.test.ts'] } },
+      // The packed package installed into projects outside the repository (npm, tsc, cdk).
+      { extends: true, test: { name: 'consumer', include: ['test/consumer/**/*.test.ts'] } },
     ],
   },
 });

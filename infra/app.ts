@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     // Unset without credentials: an environment-agnostic stack that synthesizes offline.
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   });
-  const sluice = new SluicePipeline(stack, 'Pipeline', { pipeline, pipelineModule: absolute });
+  const sluice = new SluicePipeline(stack, 'Pipeline', { pipeline, entry: absolute });
   new CfnOutput(stack, 'StreamName', { value: sluice.stream.streamName });
   new CfnOutput(stack, 'BucketName', { value: sluice.bucket.bucketName });
   new CfnOutput(stack, 'LedgerTableName', { value: sluice.table.tableName });

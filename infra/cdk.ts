@@ -4,7 +4,7 @@
  *
  * @example
  * import { SluicePipeline } from 'sluice/cdk';
- * new SluicePipeline(stack, 'Counts', { pipeline: wordcount, pipelineModule: 'src/pipeline.ts' });
+ * new SluicePipeline(stack, 'Counts', { pipeline: wordcount, entry: 'src/pipeline.ts' });
  */
 export { SluicePipeline, type SluicePipelineProps } from './pipeline-construct';
 export type { BucketProps, StreamProps, DataAtRest } from './stores';

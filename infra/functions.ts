@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import { Duration, Stack, type RemovalPolicy } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -19,12 +18,10 @@ import {
   type DeployedFunction,
   type Deployment,
 } from '../lib/deployment';
+import { packageFiles } from '../lib/package-files';
 import { grantFunctionAccess, grantQueueKeyToProducer, grantSelfInvoke } from './access';
 import { acknowledgeGrantWildcards, acknowledgePinnedRuntime, acknowledgeTickWildcard } from './nag';
 import { streamOf } from './stores';
-
-/** The package root: where `functions/` and the lock file live, whoever instantiates the construct. */
-const PACKAGE_ROOT = path.resolve(__dirname, '..');
 
 /**
  * The construct props the functions are sized and built with.
@@ -72,6 +69,12 @@ export interface FunctionProps {
    */
   readonly logRetention?: logs.RetentionDays;
   /**
+   * The lock file of the project the CDK app is in, which the bundler's cache keys on; the folder
+   * holding it is the bundler's project root and must hold the pipeline module and sluice.
+   * @default - the lock file found upward from the working directory (the CDK app's)
+   */
+  readonly depsLockFilePath?: string;
+  /**
    * Ship source maps in the bundles and enable them (`--enable-source-maps`): readable stack traces
    * for bigger bundles and slower cold starts.
    * @default false
@@ -85,7 +88,7 @@ export interface FunctionProps {
  *
  * @example
  * const context: FunctionContext = {
- *   deployment, pipelineName: pipeline.name, pipelineModule, bucket, table, streams, failureQueue,
+ *   deployment, pipelineName: pipeline.name, entry, bucket, table, streams, failureQueue,
  *   removalPolicy, taskTimeout: Duration.minutes(2), sweepAfter: Duration.minutes(5),
  * };
  */
@@ -93,7 +96,7 @@ export interface FunctionContext {
   readonly deployment: Deployment;
   readonly pipelineName: string;
   /** Absolute path of the pipeline module, checked to be safe on a shell command line. */
-  readonly pipelineModule: string;
+  readonly entry: string;
   readonly bucket: s3.IBucket;
   readonly table: dynamodb.ITable;
   /** Every source's stream, by the source's stream name. */
@@ -355,9 +358,10 @@ function createFunction(
     (value) => stack.toJsonString(value),
   );
   const sourceMaps = props.sourceMaps ?? false;
+  const files = packageFiles();
   const fn = new NodejsFunction(scope, settings.constructId, {
     description: settings.description,
-    entry: path.join(PACKAGE_ROOT, 'functions', `${spec.kind}.ts`),
+    entry: files.functionEntry(spec.kind),
     handler: 'handler',
     runtime: lambda.Runtime.NODEJS_22_X,
     architecture: lambda.Architecture.ARM_64,
@@ -365,8 +369,7 @@ function createFunction(
     timeout: settings.timeout,
     role,
     logGroup,
-    projectRoot: PACKAGE_ROOT,
-    depsLockFilePath: path.join(PACKAGE_ROOT, 'package-lock.json'),
+    ...(props.depsLockFilePath === undefined ? {} : { depsLockFilePath: props.depsLockFilePath }),
     environment: { ...environment, ...(sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}) },
     bundling: {
       format: OutputFormat.CJS,
@@ -378,7 +381,10 @@ function createFunction(
       // ES module builds first: CommonJS builds (@smithy/*) cannot be tree-shaken.
       mainFields: ['module', 'main'],
       esbuildArgs: {
-        '--alias:sluice-pipeline': context.pipelineModule,
+        '--alias:sluice-pipeline': context.entry,
+        // The pipeline's `import ... from 'sluice'` and the function entry share one copy of the
+        // library: its ES module build (or, in a checkout of sluice, its sources).
+        '--alias:sluice': files.libraryEntry,
         '--tree-shaking': 'true',
       },
     },

@@ -7,7 +7,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { AnyPipeline } from '../lib/dsl/pipeline';
-import { BATCH_METRICS, METRICS_NAMESPACE, metricDimensions } from '../lib/runtime/lambda';
+import { BATCH_METRICS, METRICS_NAMESPACE, metricDimensions } from '../lib/runtime/metric-names';
 
 /**
  * The alarms of a `SluicePipeline`.

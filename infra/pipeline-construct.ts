@@ -13,7 +13,7 @@ import { Construct } from 'constructs';
 import { describeDeployment, type Deployment } from '../lib/deployment';
 import type { AnyPipeline, Pipeline } from '../lib/dsl/pipeline';
 import { outputPrefix, planPipeline, type Plan } from '../lib/plan';
-import type { BATCH_METRICS } from '../lib/runtime/lambda';
+import type { BATCH_METRICS } from '../lib/runtime/metric-names';
 import { S3_PREFIXES } from '../lib/storage/keys';
 import {
   connectStreams,
@@ -49,19 +49,20 @@ export type { SluicePipelineAlarms } from './observability';
  * @example
  * const props: SluicePipelineProps = {
  *   pipeline: wordcount,
- *   pipelineModule: path.resolve('examples/wordcount/pipeline.ts'),
+ *   entry: 'src/pipeline.ts',
  *   segmentRetention: Duration.days(14),
  * };
  */
 export interface SluicePipelineProps<T = unknown, Out = unknown>
   extends BucketProps, StreamProps, FunctionProps, IngestProps, AlarmProps, DashboardProps {
-  /** The pipeline to deploy: the default export of `pipelineModule`. */
+  /** The pipeline to deploy: the default export of `entry`. */
   readonly pipeline: Pipeline<T, Out>;
   /**
-   * Path of the module whose default export is `pipeline`. Every function bundle is built with the
-   * module id `sluice-pipeline` aliased to it. Relative paths resolve against the working directory.
+   * Path of the module whose default export is `pipeline` (say `src/pipeline.ts`), relative to the
+   * working directory, which is the CDK app's. Every function bundle is built from it and the
+   * stage modules it imports, with sluice's own code taken from the installed package.
    */
-  readonly pipelineModule: string;
+  readonly entry: string;
   /**
    * An existing bucket for segments, manifests, shuffle files, dead letters and output. Lifecycle
    * rules, encryption and the TLS-only policy are only set on a bucket the construct creates.
@@ -112,13 +113,10 @@ export interface SluicePipelineProps<T = unknown, Out = unknown>
  * (by partition key) and functions its function uses.
  *
  * @example
- * import wordcount from '../examples/wordcount/pipeline';
+ * import wordcount from '../src/pipeline.js';
  *
  * const stack = new Stack(app, 'sluice-wordcount');
- * const sluice = new SluicePipeline(stack, 'Pipeline', {
- *   pipeline: wordcount,
- *   pipelineModule: path.resolve('examples/wordcount/pipeline.ts'),
- * });
+ * const sluice = new SluicePipeline(stack, 'Pipeline', { pipeline: wordcount, entry: 'src/pipeline.ts' });
  * sluice.functions['count']; // the reduce function of the 'count' stage
  */
 export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
@@ -157,7 +155,7 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
     this.pipelineName = pipeline.name;
     this.plan = planPipeline(pipeline);
     this.deployment = describeDeployment(pipeline, this.plan);
-    const pipelineModule = checkModulePath(props.pipelineModule);
+    const entry = checkEntry(props.entry);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const taskTimeout = props.taskTimeout ?? Duration.minutes(2);
     const sweepAfter = props.sweepAfter ?? Duration.minutes(5);
@@ -181,7 +179,7 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
       {
         deployment: this.deployment,
         pipelineName: pipeline.name,
-        pipelineModule,
+        entry,
         bucket: this.bucket,
         table: this.table,
         streams: this.streams,
@@ -226,10 +224,10 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
 }
 
 /** Resolves and checks the pipeline module path; esbuild gets it inside a shell command. */
-function checkModulePath(modulePath: string): string {
-  const absolute = path.resolve(modulePath);
+function checkEntry(entry: string): string {
+  const absolute = path.resolve(entry);
   if (!fs.existsSync(absolute) || !fs.statSync(absolute).isFile()) {
-    throw new Error(`pipeline module '${modulePath}' does not exist (resolved to ${absolute})`);
+    throw new Error(`pipeline module '${entry}' does not exist (resolved to ${absolute})`);
   }
   if (!/^[\w@%+=:,./-]+$/.test(absolute)) {
     throw new Error(

@@ -326,3 +326,25 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
 }
+
+/**
+ * An optional package that a feature needs (the emulator for local runs and tests, esbuild for
+ * deploys, tsx for TypeScript pipelines on the command line) is not installed in the project.
+ *
+ * @example
+ * throw new MissingPackageError('local runs', { dynalite: '4.0.0' });
+ */
+export class MissingPackageError extends SluiceError {
+  override readonly name = 'MissingPackageError';
+  /** The missing packages and the versions sluice is tested with. */
+  readonly packages: Readonly<Record<string, string>>;
+  constructor(feature: string, packages: Readonly<Record<string, string>>, cause?: unknown) {
+    const specs = Object.entries(packages).map(([name, version]) => `${name}@${version}`);
+    super(`${feature} need ${Object.keys(packages).join(', ')}, which this project does not have`, {
+      retryable: false,
+      hint: `Install ${specs.length === 1 ? 'it' : 'them'} beside sluice: npm i -D ${specs.join(' ')}`,
+      cause,
+    });
+    this.packages = packages;
+  }
+}

@@ -1,10 +1,12 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createReadStream } from 'node:fs';
+import path from 'node:path';
 import { SluiceError } from '../lib/errors';
 import { formatBatch } from '../lib/runtime/output';
 import { toMillis, type Duration } from '../lib/duration';
 import { startEmulator } from './emulator';
 import { parseFaults, type FaultOptions } from './faults';
+import { initProject, InitError } from './init';
 import { readRecords, unreadableReason } from './input';
 import { loadPipeline, PipelineLoadError } from './load';
 import { LocalRuntime, runNameProblem, type BatchResult } from './runtime';
@@ -325,13 +327,28 @@ function usageErrors(command: Command, name: string): Command {
   });
 }
 
+/** `sluice init`: writes the project and says what to run next. */
+function initCommand(dir: string, flags: { sluice?: string }): void {
+  const project = initProject(dir, flags.sluice === undefined ? {} : { sluice: flags.sluice });
+  const where = path.relative(process.cwd(), project.dir) || '.';
+  process.stdout.write(
+    `Created ${project.name} in ${where}: pipeline '${project.pipelineName}', ${project.files.length} files.\n\n` +
+      `  cd ${where}\n  npm install\n  npx sluice local run src/pipeline.ts --input sample.txt\n  npm test\n`,
+  );
+}
+
 /** The `sluice` command line. */
 export function buildProgram(): Command {
   const program = new Command('sluice')
-    .description('Serverless micro-batch stream processing: run pipelines locally')
+    .description('Serverless micro-batch stream processing: start a project, run pipelines locally')
     // main() reports commander's errors, as it does every other.
     .configureOutput({ outputError: () => {} });
   usageErrors(program, 'sluice');
+  usageErrors(program.command('init'), 'sluice init')
+    .description('scaffold a project: a pipeline, its test, a CDK app (installs nothing)')
+    .argument('<dir>', 'folder to create (or an empty one)')
+    .option('--sluice <spec>', 'how package.json depends on sluice (a range, a tarball or a folder)')
+    .action(initCommand);
   const local = usageErrors(
     program.command('local').description('run on the embedded emulator, LocalStack, or AWS_ENDPOINT_URL'),
     'sluice local',
@@ -389,7 +406,7 @@ export function buildProgram(): Command {
  * say what is wrong and what to do; anything else names the error, with its stack on request.
  */
 function explain(error: unknown, debug: boolean): string {
-  if (error instanceof PipelineLoadError) return `sluice: ${error.message}\n`;
+  if (error instanceof PipelineLoadError || error instanceof InitError) return `sluice: ${error.message}\n`;
   if (error instanceof UsageError || error instanceof SluiceError) {
     return `sluice: ${error.message}\n  ${error.hint}\n`;
   }

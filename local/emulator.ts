@@ -6,6 +6,8 @@ import path from 'node:path';
 import type dynaliteFactory from 'dynalite';
 import type kinesaliteFactory from 'kinesalite';
 import type S3rver from '@20minutes/s3rver';
+import { MissingPackageError } from '../lib/errors';
+import { packageFiles } from '../lib/package-files';
 import { makeObjectWritesAtomic } from './s3rver-atomic';
 import { installDesCompatibleBucketController } from './s3rver-cipher';
 
@@ -147,12 +149,33 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
  */
 function loadEmulatorModules(): EmulatorModules {
   const requireHere = createRequire(__filename);
+  // They are optional peers of sluice: a project that only deploys need not install them.
+  const missing = EMULATOR_PACKAGES.filter((name) => !isResolvable(requireHere, name));
+  if (missing.length > 0) {
+    const pinned = packageFiles().manifest.devDependencies;
+    throw new MissingPackageError(
+      'Local runs and testPipeline',
+      Object.fromEntries(missing.map((name) => [name, pinned[name] ?? 'latest'])),
+    );
+  }
   installDesCompatibleBucketController(requireHere);
   return {
     dynalite: requireHere('dynalite') as typeof dynaliteFactory,
     kinesalite: requireHere('kinesalite') as typeof kinesaliteFactory,
     S3rver: requireHere('@20minutes/s3rver') as typeof S3rver,
   };
+}
+
+/** The emulator's servers, from npm. */
+const EMULATOR_PACKAGES = ['dynalite', 'kinesalite', '@20minutes/s3rver'] as const;
+
+function isResolvable(requireHere: NodeJS.Require, name: string): boolean {
+  try {
+    requireHere.resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function startBackends(

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { AnyPipeline } from '../lib/dsl/pipeline';
+import { MissingPackageError } from '../lib/errors';
+import { packageFiles } from '../lib/package-files';
 
 /** A pipeline module that cannot be used, with a message meant for the person who ran the command. */
 export class PipelineLoadError extends Error {
@@ -18,6 +20,15 @@ function isPipeline(value: unknown): value is AnyPipeline {
   );
 }
 
+function hasTsx(): boolean {
+  try {
+    require.resolve('tsx/cjs/api');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Loads a pipeline module (TypeScript or JavaScript) and returns its default export.
  *
@@ -27,6 +38,7 @@ function isPipeline(value: unknown): value is AnyPipeline {
 export function loadPipeline(file: string, cwd = process.cwd()): AnyPipeline {
   const absolute = path.resolve(cwd, file);
   if (!existsSync(absolute)) throw new PipelineLoadError(`pipeline file not found: ${file}`);
+
   let module: unknown;
   try {
     // require() goes through tsx's CommonJS hooks (TypeScript as is), and Node >= 20.19 can
@@ -34,6 +46,15 @@ export function loadPipeline(file: string, cwd = process.cwd()): AnyPipeline {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- a path known only at run time
     module = require(absolute) as unknown;
   } catch (error) {
+    // The sluice command registers tsx's hooks when the project has tsx; without them Node cannot
+    // read TypeScript.
+    if (/\.[cm]?tsx?$/.test(absolute) && !hasTsx()) {
+      throw new MissingPackageError(
+        'TypeScript pipelines on the command line',
+        { tsx: packageFiles().manifest.devDependencies.tsx ?? 'latest' },
+        error,
+      );
+    }
     const reason = error instanceof Error ? error.message : String(error);
     throw new PipelineLoadError(`could not load ${file}: ${reason}`);
   }

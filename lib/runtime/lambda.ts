@@ -4,6 +4,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { awsTargetFromEnv, createAwsClients } from '../aws';
 import type { AnyPipeline, Pipeline } from '../dsl/pipeline';
 import type { RuntimeMetrics } from './context';
+import { BATCH_METRICS, METRICS_NAMESPACE, serviceName } from './metric-names';
 import type { CoordinatorReport } from './coordinator';
 import { createHandlers, type InvokeTransport } from './handlers';
 
@@ -24,35 +25,6 @@ export function lambdaTransport(lambda: LambdaClient): InvokeTransport {
       }),
     );
   };
-}
-
-/** The CloudWatch namespace of sluice's batch metrics. */
-export const METRICS_NAMESPACE = 'Sluice';
-
-/** Names of the metrics the functions publish, in CloudWatch embedded metric format. */
-export const BATCH_METRICS = Object.freeze({
-  inputRecords: 'InputRecords',
-  outputRecords: 'OutputRecords',
-  deadLetters: 'DeadLetters',
-  processingTime: 'ProcessingTime',
-  schedulingDelay: 'SchedulingDelay',
-  failedBatches: 'FailedBatches',
-});
-
-/** The service name of a pipeline's logs and metrics. */
-export function serviceName(pipelineName: string): string {
-  return `sluice-${pipelineName}`;
-}
-
-/**
- * The dimensions every batch metric carries. Powertools always adds `service`, so dashboards and
- * alarms must name both to find the metrics.
- *
- * @example
- * metricDimensions('wordcount'); // { service: 'sluice-wordcount', pipeline: 'wordcount' }
- */
-export function metricDimensions(pipelineName: string): Readonly<Record<'service' | 'pipeline', string>> {
-  return Object.freeze({ service: serviceName(pipelineName), pipeline: pipelineName });
 }
 
 /**

@@ -58,7 +58,7 @@ export function build(
   const stack = new Stack(app, 'Test');
   const sluice = new SluicePipeline(stack, 'Pipeline', {
     pipeline: FIXTURES[name],
-    pipelineModule: fixturePath(name),
+    entry: fixturePath(name),
     ...(typeof props === 'function' ? props(stack) : props),
   });
   change(sluice);

@@ -1,13 +1,13 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it } from 'vitest';
 import { batchId } from '../../lib/ids';
+import { powertoolsMetrics } from '../../lib/runtime/lambda';
 import {
   BATCH_METRICS,
   METRICS_NAMESPACE,
   metricDimensions,
   serviceName,
-  powertoolsMetrics,
-} from '../../lib/runtime/lambda';
+} from '../../lib/runtime/metric-names';
 
 /** Metrics as the Lambda handlers configure them. */
 function pipelineMetrics(name: string): Metrics {

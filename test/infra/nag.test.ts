@@ -58,13 +58,13 @@ describe('cdk-nag AwsSolutions checks', () => {
     Validations.of(topic).acknowledge({ id: 'AwsSolutions-SNS2', reason: 'test topic' });
     new SluicePipeline(stack, 'Logged', {
       pipeline: FIXTURES['two-phase'],
-      pipelineModule: fixturePath('two-phase'),
+      entry: fixturePath('two-phase'),
       accessLogsBucket: s3.Bucket.fromBucketName(stack, 'Logs', 'access-logs'),
       alarmTopic: topic,
     });
     new SluicePipeline(stack, 'Existing', {
       pipeline: FIXTURES['single-phase'],
-      pipelineModule: fixturePath('single-phase'),
+      entry: fixturePath('single-phase'),
       bucket: s3.Bucket.fromBucketName(stack, 'Data', 'existing-data'),
       dashboardName: 'other',
     });

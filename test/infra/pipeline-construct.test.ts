@@ -124,7 +124,7 @@ describe('SluicePipeline: bucket', () => {
     // Act
     new SluicePipeline(stack, 'Pipeline', {
       pipeline: FIXTURES['two-phase'],
-      pipelineModule: fixturePath('two-phase'),
+      entry: fixturePath('two-phase'),
       accessLogsBucket: logs,
     });
 
@@ -154,7 +154,7 @@ describe('SluicePipeline: bucket', () => {
     // Act
     new SluicePipeline(stack, 'Pipeline', {
       pipeline: FIXTURES['two-phase'],
-      pipelineModule: fixturePath('two-phase'),
+      entry: fixturePath('two-phase'),
       bucket,
       stream,
     });
@@ -554,7 +554,7 @@ describe('SluicePipeline: observability', () => {
     // Act
     new SluicePipeline(stack, 'Pipeline', {
       pipeline: FIXTURES['two-phase'],
-      pipelineModule: fixturePath('two-phase'),
+      entry: fixturePath('two-phase'),
       alarmTopic: topic,
     });
     const template = Template.fromStack(stack);
@@ -623,7 +623,7 @@ describe('SluicePipeline: validation', () => {
     const attempt = () =>
       new SluicePipeline(stack, 'Pipeline', {
         pipeline: FIXTURES['two-phase'],
-        pipelineModule: 'nowhere/p.ts',
+        entry: 'nowhere/p.ts',
       });
 
     // Assert
@@ -644,7 +644,7 @@ describe('SluicePipeline: validation', () => {
 
     // Act
     const attempt = () =>
-      new SluicePipeline(stack, 'Pipeline', { pipeline: clash, pipelineModule: fixturePath('two-phase') });
+      new SluicePipeline(stack, 'Pipeline', { pipeline: clash, entry: fixturePath('two-phase') });
 
     // Assert
     expect(attempt).toThrow(/overlaps the runtime's 'segments\/' prefix/);
@@ -668,7 +668,7 @@ describe('SluicePipeline: validation', () => {
     const attempt = () =>
       new SluicePipeline(stack, 'Pipeline', {
         pipeline: everywhere,
-        pipelineModule: fixturePath('two-phase'),
+        entry: fixturePath('two-phase'),
       });
 
     // Assert

@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '../..');
-const BIN = path.join(ROOT, 'local/bin/sluice.cjs');
+const BIN = path.join(ROOT, 'bin/sluice.cjs');
 
 export interface CliResult {
   readonly code: number | null;

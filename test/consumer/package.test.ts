@@ -1,0 +1,220 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// The package as a user gets it: packed, installed into projects outside this repository, used
+// through its bin, its three entry points and its scaffold, with nothing of this checkout in reach.
+
+const ROOT = path.resolve(__dirname, '../..');
+const run = promisify(execFile);
+
+/**
+ * The environment of a command run in a user's project: without what `npm test` and vitest set
+ * for this repository (npm's configuration of this package, vitest's own markers).
+ */
+function userEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !/^(npm_|VITEST|NODE_OPTIONS$|NODE_ENV$|TSX_)/i.test(name),
+    ),
+  );
+}
+
+async function sh(
+  cwd: string,
+  command: string,
+  args: readonly string[],
+): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await run(command, args, { cwd, env: userEnv(), maxBuffer: 64 * 1024 * 1024 });
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    throw new Error(`${command} ${args.join(' ')} failed in ${cwd}:\n${stdout ?? ''}\n${stderr ?? ''}`, {
+      cause: error,
+    });
+  }
+}
+
+const npm = (cwd: string, ...args: string[]) => sh(cwd, 'npm', [...args, '--no-audit', '--no-fund']);
+const npx = (cwd: string, ...args: string[]) => sh(cwd, 'npx', ['--no-install', ...args]);
+
+/** Words of a line as the scaffold's tokenize stage defines them, counted independently. */
+function oracleCounts(text: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    for (const word of line.toLowerCase().split(/[^\p{L}\p{N}']+/u)) {
+      if (word) counts.set(word, (counts.get(word) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+function withoutColours(text: string): string {
+  // eslint-disable-next-line no-control-regex -- ANSI colour sequences start with ESC
+  return text.replace(/\x1b\[[0-9;]*m/g, '');
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((entry) => path.join(dir, entry));
+}
+
+describe('the packed package in a project of its own', () => {
+  let work: string;
+  let tarball: string;
+  let app: string;
+
+  beforeAll(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'sluice-consumer-'));
+    // `npm pack` builds first (prepack), as publishing would.
+    const { stdout } = await npm(ROOT, 'pack', '--pack-destination', work, '--json');
+    const [packed] = JSON.parse(stdout) as [{ filename: string }];
+    tarball = path.join(work, packed.filename);
+    app = path.join(work, 'counts');
+  }, 180_000);
+
+  afterAll(() => {
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('passes publint, strict', async () => {
+    const unpacked = path.join(work, 'unpacked');
+    mkdirSync(unpacked);
+    await sh(unpacked, 'tar', ['xzf', tarball]);
+
+    const { stdout } = await npx(
+      ROOT,
+      'publint',
+      path.join(unpacked, 'package'),
+      '--pack',
+      'false',
+      '--strict',
+    );
+
+    expect(stdout).toContain('All good!');
+  });
+
+  it('has types that resolve for CommonJS, ES module and bundler consumers, and node10', async () => {
+    const { stdout } = await npx(ROOT, 'attw', tarball, '--format', 'json');
+
+    const report = JSON.parse(stdout) as { analysis: { problems: unknown[] } };
+    expect(report.analysis.problems).toEqual([]);
+  });
+
+  it('scaffolds a project with `npx sluice init`', async () => {
+    await sh(work, 'npx', [
+      '--yes',
+      `--package=${tarball}`,
+      '--',
+      'sluice',
+      'init',
+      'counts',
+      '--sluice',
+      `file:${tarball}`,
+    ]);
+
+    const files = filesUnder(app).map((file) => path.relative(app, file));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'tsconfig.json',
+        'cdk.json',
+        'README.md',
+        '.gitignore',
+        path.join('src', 'pipeline.ts'),
+        path.join('src', 'stages', 'tokenize.ts'),
+        path.join('test', 'pipeline.test.ts'),
+        path.join('bin', 'app.ts'),
+      ]),
+    );
+  }, 180_000);
+
+  it('installs, and type-checks under strict nodenext without skipLibCheck', async () => {
+    await npm(app, 'install', '--prefer-offline');
+
+    const tsconfig = readFileSync(path.join(app, 'tsconfig.json'), 'utf8');
+    expect(tsconfig).not.toContain('skipLibCheck');
+    await npx(app, 'tsc', '--noEmit');
+  }, 300_000);
+
+  it("passes the scaffold's own tests (testPipeline on the emulator)", async () => {
+    const { stdout } = await npm(app, 'test');
+
+    expect(withoutColours(stdout)).toMatch(/Tests\s+2 passed \(2\)/);
+  }, 180_000);
+
+  it('runs the pipeline with `sluice local run` and counts what an oracle counts', async () => {
+    const sample = readFileSync(path.join(app, 'sample.txt'), 'utf8');
+
+    const { stdout } = await npx(
+      app,
+      'sluice',
+      'local',
+      'run',
+      'src/pipeline.ts',
+      '--input',
+      'sample.txt',
+      '--json',
+    );
+
+    const outputs = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { batch: number; stage: string; records: [string, number][] });
+    const first = outputs.filter((output) => output.batch === 1 && output.stage === 'count');
+    expect(new Map(first.flatMap((output) => output.records))).toEqual(oracleCounts(sample));
+  }, 120_000);
+
+  it('loads every entry point from CommonJS too', async () => {
+    const script = [
+      "const { pipeline } = require('sluice');",
+      "const { testPipeline } = require('sluice/testing');",
+      "const { SluicePipeline } = require('sluice/cdk');",
+      'console.log([pipeline, testPipeline, SluicePipeline].map((f) => typeof f).join(" "));',
+    ].join('\n');
+
+    const { stdout } = await sh(app, process.execPath, ['--input-type=commonjs', '-e', script]);
+
+    expect(stdout.trim()).toBe('function function function');
+  });
+
+  it('synthesizes its CDK app offline, with small function bundles', async () => {
+    await npx(app, 'cdk', 'synth', '--quiet');
+
+    const out = path.join(app, 'cdk.out');
+    const template = JSON.parse(readFileSync(path.join(out, 'sluice-counts.template.json'), 'utf8')) as {
+      Resources: Record<string, { Type: string }>;
+    };
+    const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions).toHaveLength(4);
+    const bundles = filesUnder(out).filter((file) => file.endsWith(`${path.sep}index.js`));
+    expect(bundles).toHaveLength(4);
+    for (const bundle of bundles) expect(statSync(bundle).size).toBeLessThan(256 * 1024);
+  }, 180_000);
+
+  it('serves a project that only uses the DSL, and says what local runs need', async () => {
+    const dslOnly = path.join(work, 'dsl-only');
+    mkdirSync(dslOnly);
+    await npm(dslOnly, 'init', '--yes');
+    await npm(dslOnly, 'install', '--prefer-offline', tarball);
+    const script = [
+      "const { pipeline, kinesis, utf8, transform } = require('sluice');",
+      "const upper = transform('upper', (line, emit) => emit(line.toUpperCase()));",
+      "const p = pipeline({ name: 'dsl', batchInterval: '1s', source: kinesis({ stream: 's', decode: utf8 }), stages: [upper], sinks: [] });",
+      "const { testPipeline } = require('sluice/testing');",
+      'testPipeline(p).push(["a"]).advance().then(() => process.exit(3), (e) => { console.log(e.name + ": " + e.message + " / " + e.hint); });',
+    ].join('\n');
+
+    const { stdout } = await sh(dslOnly, process.execPath, ['-e', script]);
+
+    const installed = readdirSync(path.join(dslOnly, 'node_modules'));
+    for (const optional of ['aws-cdk-lib', 'constructs', 'dynalite', 'kinesalite', 'esbuild', 'tsx']) {
+      expect(installed).not.toContain(optional);
+    }
+    expect(stdout).toMatch(
+      /^MissingPackageError: .*dynalite.* \/ Install them beside sluice: npm i -D dynalite@4\.0\.0/,
+    );
+  }, 180_000);
+});
