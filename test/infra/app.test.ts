@@ -3,8 +3,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadPipeline, REPO_ROOT } from '../../infra/load-pipeline';
 import { cfnLint, cfnLintAvailable, cfnLintTitle } from './helpers';
+
+const REPO_ROOT = path.resolve(__dirname, '../..');
 
 /** Bundles must stay small for fast cold starts; the AWS SDK is left to the runtime. */
 const MAX_BUNDLE_BYTES = 150 * 1024;
@@ -148,41 +149,5 @@ describe('infra/app.ts errors', () => {
     // Assert
     expect(run.status).toBe(1);
     expect(run.stderr).toContain('-c pipeline=examples/wordcount/pipeline.ts');
-  });
-});
-
-describe('loadPipeline', () => {
-  it('loads a default-exported pipeline relative to the repository root', async () => {
-    // Arrange
-    const relative = 'test/infra/fixtures/two-phase.ts';
-
-    // Act
-    const loaded = await loadPipeline(relative);
-
-    // Assert
-    expect(loaded.pipeline.name).toBe('fixture-words');
-    expect(loaded.modulePath).toBe(path.join(REPO_ROOT, relative));
-  });
-
-  it('rejects a missing module', async () => {
-    // Arrange
-    const relative = 'examples/nothing-here/pipeline.ts';
-
-    // Act
-    const attempt = loadPipeline(relative);
-
-    // Assert
-    await expect(attempt).rejects.toThrow(/pipeline module examples\/nothing-here\/pipeline.ts not found/);
-  });
-
-  it('rejects a module whose default export is not a pipeline', async () => {
-    // Arrange
-    const relative = 'test/infra/fixtures/not-a-pipeline.ts';
-
-    // Act
-    const attempt = loadPipeline(relative);
-
-    // Assert
-    await expect(attempt).rejects.toThrow(/has no pipeline as its default export/);
   });
 });
