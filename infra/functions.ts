@@ -13,6 +13,7 @@ import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import {
+  DEFAULT_MEMORY_MB,
   deployedFunction,
   functionEnvironment,
   type DeployedFunction,
@@ -286,14 +287,14 @@ function settingsOf(
       return {
         constructId: 'Ingest',
         description: `sluice ${name}: ingest (writes stream records ahead to S3 segments)`,
-        memorySize: props.ingestMemorySize ?? 512,
+        memorySize: props.ingestMemorySize ?? DEFAULT_MEMORY_MB.ingest,
         timeout: props.ingestTimeout ?? Duration.minutes(1),
       };
     case 'coordinator':
       return {
         constructId: 'Coordinator',
         description: `sluice ${name}: coordinator (seals batches, starts and sweeps tasks)`,
-        memorySize: props.coordinatorMemorySize ?? 256,
+        memorySize: props.coordinatorMemorySize ?? DEFAULT_MEMORY_MB.coordinator,
         timeout: props.coordinatorTimeout ?? Duration.seconds(80),
         // A tick older than a minute is superseded by the next one.
         maxEventAge: Duration.minutes(1),
@@ -303,7 +304,7 @@ function settingsOf(
       return {
         constructId: `${spec.kind === 'transform' ? 'Transform' : 'Reduce'}-${spec.id}`,
         description: `sluice ${name}: ${spec.kind} phase ${spec.phase ?? 0} (${spec.id})`,
-        memorySize: props.taskMemorySize ?? 1024,
+        memorySize: props.taskMemorySize ?? DEFAULT_MEMORY_MB[spec.kind],
         timeout: context.taskTimeout,
         maxEventAge: props.taskMaxEventAge ?? Duration.hours(1),
       };

@@ -15,6 +15,20 @@ import { LEDGER_PK } from './storage/ledger/items';
 /** What kind of Lambda function a deployed function is (which handler of `functions/` it runs). */
 export type FunctionKind = 'ingest' | 'coordinator' | 'transform' | 'reduce';
 
+/**
+ * Memory of each kind of function, MiB, unless the construct's props set it: what the construct
+ * deploys and what the cost model prices.
+ *
+ * @example
+ * DEFAULT_MEMORY_MB.reduce; // 1024
+ */
+export const DEFAULT_MEMORY_MB: Readonly<Record<FunctionKind, number>> = Object.freeze({
+  ingest: 512,
+  coordinator: 256,
+  transform: 1024,
+  reduce: 1024,
+});
+
 /** Ledger actions that read items. */
 export type LedgerReadAction = 'dynamodb:GetItem' | 'dynamodb:Query' | 'dynamodb:BatchGetItem';
 /** Ledger actions that write items. */

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DeployedFunction, LedgerReadAction, LedgerWriteAction } from '../lib/deployment';
-import { aroundRequests } from './middleware';
+import { aroundRequests } from '../lib/middleware';
 
 /**
  * The error a role's missing permission gives, shaped as the AWS SDK gives it (a service exception

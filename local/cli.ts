@@ -6,6 +6,9 @@ import { formatBatch } from '../lib/runtime/output';
 import { toMillis, type Duration } from '../lib/duration';
 import { startEmulator } from './emulator';
 import { parseFaults, type FaultOptions } from './faults';
+import { DEFAULT_MEMORY_MB } from '../lib/deployment';
+import type { PriceTable } from '../lib/cost/prices';
+import { choosePrices, costReport, formatCostReport, parseRate } from './cost-report';
 import { initProject, InitError } from './init';
 import { readRecords, unreadableReason } from './input';
 import { loadPipeline, PipelineLoadError } from './load';
@@ -87,6 +90,14 @@ interface RunFlags {
   top: number;
   concurrency: number;
   run?: string;
+  /** Price the run and project a month of it (`--cost`, and `sluice cost`). */
+  cost?: boolean;
+  /** Records per second to project the month at. */
+  rate?: number;
+  prices?: string;
+  region?: string;
+  /** Print no batches (`sluice cost`). */
+  quiet?: boolean;
 }
 
 /** The input as a byte stream; a terminal is told how to end it, as nothing else would. */
@@ -125,7 +136,9 @@ class Reporter {
         : result.status === 'skipped'
           ? `batch ${result.batch} SKIPPED, its input dead-lettered: ${result.failure ?? 'skipped'}`
           : undefined;
-    if (this.flags.json) {
+    if (this.flags.quiet) {
+      if (ended) process.stderr.write(`sluice: ${ended}\n`);
+    } else if (this.flags.json) {
       for (const output of result.outputs) {
         process.stdout.write(
           `${JSON.stringify({ batch: result.batch, time: result.time, stage: this.stage, partition: output.partition, records: output.records })}\n`,
@@ -175,6 +188,8 @@ class Reporter {
 }
 
 async function runCommand(file: string, flags: RunFlags): Promise<number> {
+  // Checked first too: a price file that cannot be read fails before anything runs.
+  const prices = flags.cost ? choosePricesOrExplain(flags) : undefined;
   // Checked before the pipeline loads and the emulator starts, so that a typo fails at once.
   const unreadable = flags.input === '-' ? undefined : unreadableReason(flags.input);
   if (unreadable !== undefined) {
@@ -245,6 +260,19 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
   process.stderr.write(
     `sluice: ${reporter.batches} batches, ${reporter.recordsIn} records in, ${reporter.deadLetters} dead-lettered${reporter.refused > 0 ? `, ${reporter.refused} refused` : ''}, ${run.invoker.invocations} invocations${injected}\n`,
   );
+  if (prices) {
+    const report = costReport({
+      usage: run.usage.usage(),
+      batches: reporter.batches,
+      records: reporter.pushed,
+      recordsPerSecond: flags.rate ?? 1000,
+      batchIntervalMs: run.pipeline.batchIntervalMs,
+      shards: flags.shards,
+      memory: DEFAULT_MEMORY_MB,
+      prices,
+    });
+    process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatCostReport(report));
+  }
   if (reporter.failed > 0) process.stderr.write(`sluice: ${reporter.failed} batches failed\n`);
   if (flags.run) process.stderr.write(`sluice: run '${flags.run}' kept; --run ${flags.run} continues it\n`);
   return reporter.failed > 0 || reporter.refused > 0 || reporter.halted ? 1 : 0;
@@ -327,6 +355,38 @@ function usageErrors(command: Command, name: string): Command {
   });
 }
 
+function choosePricesOrExplain(flags: RunFlags): PriceTable {
+  try {
+    return choosePrices(flags);
+  } catch (error) {
+    throw new UsageError((error as Error).message, 'see --prices and --region in --help');
+  }
+}
+
+function rate(value: string): number {
+  try {
+    return parseRate(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message}.`);
+  }
+}
+
+/** `sluice cost`: a run on the emulator in batches of the size the rate gives, priced. */
+async function costCommand(file: string, flags: RunFlags): Promise<void> {
+  const recordsPerSecond = flags.rate ?? 1000;
+  const pipeline = loadPipeline(file);
+  const intervalMs = flags.batchInterval ? toMillis(flags.batchInterval) : pipeline.batchIntervalMs;
+  const linesPerBatch =
+    flags.linesPerBatch ?? Math.max(1, Math.round((recordsPerSecond * intervalMs) / 1000));
+  process.exitCode = await runCommand(file, {
+    ...flags,
+    cost: true,
+    quiet: true,
+    rate: recordsPerSecond,
+    linesPerBatch,
+  });
+}
+
 /** `sluice init`: writes the project and says what to run next. */
 function initCommand(dir: string, flags: { sluice?: string }): void {
   const project = initProject(dir, flags.sluice === undefined ? {} : { sluice: flags.sluice });
@@ -335,6 +395,18 @@ function initCommand(dir: string, flags: { sluice?: string }): void {
     `Created ${project.name} in ${where}: pipeline '${project.pipelineName}', ${project.files.length} files.\n\n` +
       `  cd ${where}\n  npm install\n  npx sluice local run src/pipeline.ts --input sample.txt\n  npm test\n`,
   );
+}
+
+/** The pricing options `local run --cost` and `cost` share. */
+function costOptions(command: Command): Command {
+  return command
+    .option(
+      '--rate <records/s>',
+      'the rate to project a month at: 1000, 1000/s or 60000/min (default 1000/s)',
+      rate,
+    )
+    .option('--region <region>', 'list prices of this region (built in: us-east-1)')
+    .option('--prices <file>', 'a JSON price table instead of the built-in one');
 }
 
 /** The `sluice` command line. */
@@ -353,7 +425,7 @@ export function buildProgram(): Command {
     program.command('local').description('run on the embedded emulator, LocalStack, or AWS_ENDPOINT_URL'),
     'sluice local',
   );
-  usageErrors(local.command('run'), 'sluice local run')
+  const run = usageErrors(local.command('run'), 'sluice local run')
     .description('run a pipeline over lines from a file or standard input, printing each batch')
     .argument('<pipeline>', 'the pipeline module (its default export is a pipeline)')
     .requiredOption(
@@ -389,9 +461,24 @@ export function buildProgram(): Command {
       'a named run on a long-running endpoint (AWS_ENDPOINT_URL): run again with the same name to continue it',
       runName,
     )
-    .action(async (file: string, flags: RunFlags) => {
-      process.exitCode = await runCommand(file, flags);
-    });
+    .option('--cost', 'price the run at list prices and project a month of it (see sluice cost)');
+  costOptions(run).action(async (file: string, flags: RunFlags) => {
+    process.exitCode = await runCommand(file, flags);
+  });
+  const cost = usageErrors(program.command('cost'), 'sluice cost')
+    .description(
+      'what a pipeline costs: a run on the embedded emulator in batches of the size --rate gives, priced, and a month projected beside the per-record pattern and Managed Flink',
+    )
+    .argument('<pipeline>', 'the pipeline module (its default export is a pipeline)')
+    .requiredOption('-i, --input <file|->', "sample input lines, one record each; '-' reads standard input")
+    .option('--json', 'print the report as one JSON object')
+    .option('--shards <n>', 'Kinesis shards', wholeNumber(1, 500), 2)
+    .option('--partitions <n>', "reduce partitions (default: the pipeline's)", wholeNumber(1, 10_000))
+    .option('--batch-interval <duration>', "batch interval (default: the pipeline's)", duration)
+    .option('--lines-per-batch <n>', 'lines per batch (default: rate x batch interval)', positiveInt)
+    .option('--top <n>', 'records shown per batch', positiveInt, 10)
+    .option('--concurrency <n>', 'invocations at once', positiveInt, 8);
+  costOptions(cost).action(costCommand);
   usageErrors(local.command('serve'), 'sluice local serve')
     .description('run the emulator as a long-lived endpoint, like LocalStack')
     .option('-p, --port <port>', 'port (0: any free port)', wholeNumber(0, 65_535), 4566)

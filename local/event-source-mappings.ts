@@ -1,3 +1,4 @@
+import type { UsageMeter } from '../lib/cost/usage';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { DeployedFunction } from '../lib/deployment';
 import { shardId } from '../lib/ids';
@@ -24,6 +25,8 @@ export interface StreamMapping {
   readonly faults: FaultInjector;
   /** Where ingest registered the segments of each shard: a mapping reads on after the last. */
   readonly ledger: Pick<Ledger, 'segments'>;
+  /** Meters each delivery as an ingest invocation. */
+  readonly meter: UsageMeter;
 }
 
 /**
@@ -32,17 +35,18 @@ export interface StreamMapping {
  * what ingest registered, as a mapping keeps its place across deployments.
  *
  * @example
- * const pollers = eventSourceMappings({ kinesis, streams, ingest, ingestSpec, guard, faults, ledger });
+ * const pollers = eventSourceMappings({ kinesis, streams, ingest, ingestSpec, guard, faults, ledger, meter });
  * for (const poller of pollers) await poller.drain();
  */
 export function eventSourceMappings(mapping: StreamMapping): LocalPoller[] {
-  const { guard, ingest, ingestSpec, ledger } = mapping;
+  const { guard, ingest, ingestSpec, ledger, meter } = mapping;
   return Object.entries(mapping.streams).map(
     ([source, stream]) =>
       new LocalPoller(
         mapping.kinesis,
         stream,
-        (event) => guard.run(ingestSpec, () => ingest.ingest(event)).then(() => {}),
+        (event) =>
+          meter.invocation('ingest', () => guard.run(ingestSpec, () => ingest.ingest(event))).then(() => {}),
         mapping.faults,
         { startAfter: (shard) => ledger.segments.lastSeq(shardId(`${source}/${shard}`)) },
       ),

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { aroundRequests } from './middleware';
+import { aroundRequests } from '../lib/middleware';
 import { seededRandom } from './random';
 
 /**

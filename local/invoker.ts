@@ -1,3 +1,4 @@
+import type { UsageMeter } from '../lib/cost/usage';
 import type { DeployedFunction } from '../lib/deployment';
 import type { InvokeTransport } from '../lib/runtime/handlers';
 import type { FaultInjector } from './faults';
@@ -29,6 +30,8 @@ export interface LocalInvokerOptions {
   readonly retries?: number;
   /** Delay before a retry. Lambda waits a minute or more; locally a few milliseconds. @default 5 */
   readonly retryDelayMs?: number;
+  /** Meters every attempt: its requests, and how long it ran (what Lambda bills). */
+  readonly meter?: UsageMeter;
 }
 
 /**
@@ -176,8 +179,10 @@ export class LocalInvoker {
   private async attempt(job: Queued): Promise<void> {
     job.attempts++;
     this.invocations++;
+    const run = (): Promise<void> => this.faults.run(() => job.fn.run(JSON.parse(job.payload) as unknown));
+    const { meter } = this.options;
     try {
-      await this.faults.run(() => job.fn.run(JSON.parse(job.payload) as unknown));
+      await (meter ? meter.invocation(job.fn.spec.kind, run) : run());
       job.settled();
     } catch (error) {
       if (job.attempts > this.retriesOf(job.fn)) {

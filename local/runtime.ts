@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { awsTargetFromEnv, createAwsClients, destroyAwsClients, type AwsClients } from '../lib/aws';
+import { UsageMeter } from '../lib/cost/usage';
 import { deployedFunction, describeDeployment, type Deployment } from '../lib/deployment';
 import { withSettings, type AnyPipeline, type Pipeline, type PipelineSettings } from '../lib/dsl/pipeline';
 import type { Source } from '../lib/dsl/source';
@@ -21,7 +22,6 @@ import { deployFunctions, handlersOf } from './functions';
 import { LocalInvoker } from './invoker';
 import type { LocalPoller } from './poller';
 import { StreamProducer } from './producer';
-import { RequestCounter } from './requests';
 import { provisionResources, type LocalResources } from './resources';
 import { runName, runNames, type RunNames } from './run-names';
 import { LocalScheduler } from './scheduler';
@@ -83,7 +83,7 @@ interface RuntimeParts<T, Out> {
   readonly functions: ReadonlyMap<string, PipelineHandlers>;
   readonly invoker: LocalInvoker;
   readonly faults: FaultInjector;
-  readonly requests: RequestCounter;
+  readonly usage: UsageMeter;
   readonly guard: AccessGuard;
   readonly clock: LocalClock;
   /** The coordinator's deployed name. */
@@ -110,11 +110,15 @@ export class LocalRuntime<T = unknown, Out = unknown> {
   readonly ctx: RuntimeContext;
   readonly invoker: LocalInvoker;
   readonly faults: FaultInjector;
-  /** AWS requests made by the runtime (not by the harness), by command name. */
-  readonly requests: RequestCounter;
+  /**
+   * What the run asked of AWS: requests and DynamoDB request units by operation, invocations and
+   * their durations by function kind (the harness's own reads are not metered).
+   */
+  readonly usage: UsageMeter;
   /** Refuses what the functions' roles would refuse, and keeps what it refused. */
   readonly guard: AccessGuard;
-  private readonly clients: AwsClients;
+  /** The run's SDK clients, which the runtime's functions share (for tests that watch requests). */
+  readonly clients: AwsClients;
   private readonly emulator: Emulator | undefined;
   private readonly functions: ReadonlyMap<string, PipelineHandlers>;
   private readonly clock: LocalClock;
@@ -130,7 +134,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     this.deployment = parts.deployment;
     this.invoker = parts.invoker;
     this.faults = parts.faults;
-    this.requests = parts.requests;
+    this.usage = parts.usage;
     this.guard = parts.guard;
     this.clients = parts.clients;
     this.emulator = parts.emulator;
@@ -147,6 +151,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       guard: parts.guard,
       faults: parts.faults,
       ledger: this.ctx.ledger,
+      meter: parts.usage,
     });
     this.scheduler = new LocalScheduler(this.pollers, () => this.tick(), parts.pipeline.batchIntervalMs);
   }
@@ -173,9 +178,10 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     guard.attach(clients);
     addFaultMiddleware(clients.s3, faults);
     addFaultMiddleware(clients.dynamo, faults);
-    const requests = new RequestCounter();
-    requests.attach(clients.s3);
-    requests.attach(clients.dynamo);
+    const usage = new UsageMeter();
+    usage.attach(clients.s3, 's3');
+    usage.attach(clients.dynamo, 'dynamodb');
+    usage.attach(clients.kinesis, 'kinesis');
 
     let resumed: boolean;
     try {
@@ -192,6 +198,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
 
     const invoker = new LocalInvoker(faults, {
       concurrency: options.concurrency ?? 8,
+      meter: usage,
       ...(options.retries === undefined ? {} : { retries: options.retries }),
     });
     const clock = new LocalClock(options.clock ?? 'manual', configured.batchIntervalMs);
@@ -217,7 +224,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       functions,
       invoker,
       faults,
-      requests,
+      usage,
       guard,
       clock,
       coordinatorName: names.functionName('coordinator'),

@@ -36,12 +36,12 @@ describe('state in chunks', () => {
     const run = await t.local();
     const lines = distinctWords(100_000, 'w');
 
-    run.requests.reset();
+    run.usage.reset();
     const first = await t.push(lines).advance();
-    const firstWrites = run.requests.count(...DYNAMO_WRITES);
-    run.requests.reset();
+    const firstWrites = run.usage.count(...DYNAMO_WRITES);
+    run.usage.reset();
     const second = await t.push(lines).advance();
-    const secondWrites = run.requests.count(...DYNAMO_WRITES);
+    const secondWrites = run.usage.count(...DYNAMO_WRITES);
 
     expect(first.outputRecords).toBe(100_000);
     expect(second.outputRecords).toBe(100_000);
@@ -58,12 +58,12 @@ describe('state in chunks', () => {
     const run = await t.local();
     await t.push(distinctWords(20_000, 'k')).advance();
 
-    run.requests.reset();
+    run.usage.reset();
     await t.push(['k7']).advance();
-    const oneKey = run.requests.count('PutItemCommand');
-    run.requests.reset();
+    const oneKey = run.usage.count('PutItemCommand');
+    run.usage.reset();
     await t.push(distinctWords(20_000, 'k')).advance();
-    const allKeys = run.requests.count('PutItemCommand');
+    const allKeys = run.usage.count('PutItemCommand');
 
     expect(oneKey).toBeLessThan(allKeys);
   });

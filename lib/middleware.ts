@@ -12,9 +12,9 @@ interface MiddlewareClient {
 }
 
 /**
- * Wraps every request a client sends: `around(commandName, send, input)` runs it. The local runtime
- * uses it to count requests, to inject crashes after writes and to refuse what a function's role
- * would refuse.
+ * Wraps every request a client sends: `around(commandName, send, input)` runs it. The usage meter
+ * counts requests and capacity units with it; the local runtime also injects crashes after writes
+ * and refuses what a function's role would refuse.
  *
  * @example
  * aroundRequests(clients.s3, 'counter', async (command, send) => { counts[command]++; return send(); });

@@ -1,0 +1,338 @@
+import type { FunctionKind } from '../deployment';
+import type { PriceTable } from './prices';
+import type { FunctionUsage, Operations, Usage } from './usage';
+
+/** One priced item of a bill: what was used, how much, and what it costs in US dollars. */
+export interface CostLine {
+  readonly service: 'lambda' | 's3' | 'dynamodb' | 'kinesis' | 'scheduler' | 'flink';
+  readonly item: string;
+  readonly quantity: number;
+  readonly dollars: number;
+}
+
+/** A priced bill: its lines, their total, and the total by service. */
+export interface Bill {
+  readonly lines: readonly CostLine[];
+  readonly total: number;
+  readonly byService: Readonly<Record<string, number>>;
+}
+
+/** Memory of each function kind, MiB: the construct's defaults unless the deployment sets others. */
+export type FunctionMemory = Readonly<Record<FunctionKind, number>>;
+
+/** Requests S3 bills at the PUT rate; DELETE is free; every other request is billed as a GET. */
+const S3_WRITES = new Set([
+  'PutObject',
+  'CopyObject',
+  'PostObject',
+  'ListObjects',
+  'ListObjectsV2',
+  'CreateMultipartUpload',
+  'UploadPart',
+  'CompleteMultipartUpload',
+]);
+const S3_FREE = new Set(['DeleteObject', 'DeleteObjects', 'AbortMultipartUpload']);
+
+/** Seconds in the 730-hour month AWS prices monthly figures by. */
+export const MONTH_SECONDS = 730 * 3600;
+
+interface Quantities {
+  lambdaRequests: number;
+  gbSeconds: number;
+  s3Writes: number;
+  s3Reads: number;
+  writeUnits: number;
+  readUnits: number;
+  putUnits: number;
+}
+
+const none = (): Quantities => ({
+  lambdaRequests: 0,
+  gbSeconds: 0,
+  s3Writes: 0,
+  s3Reads: 0,
+  writeUnits: 0,
+  readUnits: 0,
+  putUnits: 0,
+});
+
+function addOperations(into: Quantities, operations: Operations, scale = 1): void {
+  for (const [key, use] of Object.entries(operations)) {
+    const [service, operation = ''] = key.split(':');
+    if (service === 's3' && !S3_FREE.has(operation)) {
+      if (S3_WRITES.has(operation)) into.s3Writes += use.requests * scale;
+      else into.s3Reads += use.requests * scale;
+    }
+    into.writeUnits += use.writeUnits * scale;
+    into.readUnits += use.readUnits * scale;
+    into.putUnits += use.putUnits * scale;
+  }
+}
+
+function addFunction(into: Quantities, use: FunctionUsage, memoryMb: number, scale = 1): void {
+  into.lambdaRequests += use.invocations * scale;
+  into.gbSeconds += (use.durationMs / 1000) * (memoryMb / 1024) * scale;
+  addOperations(into, use.operations, scale);
+}
+
+function bill(quantities: Quantities, prices: PriceTable, extra: readonly CostLine[] = []): Bill {
+  const q = quantities;
+  const lines: CostLine[] = [
+    {
+      service: 'lambda',
+      item: 'requests',
+      quantity: q.lambdaRequests,
+      dollars: (q.lambdaRequests / 1e6) * prices.lambda.requestsPerMillion,
+    },
+    {
+      service: 'lambda',
+      item: 'GB-seconds',
+      quantity: q.gbSeconds,
+      dollars: q.gbSeconds * prices.lambda.gbSecond,
+    },
+    {
+      service: 's3',
+      item: 'PUT and LIST requests',
+      quantity: q.s3Writes,
+      dollars: (q.s3Writes / 1000) * prices.s3.writesPerThousand,
+    },
+    {
+      service: 's3',
+      item: 'GET requests',
+      quantity: q.s3Reads,
+      dollars: (q.s3Reads / 1000) * prices.s3.readsPerThousand,
+    },
+    {
+      service: 'dynamodb',
+      item: 'write request units',
+      quantity: q.writeUnits,
+      dollars: (q.writeUnits / 1e6) * prices.dynamodb.writeUnitsPerMillion,
+    },
+    {
+      service: 'dynamodb',
+      item: 'read request units',
+      quantity: q.readUnits,
+      dollars: (q.readUnits / 1e6) * prices.dynamodb.readUnitsPerMillion,
+    },
+    {
+      service: 'kinesis',
+      item: 'PUT payload units',
+      quantity: q.putUnits,
+      dollars: (q.putUnits / 1e6) * prices.kinesis.putUnitsPerMillion,
+    },
+    ...extra,
+  ];
+  const byService: Record<string, number> = {};
+  for (const line of lines) byService[line.service] = (byService[line.service] ?? 0) + line.dollars;
+  return { lines, total: lines.reduce((sum, line) => sum + line.dollars, 0), byService };
+}
+
+/**
+ * What a run cost at list prices: every function invocation (requests, and GB-seconds from its
+ * duration and memory), the S3 requests and DynamoDB request units the functions used, and the
+ * Kinesis PUT payload units of the records put. Outside the functions only those PUTs count:
+ * creating resources and a harness's own reads are not part of a pipeline's bill.
+ *
+ * @example
+ * const bill = priceRun(run.usage.usage(), US_EAST_1, DEFAULT_MEMORY_MB);
+ */
+export function priceRun(usage: Usage, prices: PriceTable, memory: FunctionMemory): Bill {
+  const quantities = none();
+  for (const [kind, use] of Object.entries(usage.functions) as [FunctionKind, FunctionUsage][]) {
+    addFunction(quantities, use, memory[kind]);
+  }
+  for (const [key, use] of Object.entries(usage.outside)) {
+    if (key.startsWith('kinesis:')) quantities.putUnits += use.putUnits;
+  }
+  return bill(quantities, prices);
+}
+
+/** What a projection is made from: a metered run, and the deployment and load to project to. */
+export interface ProjectionInput {
+  readonly usage: Usage;
+  /** Batches the run sealed and ran. */
+  readonly batches: number;
+  /** Records the run put into its stream. */
+  readonly records: number;
+  readonly recordsPerSecond: number;
+  readonly batchIntervalMs: number;
+  readonly shards: number;
+  readonly memory: FunctionMemory;
+  /** The coordinator's timeout. @default 80 s, the construct's */
+  readonly coordinatorTimeoutMs?: number;
+  /** How long the event-source mapping gathers records before invoking ingest. @default 1 s */
+  readonly ingestWindowMs?: number;
+}
+
+/** A month of a pipeline at a steady rate: its bill, and the parts of it. */
+export interface Projection {
+  readonly month: Bill;
+  /** The month's bill without Kinesis (shard-hours and PUT units), which every design pays. */
+  readonly beyondKinesis: number;
+  readonly recordsPerMonth: number;
+  /** Dollars per million records, Kinesis included. */
+  readonly perMillionRecords: number;
+}
+
+/** How long before its timeout the looping coordinator stops (`COORDINATOR_MARGIN_MS`). */
+const COORDINATOR_MARGIN_S = 7;
+
+/**
+ * Seconds one coordinator invocation bills. It is invoked every minute; under a one-minute batch
+ * interval it loops, sealing each batch at its boundary, until the next boundary would fall within
+ * its margin of the timeout: on average half an interval before that. At a minute or more it waits
+ * for a boundary only if one falls before the margin.
+ *
+ * @example
+ * coordinatorSeconds(10_000, 80_000); // 68
+ */
+export function coordinatorSeconds(batchIntervalMs: number, timeoutMs: number): number {
+  const interval = batchIntervalMs / 1000;
+  const usable = timeoutMs / 1000 - COORDINATOR_MARGIN_S;
+  if (interval < 60) return Math.max(usable - interval / 2, 0);
+  return Math.min(1, usable / interval) * (usable / 2);
+}
+
+function perUnit(use: FunctionUsage | undefined, count: number): FunctionUsage | undefined {
+  if (!use || count === 0) return undefined;
+  const operations = Object.fromEntries(
+    Object.entries(use.operations).map(([key, op]) => [
+      key,
+      {
+        requests: op.requests / count,
+        readUnits: op.readUnits / count,
+        writeUnits: op.writeUnits / count,
+        putUnits: op.putUnits / count,
+      },
+    ]),
+  );
+  return { invocations: use.invocations / count, durationMs: use.durationMs / count, operations };
+}
+
+/**
+ * A month of the deployed pipeline at `recordsPerSecond`, projected from a metered local run:
+ * transform and reduce tasks as the run's average batch, every batch interval; ingest as the run's
+ * average invocation, once per shard per batching window while records arrive; the coordinator as
+ * deployed (a minute-long invocation every minute, a pass per batch); one EventBridge Scheduler
+ * tick a minute; Kinesis shard-hours and PUT payload units. A faithful projection needs a run whose
+ * batches are the size the rate gives (`--lines-per-batch` = rate x interval).
+ *
+ * @example
+ * const { month, perMillionRecords } = projectMonth({ usage, batches: 6, records: 60_000,
+ *   recordsPerSecond: 1000, batchIntervalMs: 10_000, shards: 2, memory: DEFAULT_MEMORY_MB }, US_EAST_1);
+ */
+export function projectMonth(input: ProjectionInput, prices: PriceTable): Projection {
+  const { usage, memory } = input;
+  const batchesPerMonth = MONTH_SECONDS / (input.batchIntervalMs / 1000);
+  const recordsPerMonth = input.recordsPerSecond * MONTH_SECONDS;
+  const quantities = none();
+
+  const runBatches = Math.max(input.batches, 1);
+  for (const kind of ['transform', 'reduce'] as const) {
+    const use = usage.functions[kind];
+    if (use) addFunction(quantities, use, memory[kind], batchesPerMonth / runBatches);
+  }
+
+  const ingest = usage.functions.ingest;
+  const ingestPerCall = perUnit(ingest, ingest?.invocations ?? 0);
+  const windowS = (input.ingestWindowMs ?? 1000) / 1000;
+  const ingestCalls = Math.min(input.recordsPerSecond, input.shards / windowS) * MONTH_SECONDS;
+  if (ingestPerCall) addFunction(quantities, ingestPerCall, memory.ingest, ingestCalls);
+
+  const coordinator = usage.functions.coordinator;
+  const perPass = perUnit(coordinator, coordinator?.invocations ?? 0);
+  if (perPass) addOperations(quantities, perPass.operations, batchesPerMonth);
+  const ticks = MONTH_SECONDS / 60;
+  quantities.lambdaRequests += ticks;
+  quantities.gbSeconds +=
+    ticks *
+    coordinatorSeconds(input.batchIntervalMs, input.coordinatorTimeoutMs ?? 80_000) *
+    (memory.coordinator / 1024);
+
+  const outsidePut = Object.entries(usage.outside)
+    .filter(([key]) => key.startsWith('kinesis:'))
+    .reduce((sum, [, use]) => sum + use.putUnits, 0);
+  const putUnitsPerRecord = input.records > 0 ? outsidePut / input.records : 1;
+  quantities.putUnits += putUnitsPerRecord * recordsPerMonth;
+
+  const month = bill(quantities, prices, [
+    {
+      service: 'scheduler',
+      item: 'coordinator ticks',
+      quantity: ticks,
+      dollars: (ticks / 1e6) * prices.scheduler.invocationsPerMillion,
+    },
+    kinesisShards(input.shards, prices),
+  ]);
+  return {
+    month,
+    beyondKinesis: month.total - (month.byService.kinesis ?? 0),
+    recordsPerMonth,
+    perMillionRecords: recordsPerMonth > 0 ? month.total / (recordsPerMonth / 1e6) : 0,
+  };
+}
+
+function kinesisShards(shards: number, prices: PriceTable): CostLine {
+  const hours = shards * 730;
+  return {
+    service: 'kinesis',
+    item: 'shard-hours',
+    quantity: hours,
+    dollars: hours * prices.kinesis.shardHour,
+  };
+}
+
+/**
+ * The common per-record design, for comparison: Lambda on the Kinesis stream (the event-source
+ * mapping's default of 100 records per invocation, 250 ms each at 256 MiB) making one DynamoDB
+ * `UpdateItem` of an item under 1 KB per record, on the same shards.
+ */
+export const PER_RECORD_PATTERN = Object.freeze({
+  recordsPerInvocation: 100,
+  invocationSeconds: 0.25,
+  memoryMb: 256,
+});
+
+/**
+ * A month of the per-record design ({@link PER_RECORD_PATTERN}) at `recordsPerSecond`.
+ *
+ * @example
+ * perRecordMonth(1000, 2, US_EAST_1).total;
+ */
+export function perRecordMonth(recordsPerSecond: number, shards: number, prices: PriceTable): Bill {
+  const records = recordsPerSecond * MONTH_SECONDS;
+  const invocations = records / PER_RECORD_PATTERN.recordsPerInvocation;
+  const quantities = {
+    ...none(),
+    lambdaRequests: invocations,
+    gbSeconds: invocations * PER_RECORD_PATTERN.invocationSeconds * (PER_RECORD_PATTERN.memoryMb / 1024),
+    writeUnits: records,
+    putUnits: records,
+  };
+  return bill(quantities, prices, [kinesisShards(shards, prices)]);
+}
+
+/**
+ * A month of the smallest Managed Service for Apache Flink application: one KPU and the one KPU
+ * of orchestration every application is billed for, always on, with its 50 GB of running
+ * application storage (Kinesis not included).
+ *
+ * @example
+ * flinkMonth(US_EAST_1).total; // about 166
+ */
+export function flinkMonth(prices: PriceTable): Bill {
+  const kpuHours = 2 * 730;
+  return {
+    lines: [
+      { service: 'flink', item: 'KPU-hours', quantity: kpuHours, dollars: kpuHours * prices.flink.kpuHour },
+      {
+        service: 'flink',
+        item: 'storage GB-months',
+        quantity: 50,
+        dollars: 50 * prices.flink.storageGbMonth,
+      },
+    ],
+    total: kpuHours * prices.flink.kpuHour + 50 * prices.flink.storageGbMonth,
+    byService: { flink: kpuHours * prices.flink.kpuHour + 50 * prices.flink.storageGbMonth },
+  };
+}

@@ -1,0 +1,118 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { priceRun } from '../../lib/cost/model';
+import { US_EAST_1 } from '../../lib/cost/prices';
+import type { AwsClients } from '../../lib/aws';
+import { DEFAULT_MEMORY_MB } from '../../lib/deployment';
+import { aroundRequests } from '../../lib/middleware';
+import type { CostReport } from '../../local/cost-report';
+import { LocalRuntime } from '../../local/runtime';
+import wordcount from '../../examples/wordcount/pipeline';
+import { runCli } from '../support/cli';
+import { generateLines } from '../support/corpus';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'sluice-cost-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * A recount of a run's billable requests of its own, from every request the clients send: S3 PUTs
+ * and GETs by command, and the request units DynamoDB reports in each response.
+ */
+function recount(run: { readonly clients: AwsClients }): {
+  s3Puts: number;
+  s3Gets: number;
+  writeUnits: number;
+  readUnits: number;
+} {
+  const counts = { s3Puts: 0, s3Gets: 0, writeUnits: 0, readUnits: 0 };
+  aroundRequests(run.clients.s3, 'recount', async (command, send) => {
+    if (command === 'PutObjectCommand') counts.s3Puts++;
+    if (command === 'GetObjectCommand' || command === 'HeadObjectCommand') counts.s3Gets++;
+    return send();
+  });
+  aroundRequests(run.clients.dynamo, 'recount', async (command, send) => {
+    try {
+      const result = (await send()) as { output?: { ConsumedCapacity?: { CapacityUnits?: number } } };
+      const units = result.output?.ConsumedCapacity?.CapacityUnits ?? 0;
+      if (/^(Get|Query|BatchGet)/.test(command)) counts.readUnits += units;
+      else counts.writeUnits += units;
+      return result;
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') counts.writeUnits += 1;
+      throw error;
+    }
+  });
+  return counts;
+}
+
+describe('what a run costs', () => {
+  it('prices S3 and DynamoDB within 5% of a recount of the same run at list prices', async () => {
+    // Arrange
+    const run = await LocalRuntime.start(wordcount, { clock: 'manual', shards: 2 });
+    try {
+      const counts = recount(run);
+      const lines = generateLines(3_000, 11);
+
+      // Act
+      for (let i = 0; i < 3; i++) {
+        await run.push(lines.slice(i * 1000, (i + 1) * 1000));
+        await run.advance();
+      }
+      const bill = priceRun(run.usage.usage(), US_EAST_1, DEFAULT_MEMORY_MB);
+
+      // Assert
+      const s3 = (counts.s3Puts / 1000) * 0.005 + (counts.s3Gets / 1000) * 0.0004;
+      const dynamodb = (counts.writeUnits / 1e6) * 0.625 + (counts.readUnits / 1e6) * 0.125;
+      expect(counts.s3Puts).toBeGreaterThan(0);
+      expect(counts.writeUnits).toBeGreaterThan(0);
+      expect(Math.abs((bill.byService.s3 ?? 0) - s3) / s3).toBeLessThan(0.05);
+      expect(Math.abs((bill.byService.dynamodb ?? 0) - dynamodb) / dynamodb).toBeLessThan(0.05);
+      expect(bill.lines.find((l) => l.item === 'PUT payload units')?.quantity).toBe(3_000);
+    } finally {
+      await run.stop();
+    }
+  });
+
+  it('`sluice cost --json` runs batches of the size the rate gives and reports a month beside the alternatives', async () => {
+    // Arrange
+    const input = path.join(dir, 'lines.txt');
+    writeFileSync(input, `${generateLines(1_200, 5).join('\n')}\n`);
+
+    // Act: 40 records/s at wordcount's 10 s interval is 400 lines a batch
+    const { code, stdout, stderr } = await runCli([
+      'cost',
+      'examples/wordcount/pipeline.ts',
+      '-i',
+      input,
+      '--rate',
+      '40/s',
+      '--json',
+    ]);
+
+    // Assert
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(stdout) as CostReport;
+    expect(report.kind).toBe('sluice.cost@1');
+    expect(report.run).toMatchObject({ batches: 3, records: 1_200 });
+    expect(report.projection.recordsPerSecond).toBe(40);
+    expect(report.alternatives.perRecord.beyondKinesis).toBeGreaterThan(0);
+    expect(report.alternatives.flink.total).toBeCloseTo(165.6, 6);
+    expect(report.projection.month.total).toBeGreaterThan(report.projection.beyondKinesis);
+  });
+
+  it('says when a region has no built-in prices', async () => {
+    const { code, stderr } = await runCli([
+      'cost',
+      'examples/wordcount/pipeline.ts',
+      '-i',
+      'examples/wordcount/input.txt',
+      '--region',
+      'eu-west-1',
+    ]);
+
+    expect(code).toBe(2);
+    expect(stderr).toContain('no built-in prices for eu-west-1');
+  });
+});

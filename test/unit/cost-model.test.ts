@@ -1,0 +1,184 @@
+import { describe, expect, it } from 'vitest';
+import {
+  coordinatorSeconds,
+  flinkMonth,
+  MONTH_SECONDS,
+  perRecordMonth,
+  priceRun,
+  projectMonth,
+} from '../../lib/cost/model';
+import { parsePriceTable, US_EAST_1 } from '../../lib/cost/prices';
+import type { Usage } from '../../lib/cost/usage';
+import { operationOf } from '../../lib/cost/usage';
+import { DEFAULT_MEMORY_MB } from '../../lib/deployment';
+import { parseRate } from '../../local/cost-report';
+
+const op = (
+  requests: number,
+  units: Partial<{ readUnits: number; writeUnits: number; putUnits: number }> = {},
+) => ({
+  requests,
+  readUnits: units.readUnits ?? 0,
+  writeUnits: units.writeUnits ?? 0,
+  putUnits: units.putUnits ?? 0,
+});
+
+/** A run of one batch: a transform task, two reduce tasks, one ingest call, one coordinator pass. */
+const USAGE: Usage = {
+  functions: {
+    ingest: {
+      invocations: 1,
+      durationMs: 200,
+      operations: { 's3:PutObject': op(1), 'dynamodb:PutItem': op(2, { writeUnits: 2 }) },
+    },
+    coordinator: {
+      invocations: 1,
+      durationMs: 100,
+      operations: { 's3:PutObject': op(1), 'dynamodb:Query': op(2, { readUnits: 1 }) },
+    },
+    transform: {
+      invocations: 1,
+      durationMs: 1000,
+      operations: { 's3:GetObject': op(3), 's3:PutObject': op(1) },
+    },
+    reduce: {
+      invocations: 2,
+      durationMs: 2000,
+      operations: {
+        's3:GetObject': op(2),
+        'dynamodb:UpdateItem': op(4, { writeUnits: 6 }),
+        's3:DeleteObject': op(5),
+      },
+    },
+  },
+  outside: { 'kinesis:PutRecords': op(1, { putUnits: 1000 }), 'dynamodb:GetItem': op(9, { readUnits: 9 }) },
+};
+
+describe('priceRun', () => {
+  it('prices invocations, requests and units at list prices', () => {
+    // Act
+    const bill = priceRun(USAGE, US_EAST_1, DEFAULT_MEMORY_MB);
+
+    // Assert: recounted by hand from USAGE
+    const gbSeconds = 0.2 * 0.5 + 0.1 * 0.25 + 1 * 1 + 2 * 1;
+    const expected =
+      (5 / 1e6) * 0.2 +
+      gbSeconds * 0.0000133334 +
+      (3 / 1000) * 0.005 + // PutObject: ingest, coordinator, transform; DeleteObject is free
+      (5 / 1000) * 0.0004 +
+      (8 / 1e6) * 0.625 +
+      (1 / 1e6) * 0.125 + // the harness's own reads (outside) are not billed
+      (1000 / 1e6) * 0.014;
+    expect(bill.total).toBeCloseTo(expected, 12);
+    expect(bill.byService.dynamodb).toBeCloseTo((8 / 1e6) * 0.625 + (1 / 1e6) * 0.125, 12);
+  });
+});
+
+describe('projectMonth', () => {
+  it('scales tasks by batches, ingest by shard windows, and adds the deployed coordinator', () => {
+    // Act
+    const projection = projectMonth(
+      {
+        usage: USAGE,
+        batches: 1,
+        records: 1000,
+        recordsPerSecond: 100,
+        batchIntervalMs: 10_000,
+        shards: 2,
+        memory: DEFAULT_MEMORY_MB,
+      },
+      US_EAST_1,
+    );
+
+    // Assert
+    const batches = MONTH_SECONDS / 10;
+    const ingestCalls = 2 * MONTH_SECONDS;
+    const ticks = MONTH_SECONDS / 60;
+    const lambdaRequests = projection.month.lines.find((l) => l.item === 'requests')?.quantity;
+    expect(lambdaRequests).toBeCloseTo(3 * batches + ingestCalls + ticks, 3);
+    const s3Writes = projection.month.lines.find((l) => l.item === 'PUT and LIST requests')?.quantity;
+    // A transform PUT and a coordinator PUT (the manifest) per batch, a segment per ingest call.
+    expect(s3Writes).toBeCloseTo(2 * batches + ingestCalls, 3);
+    expect(projection.recordsPerMonth).toBe(100 * MONTH_SECONDS);
+    expect(projection.beyondKinesis).toBeCloseTo(
+      projection.month.total - (projection.month.byService.kinesis ?? 0),
+      9,
+    );
+  });
+
+  it('calls ingest no more often than records arrive', () => {
+    // Act
+    const slow = projectMonth(
+      {
+        usage: USAGE,
+        batches: 1,
+        records: 1000,
+        recordsPerSecond: 0.5,
+        batchIntervalMs: 60_000,
+        shards: 4,
+        memory: DEFAULT_MEMORY_MB,
+      },
+      US_EAST_1,
+    );
+
+    // Assert: half a call a second, not four
+    const batches = MONTH_SECONDS / 60;
+    const requests = slow.month.lines.find((l) => l.item === 'requests')?.quantity;
+    expect(requests).toBeCloseTo(3 * batches + 0.5 * MONTH_SECONDS + MONTH_SECONDS / 60, 3);
+  });
+});
+
+describe('coordinatorSeconds', () => {
+  it.each([
+    [10_000, 80_000, 68],
+    [1_000, 80_000, 72.5],
+    [60_000, 80_000, 36.5],
+    [300_000, 80_000, (73 / 300) * 36.5],
+  ])('interval %i ms, timeout %i ms: %f s', (interval, timeout, seconds) => {
+    expect(coordinatorSeconds(interval, timeout)).toBeCloseTo(seconds, 9);
+  });
+});
+
+describe('the alternatives', () => {
+  it('prices the per-record pattern mostly as one write unit per record', () => {
+    // Act
+    const month = perRecordMonth(1000, 2, US_EAST_1);
+
+    // Assert: 2.628 billion records a month
+    expect(month.byService.dynamodb).toBeCloseTo(2628 * 0.625, 6);
+    expect(month.total).toBeGreaterThan(1650);
+  });
+
+  it('prices the smallest Managed Flink application at two KPU always on', () => {
+    expect(flinkMonth(US_EAST_1).total).toBeCloseTo(2 * 730 * 0.11 + 50 * 0.1, 9);
+  });
+});
+
+describe('inputs', () => {
+  it.each([
+    ['1000', 1000],
+    ['1000/s', 1000],
+    ['60000/min', 1000],
+    ['3.6e6/h', 1000],
+    ['0.5', 0.5],
+  ])('reads the rate %s', (text, perSecond) => {
+    expect(parseRate(text)).toBeCloseTo(perSecond, 9);
+  });
+
+  it('refuses what is not a rate', () => {
+    expect(() => parseRate('fast')).toThrow(/not a rate/);
+  });
+
+  it('reads a price table and refuses one with a price missing', () => {
+    expect(parsePriceTable(JSON.parse(JSON.stringify(US_EAST_1)))).toEqual(US_EAST_1);
+    const { dynamodb: _dropped, ...partial } = US_EAST_1;
+    expect(() => parsePriceTable({ ...partial })).toThrow(/not a price table: dynamodb/);
+  });
+
+  it('names operations as the service does', () => {
+    expect(operationOf('dynamodb', 'UpdateCommand')).toBe('UpdateItem');
+    expect(operationOf('dynamodb', 'PutItemCommand')).toBe('PutItem');
+    expect(operationOf('dynamodb', 'QueryCommand')).toBe('Query');
+    expect(operationOf('s3', 'PutObjectCommand')).toBe('PutObject');
+  });
+});
