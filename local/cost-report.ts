@@ -6,8 +6,8 @@ import {
   priceRun,
   projectMonth,
   type Bill,
-  type FunctionMemory,
   type Projection,
+  type ProjectionInput,
 } from '../lib/cost/model';
 import { parsePriceTable, US_EAST_1, type PriceTable } from '../lib/cost/prices';
 import type { Usage } from '../lib/cost/usage';
@@ -58,16 +58,7 @@ export interface CostReport {
 }
 
 /** Prices a metered run and projects a month of it at `recordsPerSecond`. */
-export function costReport(input: {
-  readonly usage: Usage;
-  readonly batches: number;
-  readonly records: number;
-  readonly recordsPerSecond: number;
-  readonly batchIntervalMs: number;
-  readonly shards: number;
-  readonly memory: FunctionMemory;
-  readonly prices: PriceTable;
-}): CostReport {
+export function costReport(input: ProjectionInput & { readonly prices: PriceTable }): CostReport {
   const { prices } = input;
   const bill = priceRun(input.usage, prices, input.memory);
   const projection = projectMonth(input, prices);

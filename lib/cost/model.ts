@@ -77,49 +77,23 @@ function addFunction(into: Quantities, use: FunctionUsage, memoryMb: number, sca
 
 function bill(quantities: Quantities, prices: PriceTable, extra: readonly CostLine[] = []): Bill {
   const q = quantities;
+  // [service, item, quantity, price per unit]
+  const priced: readonly [CostLine['service'], string, number, number][] = [
+    ['lambda', 'requests', q.lambdaRequests, prices.lambda.requestsPerMillion / 1e6],
+    ['lambda', 'GB-seconds', q.gbSeconds, prices.lambda.gbSecond],
+    ['s3', 'PUT and LIST requests', q.s3Writes, prices.s3.writesPerThousand / 1000],
+    ['s3', 'GET requests', q.s3Reads, prices.s3.readsPerThousand / 1000],
+    ['dynamodb', 'write request units', q.writeUnits, prices.dynamodb.writeUnitsPerMillion / 1e6],
+    ['dynamodb', 'read request units', q.readUnits, prices.dynamodb.readUnitsPerMillion / 1e6],
+    ['kinesis', 'PUT payload units', q.putUnits, prices.kinesis.putUnitsPerMillion / 1e6],
+  ];
   const lines: CostLine[] = [
-    {
-      service: 'lambda',
-      item: 'requests',
-      quantity: q.lambdaRequests,
-      dollars: (q.lambdaRequests / 1e6) * prices.lambda.requestsPerMillion,
-    },
-    {
-      service: 'lambda',
-      item: 'GB-seconds',
-      quantity: q.gbSeconds,
-      dollars: q.gbSeconds * prices.lambda.gbSecond,
-    },
-    {
-      service: 's3',
-      item: 'PUT and LIST requests',
-      quantity: q.s3Writes,
-      dollars: (q.s3Writes / 1000) * prices.s3.writesPerThousand,
-    },
-    {
-      service: 's3',
-      item: 'GET requests',
-      quantity: q.s3Reads,
-      dollars: (q.s3Reads / 1000) * prices.s3.readsPerThousand,
-    },
-    {
-      service: 'dynamodb',
-      item: 'write request units',
-      quantity: q.writeUnits,
-      dollars: (q.writeUnits / 1e6) * prices.dynamodb.writeUnitsPerMillion,
-    },
-    {
-      service: 'dynamodb',
-      item: 'read request units',
-      quantity: q.readUnits,
-      dollars: (q.readUnits / 1e6) * prices.dynamodb.readUnitsPerMillion,
-    },
-    {
-      service: 'kinesis',
-      item: 'PUT payload units',
-      quantity: q.putUnits,
-      dollars: (q.putUnits / 1e6) * prices.kinesis.putUnitsPerMillion,
-    },
+    ...priced.map(([service, item, quantity, unit]) => ({
+      service,
+      item,
+      quantity,
+      dollars: quantity * unit,
+    })),
     ...extra,
   ];
   const byService: Record<string, number> = {};
