@@ -158,4 +158,18 @@ export interface TaskReport {
   readonly eventTimeHigh?: number;
   /** Set when the task only moved its partition's state past a skipped batch. */
   readonly skipped?: boolean;
+  /** What the task's invocation used up to its report, when it was metered. */
+  readonly usage?: TaskUsage;
+}
+
+/**
+ * What a task's invocation used up to its report: its duration so far and its requests by
+ * operation (`s3:GetObject`), with DynamoDB's request units. The few requests after the report
+ * (marking the task done, starting the next phase) are not in it.
+ */
+export interface TaskUsage {
+  readonly durationMs: number;
+  readonly requests: Readonly<Record<string, number>>;
+  readonly readUnits: number;
+  readonly writeUnits: number;
 }

@@ -120,7 +120,12 @@ export function describeDeployment(pipeline: AnyPipeline, plan: Plan = planPipel
           index === 0 ? S3_PREFIXES.segments : shufflePrefix(index - 1),
           ...printReads,
         ],
-        write: [deadLetterPrefix(index), index === last ? output : shufflePrefix(index)],
+        // Whoever completes a batch (any phase function, or the coordinator's sweep) records its progress.
+        write: [
+          deadLetterPrefix(index),
+          index === last ? output : shufflePrefix(index),
+          S3_PREFIXES.progress,
+        ],
       },
       ledger: {
         read: [LEDGER_KEYS.batches, LEDGER_KEYS.tasks, ...(stateful ? [LEDGER_KEYS.state(id)] : [])],
@@ -145,7 +150,7 @@ export function describeDeployment(pipeline: AnyPipeline, plan: Plan = planPipel
     invokes: plan.phases.map((p) => p.spec.function),
     objects: {
       read: [S3_PREFIXES.manifests, ...printReads],
-      write: [S3_PREFIXES.manifests, SKIPPED_PREFIX],
+      write: [S3_PREFIXES.manifests, SKIPPED_PREFIX, S3_PREFIXES.progress],
     },
     ledger: {
       read: [

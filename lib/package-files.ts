@@ -44,17 +44,17 @@ function readManifest(file: string): PackageManifest | undefined {
 }
 
 /**
- * The files of the running sluice package, found by walking up from this module to the
- * `package.json` named `sluice`.
+ * The files of the running sluice package, found by walking up from this module (or the module
+ * file given) to the `package.json` named `sluice`.
  *
  * @example
  * const { functionEntry } = packageFiles();
  * functionEntry('reduce'); // .../node_modules/sluice/dist/esm/functions/reduce.js
  */
-export function packageFiles(): PackageFiles {
+export function packageFiles(moduleFile: string = __filename): PackageFiles {
   // This module runs as TypeScript only from the sources; the build is JavaScript.
-  const built = !__filename.endsWith('.ts');
-  let dir = __dirname;
+  const built = !moduleFile.endsWith('.ts');
+  let dir = path.dirname(moduleFile);
   for (;;) {
     const file = path.join(dir, 'package.json');
     const manifest = existsSync(file) ? readManifest(file) : undefined;
@@ -72,7 +72,7 @@ export function packageFiles(): PackageFiles {
       });
     }
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json of sluice above ${__dirname}`);
+    if (parent === dir) throw new Error(`no package.json of sluice above ${path.dirname(moduleFile)}`);
     dir = parent;
   }
 }

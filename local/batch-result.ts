@@ -1,5 +1,6 @@
 import type { BatchId } from '../lib/ids';
 import { outputPrefix } from '../lib/plan';
+import { readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
 import type { RuntimeContext } from '../lib/runtime/context';
 import { readBatchOutput, type PartitionOutput } from '../lib/runtime/output';
 import type { BatchItem } from '../lib/batch';
@@ -26,6 +27,8 @@ export interface BatchResult<Out = unknown> {
   /** All output records: partition 0's first, in the order they were written. */
   readonly records: readonly Out[];
   readonly failure?: string;
+  /** What the batch did and cost, once it is complete. */
+  readonly progress?: BatchProgress;
 }
 
 /**
@@ -39,8 +42,9 @@ export interface BatchResult<Out = unknown> {
 export async function readBatchResult(ctx: RuntimeContext, batch: BatchId): Promise<BatchResult> {
   const item = await ctx.ledger.batches.get(batch);
   if (!item) throw new Error(`batch ${batch} is not sealed`);
-  const outputs =
-    item.status === 'complete' ? await readBatchOutput(ctx.objects, outputPrefix(ctx.plan.spec), item) : [];
+  const complete = item.status === 'complete';
+  const outputs = complete ? await readBatchOutput(ctx.objects, outputPrefix(ctx.plan.spec), item) : [];
+  const progress = complete ? await readProgress(ctx, batch) : undefined;
   return {
     batch,
     time: item.time,
@@ -53,5 +57,6 @@ export async function readBatchResult(ctx: RuntimeContext, batch: BatchId): Prom
     outputs,
     records: outputs.flatMap((o) => o.records),
     ...(item.failure ? { failure: item.failure.message } : {}),
+    ...(progress ? { progress } : {}),
   };
 }

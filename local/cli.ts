@@ -144,7 +144,13 @@ class Reporter {
           `${JSON.stringify({ batch: result.batch, time: result.time, stage: this.stage, partition: output.partition, records: output.records })}\n`,
         );
       }
-      // Standard output stays one JSON object per batch output; what ended a batch otherwise is said aside.
+      // Then one object with the batch's progress: the lines with `records` are its outputs.
+      if (result.progress) {
+        process.stdout.write(
+          `${JSON.stringify({ batch: result.batch, time: result.time, progress: result.progress })}\n`,
+        );
+      }
+      // What ended a batch otherwise is said aside.
       if (ended) process.stderr.write(`sluice: ${ended}\n`);
     } else {
       process.stdout.write(formatBatch(result, result.outputs, this.flags.top));
@@ -432,7 +438,10 @@ export function buildProgram(): Command {
       '-i, --input <file|->',
       "input lines, one record each (their bytes as they are; LF or CRLF ends a line); '-' reads standard input",
     )
-    .option('--json', 'print one JSON object per batch output: {batch, time, stage, partition, records}')
+    .option(
+      '--json',
+      "print one JSON object per batch output, {batch, time, stage, partition, records}, then one with the batch's progress, {batch, time, progress}",
+    )
     .option(
       '--shards <n>',
       'Kinesis shards',

@@ -1,3 +1,4 @@
+import type { UsageMeter } from '../lib/cost/usage';
 import type { AwsClients } from '../lib/aws';
 import type { AnyPipeline } from '../lib/dsl/pipeline';
 import {
@@ -24,7 +25,7 @@ const SWEEP_AFTER_MS = 30_000;
  * What the functions of a run are deployed with.
  *
  * @example
- * const options: FunctionDeployment = { pipeline, deployment, names, clients, invoker, guard, clock, print };
+ * const options: FunctionDeployment = { pipeline, deployment, names, clients, invoker, guard, clock, print, meter };
  */
 export interface FunctionDeployment {
   readonly pipeline: AnyPipeline;
@@ -38,6 +39,8 @@ export interface FunctionDeployment {
   readonly clock: Clock;
   /** Where the pipeline's `print` sink writes. */
   readonly print: (text: string) => void;
+  /** Meters every invocation, as the Lambda adapter does. */
+  readonly meter: UsageMeter;
 }
 
 /**
@@ -47,7 +50,7 @@ export interface FunctionDeployment {
  * and runs under its own grants. Returns the handlers by function id.
  *
  * @example
- * const functions = deployFunctions({ pipeline, deployment, names, clients, invoker, guard, clock, print });
+ * const functions = deployFunctions({ pipeline, deployment, names, clients, invoker, guard, clock, print, meter });
  * const coordinator = handlersOf(functions, 'coordinator');
  */
 export function deployFunctions(options: FunctionDeployment): ReadonlyMap<string, PipelineHandlers> {
@@ -68,6 +71,7 @@ export function deployFunctions(options: FunctionDeployment): ReadonlyMap<string
       send: invoker.transportFor(spec),
       clock: options.clock,
       print: options.print,
+      meter: options.meter,
     });
     functions.set(spec.id, handlers);
     invoker.register({

@@ -211,6 +211,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       guard,
       clock,
       print: options.print ?? (() => {}),
+      meter: usage,
     });
     const ledger = handlersOf(functions, 'coordinator').ctx.ledger;
     const state = await ledger.pipeline.get();

@@ -1,3 +1,4 @@
+import type { Usage } from '../lib/cost/usage';
 import type { Pipeline } from '../lib/dsl/pipeline';
 import type { Source } from '../lib/dsl/source';
 import type { BatchId } from '../lib/ids';
@@ -94,6 +95,15 @@ export class TestPipeline<T, Out> {
   /** The dead letters of a batch, as written to the dead-letter prefix. */
   async deadLetters(batch: BatchId): Promise<DeadLetter[]> {
     return (await this.runtime).deadLetters(batch);
+  }
+
+  /**
+   * What the run has asked of AWS so far: requests and DynamoDB request units by function kind and
+   * operation, and invocations with their durations (price it with `sluice cost`'s model).
+   */
+  async usage(): Promise<Usage> {
+    await this.pending;
+    return (await this.runtime).usage.usage();
   }
 
   /** The runtime underneath, for assertions on the ledger, the bucket or the invoker. */

@@ -1,3 +1,4 @@
+import type { TaskUsage } from '../batch';
 import type { FunctionKind } from '../deployment';
 import type { PriceTable } from './prices';
 import type { FunctionUsage, Operations, Usage } from './usage';
@@ -117,6 +118,33 @@ export function priceRun(usage: Usage, prices: PriceTable, memory: FunctionMemor
   }
   for (const [key, use] of Object.entries(usage.outside)) {
     if (key.startsWith('kinesis:')) quantities.putUnits += use.putUnits;
+  }
+  return bill(quantities, prices);
+}
+
+/**
+ * What tasks cost at list prices, from their reports' usage: an invocation each, GB-seconds from
+ * its duration and its kind's memory, and its requests and units.
+ *
+ * @example
+ * const bill = priceTasks([{ kind: 'reduce', usage }], US_EAST_1, DEFAULT_MEMORY_MB);
+ */
+export function priceTasks(
+  tasks: readonly { readonly kind: FunctionKind; readonly usage: TaskUsage }[],
+  prices: PriceTable,
+  memory: FunctionMemory,
+): Bill {
+  const quantities = none();
+  for (const { kind, usage } of tasks) {
+    const operations = Object.fromEntries(
+      Object.entries(usage.requests).map(([key, requests]) => [
+        key,
+        { requests, readUnits: 0, writeUnits: 0, putUnits: 0 },
+      ]),
+    );
+    addFunction(quantities, { invocations: 1, durationMs: usage.durationMs, operations }, memory[kind]);
+    quantities.readUnits += usage.readUnits;
+    quantities.writeUnits += usage.writeUnits;
   }
   return bill(quantities, prices);
 }

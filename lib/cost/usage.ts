@@ -36,6 +36,20 @@ export interface Usage {
   readonly outside: Operations;
 }
 
+/** What the invocation running now has used so far. */
+export interface InvocationUsage {
+  readonly kind: FunctionKind;
+  /** Since the invocation started, ms. */
+  readonly elapsedMs: number;
+  readonly operations: Operations;
+}
+
+interface Invocation {
+  readonly kind: FunctionKind;
+  readonly started: number;
+  readonly operations: Map<string, OperationUsage>;
+}
+
 /** DynamoDB's read operations; every other DynamoDB operation writes. */
 const DYNAMO_READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'DescribeTable', 'ListTables']);
 
@@ -82,6 +96,16 @@ function putUnitsOf(input: unknown): number {
 
 const NO_USE: OperationUsage = Object.freeze({ requests: 0, readUnits: 0, writeUnits: 0, putUnits: 0 });
 
+function addTo(operations: Map<string, OperationUsage>, key: string, use: OperationUsage): void {
+  const before = operations.get(key) ?? NO_USE;
+  operations.set(key, {
+    requests: before.requests + use.requests,
+    readUnits: before.readUnits + use.readUnits,
+    writeUnits: before.writeUnits + use.writeUnits,
+    putUnits: before.putUnits + use.putUnits,
+  });
+}
+
 /**
  * Meters what a run asks of AWS, through middleware on its SDK clients: requests by operation and,
  * for DynamoDB, the request units DynamoDB itself reports (every request asks for
@@ -98,8 +122,8 @@ export class UsageMeter {
   private readonly operations = new Map<FunctionKind | 'outside', Map<string, OperationUsage>>();
   private readonly commands = new Map<string, number>();
   private readonly invocations = new Map<FunctionKind, { invocations: number; durationMs: number }>();
-  /** The function kind whose invocation a request is made in. */
-  private readonly current = new AsyncLocalStorage<FunctionKind>();
+  /** The invocation a request is made in. */
+  private readonly invocationNow = new AsyncLocalStorage<Invocation>();
 
   /** Meters every request the client sends from now on (the SDK's own retries included). */
   attach(client: unknown, service: AwsService): void {
@@ -138,7 +162,7 @@ export class UsageMeter {
   async invocation<R>(kind: FunctionKind, run: () => Promise<R>): Promise<R> {
     const started = performance.now();
     try {
-      return await this.current.run(kind, run);
+      return await this.invocationNow.run({ kind, started, operations: new Map() }, run);
     } finally {
       const before = this.invocations.get(kind) ?? { invocations: 0, durationMs: 0 };
       this.invocations.set(kind, {
@@ -146,6 +170,20 @@ export class UsageMeter {
         durationMs: before.durationMs + performance.now() - started,
       });
     }
+  }
+
+  /**
+   * What the invocation this is called from has used so far (its task report carries it), or
+   * nothing outside an invocation.
+   */
+  current(): InvocationUsage | undefined {
+    const invocation = this.invocationNow.getStore();
+    if (!invocation) return undefined;
+    return {
+      kind: invocation.kind,
+      elapsedMs: performance.now() - invocation.started,
+      operations: Object.fromEntries([...invocation.operations].sort(([a], [b]) => a.localeCompare(b))),
+    };
   }
 
   /** Requests of one SDK command, or of all commands named (`PutItemCommand`, `PutObjectCommand`). */
@@ -181,18 +219,14 @@ export class UsageMeter {
   }
 
   private add(key: string, use: OperationUsage): void {
-    const kind = this.current.getStore() ?? 'outside';
+    const invocation = this.invocationNow.getStore();
+    const kind = invocation?.kind ?? 'outside';
     let operations = this.operations.get(kind);
     if (!operations) {
       operations = new Map();
       this.operations.set(kind, operations);
     }
-    const before = operations.get(key) ?? NO_USE;
-    operations.set(key, {
-      requests: before.requests + use.requests,
-      readUnits: before.readUnits + use.readUnits,
-      writeUnits: before.writeUnits + use.writeUnits,
-      putUnits: before.putUnits + use.putUnits,
-    });
+    addTo(operations, key, use);
+    if (invocation) addTo(invocation.operations, key, use);
   }
 }

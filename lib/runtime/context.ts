@@ -1,4 +1,5 @@
 import type { AwsClients } from '../aws';
+import type { UsageMeter } from '../cost/usage';
 import type { AnyPipeline } from '../dsl/pipeline';
 import { ConfigError } from '../errors';
 import type { BatchId, StageId } from '../ids';
@@ -111,6 +112,13 @@ export interface BatchCompletion {
   readonly processingMs: number;
   /** From the batch time to sealing, ms. */
   readonly schedulingDelayMs: number;
+  readonly inputBytes: number;
+  /** From the batch time to completion, ms. */
+  readonly totalDelayMs: number;
+  /** The tasks' Lambda GB-seconds. */
+  readonly gbSeconds: number;
+  /** The tasks' cost at list prices, US dollars. */
+  readonly costUsd: number;
 }
 
 /**
@@ -135,6 +143,8 @@ export interface RuntimeContext {
   readonly clock: Clock;
   readonly log: RuntimeLog;
   readonly metrics: RuntimeMetrics;
+  /** Meters the requests of each invocation, which its task report carries. */
+  readonly meter?: UsageMeter;
   /** Where the `print` sink writes: standard output on AWS (the log), a collector locally. */
   readonly print: (text: string) => void;
 }
@@ -147,6 +157,7 @@ export interface RuntimeDeps {
   readonly clock?: Clock;
   readonly log?: RuntimeLog;
   readonly metrics?: RuntimeMetrics;
+  readonly meter?: UsageMeter;
   readonly print?: (text: string) => void;
 }
 
@@ -173,6 +184,7 @@ export function createRuntimeContext(pipeline: AnyPipeline, deps: RuntimeDeps): 
     clock: deps.clock ?? systemClock,
     log: deps.log ?? silentLog,
     metrics: deps.metrics ?? noMetrics,
+    ...(deps.meter ? { meter: deps.meter } : {}),
     print: deps.print ?? ((text: string) => void process.stdout.write(`${text}\n`)),
   });
 }

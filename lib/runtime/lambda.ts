@@ -2,6 +2,7 @@ import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { awsTargetFromEnv, createAwsClients } from '../aws';
+import { UsageMeter } from '../cost/usage';
 import type { AnyPipeline, Pipeline } from '../dsl/pipeline';
 import type { RuntimeMetrics } from './context';
 import { BATCH_METRICS, METRICS_NAMESPACE, serviceName } from './metric-names';
@@ -29,7 +30,7 @@ export function lambdaTransport(lambda: LambdaClient): InvokeTransport {
 
 /**
  * The runtime's metrics as CloudWatch embedded metrics, through Powertools: a finished batch gives
- * its five figures, a failed batch counts one. Metrics are buffered; the caller publishes them
+ * its figures, a failed batch counts one. Metrics are buffered; the caller publishes them
  * (`publishStoredMetrics`) once per invocation.
  *
  * @example
@@ -43,6 +44,10 @@ export function powertoolsMetrics(metrics: Metrics): RuntimeMetrics {
       metrics.addMetric(BATCH_METRICS.deadLetters, MetricUnit.Count, completion.deadLetters);
       metrics.addMetric(BATCH_METRICS.processingTime, MetricUnit.Milliseconds, completion.processingMs);
       metrics.addMetric(BATCH_METRICS.schedulingDelay, MetricUnit.Milliseconds, completion.schedulingDelayMs);
+      metrics.addMetric(BATCH_METRICS.totalDelay, MetricUnit.Milliseconds, completion.totalDelayMs);
+      metrics.addMetric(BATCH_METRICS.inputBytes, MetricUnit.Bytes, completion.inputBytes);
+      metrics.addMetric(BATCH_METRICS.gbSeconds, MetricUnit.NoUnit, completion.gbSeconds);
+      metrics.addMetric(BATCH_METRICS.cost, MetricUnit.Count, Math.round(completion.costUsd * 1e6));
     },
     batchFailed() {
       metrics.addMetric(BATCH_METRICS.failedBatches, MetricUnit.Count, 1);
@@ -85,6 +90,10 @@ export function lambdaHandlers<T, Out>(
   // The handlers only move records through; their types were checked where the pipeline was defined.
   const pipeline = typed as unknown as AnyPipeline;
   const clients = createAwsClients(awsTargetFromEnv(env));
+  // Each invocation's requests and units, which its task report and the batch's progress carry.
+  const meter = new UsageMeter();
+  meter.attach(clients.s3, 's3');
+  meter.attach(clients.dynamo, 'dynamodb');
   const logger = new Logger({ serviceName: serviceName(pipeline.name) });
   const metrics = new Metrics({
     namespace: METRICS_NAMESPACE,
@@ -101,16 +110,21 @@ export function lambdaHandlers<T, Out>(
       error: (message, extra) => logger.error(message, extra ?? {}),
     },
     metrics: powertoolsMetrics(metrics),
+    meter,
   });
   // Publishing an empty buffer makes Powertools warn in the log; most invocations record nothing.
   const publish = (): void => {
     if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
   };
-  const task = async (event: unknown, run: (event: unknown) => Promise<void>): Promise<void> => {
+  const task = async (
+    event: unknown,
+    kind: 'transform' | 'reduce',
+    run: (event: unknown) => Promise<void>,
+  ): Promise<void> => {
     const keys = taskKeys(event);
     logger.appendKeys(keys);
     try {
-      await run(event);
+      await meter.invocation(kind, () => run(event));
     } finally {
       publish();
       logger.removeKeys(Object.keys(keys));
@@ -119,7 +133,7 @@ export function lambdaHandlers<T, Out>(
   return {
     async ingest(event) {
       try {
-        await handlers.ingest(event);
+        await meter.invocation('ingest', () => handlers.ingest(event));
       } finally {
         publish();
       }
@@ -128,13 +142,15 @@ export function lambdaHandlers<T, Out>(
       try {
         // Published per pass, not per invocation: EMF stamps metrics when they are published, and
         // one invocation spans more than a minute of batches.
-        return await handlers.coordinator(event, () => context.getRemainingTimeInMillis(), publish);
+        return await meter.invocation('coordinator', () =>
+          handlers.coordinator(event, () => context.getRemainingTimeInMillis(), publish),
+        );
       } finally {
         publish();
       }
     },
-    transform: (event) => task(event, handlers.transform),
-    reduce: (event) => task(event, handlers.reduce),
+    transform: (event) => task(event, 'transform', handlers.transform),
+    reduce: (event) => task(event, 'reduce', handlers.reduce),
   };
 }
 

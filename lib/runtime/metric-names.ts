@@ -11,6 +11,11 @@ export const BATCH_METRICS = Object.freeze({
   deadLetters: 'DeadLetters',
   processingTime: 'ProcessingTime',
   schedulingDelay: 'SchedulingDelay',
+  totalDelay: 'TotalDelay',
+  inputBytes: 'InputBytes',
+  gbSeconds: 'TaskGbSeconds',
+  /** Millionths of a US dollar: CloudWatch sums whole counts best. */
+  cost: 'TaskCostMicroUsd',
   failedBatches: 'FailedBatches',
 });
 

@@ -1,3 +1,4 @@
+import { recordProgress } from './batch-progress';
 import { taskId, type BatchId } from '../ids';
 import { isEventTime } from '../dsl/spec';
 import { highOfTasks } from '../watermark';
@@ -154,9 +155,12 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
   // Every task was counted when it was marked done: the reports need not be read again.
   const summary: BatchSummary = { inputRecords: item.inputRecords, ...item.counted };
   const now = ctx.clock.now();
-  if (!(await ctx.ledger.batches.complete(item.batch, summary, now))) return;
-  // What the conditional update just wrote: no need to read the item back.
+  // What the conditional update below writes: no need to read the item back.
   const done: BatchItem = { ...item, status: 'complete', summary, completedAt: now, updatedAt: now };
+  // The progress record goes first: a completer that stops after it is replaced by the next, whose
+  // record overwrites it; one that completed the batch has always written one.
+  const progress = await recordProgress(ctx, done, now);
+  if (!(await ctx.ledger.batches.complete(item.batch, summary, now))) return;
   const header = {
     batch: done.batch,
     time: done.time,
@@ -166,7 +170,7 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
     processingMs: now - done.sealedAt,
   };
   const schedulingDelayMs = done.sealedAt - done.time;
-  ctx.log.info('batch complete', { ...header, schedulingDelayMs });
+  ctx.log.info('batch complete', { ...header, schedulingDelayMs, costUsd: progress.costUsd });
   ctx.metrics.batchComplete({
     batch: done.batch,
     inputRecords: summary.inputRecords,
@@ -174,6 +178,10 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
     deadLetters: summary.deadLetters,
     processingMs: header.processingMs,
     schedulingDelayMs,
+    inputBytes: progress.inputBytes,
+    totalDelayMs: progress.totalDelayMs,
+    gbSeconds: progress.gbSeconds,
+    costUsd: progress.costUsd,
   });
   for (const sink of ctx.plan.spec.sinks) {
     if (sink.kind !== 'sluice.sink/print@1') continue;

@@ -63,6 +63,21 @@ async function standingReport(
   return (await stateCommitted(ctx.state, phase.spec.function, event.task, event.batch)) ? stored : undefined;
 }
 
+/** The report with what the invocation has used so far, when it is metered. */
+function withUsage(ctx: RuntimeContext, report: TaskReport): TaskReport {
+  const used = ctx.meter?.current();
+  if (!used) return report;
+  let readUnits = 0;
+  let writeUnits = 0;
+  const requests: Record<string, number> = {};
+  for (const [operation, use] of Object.entries(used.operations)) {
+    requests[operation] = use.requests;
+    readUnits += use.readUnits;
+    writeUnits += use.writeUnits;
+  }
+  return { ...report, usage: { durationMs: Math.round(used.elapsedMs), requests, readUnits, writeUnits } };
+}
+
 async function executeAndReport(
   ctx: RuntimeContext,
   manifest: Manifest,
@@ -81,7 +96,8 @@ async function executeAndReport(
       throw new NotReadyError(`state of batch ${event.batch} committed but its report not found`, scope);
     return theirs;
   }
-  const { report, state } = result;
+  const report = withUsage(ctx, result.report);
+  const { state } = result;
   if (!state) {
     await ctx.ledger.reports.put(report);
     return report;
@@ -118,7 +134,7 @@ async function skipTask(
     bytesWritten: 0,
     skipped: true,
   };
-  await ctx.ledger.reports.put(report);
+  await ctx.ledger.reports.put(withUsage(ctx, report));
   await startWaitingSuccessor(ctx, event);
   return report;
 }

@@ -9,6 +9,7 @@ export const S3_PREFIXES = Object.freeze({
   manifests: 'manifests/',
   shuffle: 'shuffle/',
   deadLetter: 'dead-letter/',
+  progress: 'progress/',
 });
 
 /** Zero-padded so that keys list in batch order. */
@@ -22,6 +23,11 @@ export function segmentKey(shard: ShardId, firstSeq: string): string {
 }
 
 /** The sealed manifest of a batch. */
+/** A finished batch's progress record. */
+export function progressKey(batch: BatchId): string {
+  return `${S3_PREFIXES.progress}${batchSegment(batch)}.json`;
+}
+
 export function manifestKey(batch: BatchId): string {
   return `${S3_PREFIXES.manifests}${batchSegment(batch)}.json`;
 }

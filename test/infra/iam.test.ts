@@ -88,7 +88,7 @@ describe('IAM: the transform function (phase 0)', () => {
     expect(reads).toEqual(['manifests/*', 'results/words/*', 'segments/*']);
   });
 
-  it('writes its own phase prefixes of shuffle files and dead letters, never manifests, segments or output', () => {
+  it('writes its own phase prefixes of shuffle files and dead letters and batch progress, never manifests, segments or output', () => {
     // Arrange
     const grants = functionGrants(twoPhase, fn(twoPhase, 'split'));
 
@@ -96,7 +96,7 @@ describe('IAM: the transform function (phase 0)', () => {
     const writes = s3(twoPhase, grants, 's3:PutObject');
 
     // Assert
-    expect(writes).toEqual(['dead-letter/phase-0/*', 'shuffle/phase-0/*']);
+    expect(writes).toEqual(['dead-letter/phase-0/*', 'progress/*', 'shuffle/phase-0/*']);
     expect(actionsOn(grants, objects(twoPhase, 'manifests/'))).not.toContain('s3:PutObject');
     expect(actionsOn(grants, objects(twoPhase, 'segments/'))).not.toContain('s3:PutObject');
   });
@@ -109,7 +109,7 @@ describe('IAM: the transform function (phase 0)', () => {
     const writes = s3(singlePhase, grants, 's3:PutObject');
 
     // Assert
-    expect(writes).toEqual(['dead-letter/phase-0/*', 'output/*']);
+    expect(writes).toEqual(['dead-letter/phase-0/*', 'output/*', 'progress/*']);
     expect(resourcesFor(grants, 'lambda:InvokeFunction')).toEqual([]);
   });
 
@@ -138,7 +138,7 @@ describe('IAM: reduce functions', () => {
 
     // Assert
     expect(reads).toEqual(['manifests/*', 'shuffle/phase-0/*']);
-    expect(writes).toEqual(['dead-letter/phase-1/*', 'shuffle/phase-1/*']);
+    expect(writes).toEqual(['dead-letter/phase-1/*', 'progress/*', 'shuffle/phase-1/*']);
   });
 
   it('the last phase writes the output and reads it only when there is a print sink', () => {
@@ -151,9 +151,9 @@ describe('IAM: reduce functions', () => {
     const silentReads = s3(threePhase, silent, 's3:GetObject');
 
     // Assert
-    expect(s3(twoPhase, printing, 's3:PutObject')).toEqual(['dead-letter/phase-1/*', 'results/words/*']);
+    expect(s3(twoPhase, printing, 's3:PutObject')).toEqual(['dead-letter/phase-1/*', 'progress/*', 'results/words/*']);
     expect(printingReads).toEqual(['manifests/*', 'results/words/*', 'shuffle/phase-0/*']);
-    expect(s3(threePhase, silent, 's3:PutObject')).toEqual(['dead-letter/phase-2/*', 'output/*']);
+    expect(s3(threePhase, silent, 's3:PutObject')).toEqual(['dead-letter/phase-2/*', 'output/*', 'progress/*']);
     expect(silentReads).toEqual(['manifests/*', 'shuffle/phase-1/*']);
   });
 
@@ -200,7 +200,7 @@ describe('IAM: ingest and coordinator', () => {
     expect(writes).toEqual(['segments/fixture-left/*', 'segments/fixture-right/*']);
   });
 
-  it('the coordinator writes manifests and skipped-batch dead letters only, and invokes every phase function', () => {
+  it('the coordinator writes manifests, skipped-batch dead letters and batch progress only, and invokes every phase function', () => {
     // Arrange
     const grants = functionGrants(threePhase, threePhase.sluice.coordinator);
 
@@ -208,7 +208,7 @@ describe('IAM: ingest and coordinator', () => {
     const invokes = resourcesFor(grants, 'lambda:InvokeFunction');
 
     // Assert
-    expect(s3(threePhase, grants, 's3:PutObject')).toEqual(['dead-letter/skipped/*', 'manifests/*']);
+    expect(s3(threePhase, grants, 's3:PutObject')).toEqual(['dead-letter/skipped/*', 'manifests/*', 'progress/*']);
     expect(s3(threePhase, grants, 's3:GetObject')).toEqual(['manifests/*']);
     expect(invokes).toEqual(
       ['split', 'sum', 'histogram'].map((id) => arnOf(threePhase, fn(threePhase, id))).sort(),

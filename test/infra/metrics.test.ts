@@ -36,10 +36,14 @@ const completion = {
   outputRecords: 40,
   processingMs: 850,
   schedulingDelayMs: 35,
+  inputBytes: 4096,
+  totalDelayMs: 885,
+  gbSeconds: 1.5,
+  costUsd: 0.0000421,
 };
 
 describe('powertoolsMetrics', () => {
-  it('turns a batch completion into the five batch metrics', () => {
+  it('turns a batch completion into the batch metrics', () => {
     // Arrange
     const metrics = pipelineMetrics('wordcount');
 
@@ -57,6 +61,10 @@ describe('powertoolsMetrics', () => {
         { Name: 'DeadLetters', Unit: 'Count' },
         { Name: 'ProcessingTime', Unit: 'Milliseconds' },
         { Name: 'SchedulingDelay', Unit: 'Milliseconds' },
+        { Name: 'TotalDelay', Unit: 'Milliseconds' },
+        { Name: 'InputBytes', Unit: 'Bytes' },
+        { Name: 'TaskGbSeconds', Unit: 'None' },
+        { Name: 'TaskCostMicroUsd', Unit: 'Count' },
       ]),
     );
     expect(emf).toMatchObject({
@@ -65,6 +73,10 @@ describe('powertoolsMetrics', () => {
       DeadLetters: 2,
       ProcessingTime: 850,
       SchedulingDelay: 35,
+      TotalDelay: 885,
+      InputBytes: 4096,
+      TaskGbSeconds: 1.5,
+      TaskCostMicroUsd: 42,
     });
   });
 

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { BatchProgress } from '../../lib/runtime/batch-progress';
 import { MAX_RECORD_BYTES } from '../../local/input';
 import { runCli } from '../support/cli';
 import { countWords, generateLines, sortedEntries } from '../support/corpus';
@@ -47,7 +48,9 @@ writeFileSync(rawInput, Buffer.concat(RAW_LINES.flatMap((l) => [l.bytes, Buffer.
 function perBatch(stdout: string): Map<number, Map<string, number>> {
   const batches = new Map<number, Map<string, number>>();
   for (const line of stdout.split('\n').filter(Boolean)) {
-    const out = JSON.parse(line) as JsonOutput;
+    const out = JSON.parse(line) as JsonOutput | { batch: number; progress: BatchProgress };
+    // A batch's progress follows its outputs.
+    if ('progress' in out) continue;
     const counts = batches.get(out.batch) ?? new Map<string, number>();
     for (const [w, n] of out.records) {
       expect(counts.has(w), `${w} twice in batch ${out.batch}`).toBe(false);
@@ -79,6 +82,17 @@ describe('sluice local run', () => {
     const first = JSON.parse(result.stdout.split('\n')[0] as string) as JsonOutput;
     expect(first.stage).toBe('count');
     expect(result.stderr).toMatch(/4 batches, 20000 records in, 0 dead-lettered/);
+    const progress = result.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { batch: number; progress?: BatchProgress })
+      .flatMap((line) => (line.progress ? [line.progress] : []));
+    expect(progress.map((p) => [p.batch, p.inputRecords])).toEqual([
+      [1, 5000],
+      [2, 5000],
+      [3, 5000],
+      [4, 5000],
+    ]);
   });
 
   it('reads standard input on the wall clock and loses nothing across batch boundaries', async () => {

@@ -181,6 +181,14 @@ const reportSchema = z.object({
   commitsState: z.optional(z.boolean()),
   eventTimeHigh: z.optional(z.number()),
   skipped: z.optional(z.boolean()),
+  usage: z.optional(
+    z.object({
+      durationMs: z.number().check(z.gte(0)),
+      requests: z.record(z.string(), count),
+      readUnits: z.number().check(z.gte(0)),
+      writeUnits: z.number().check(z.gte(0)),
+    }),
+  ),
 });
 
 const failedSchema = z.object({
