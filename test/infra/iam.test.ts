@@ -151,9 +151,17 @@ describe('IAM: reduce functions', () => {
     const silentReads = s3(threePhase, silent, 's3:GetObject');
 
     // Assert
-    expect(s3(twoPhase, printing, 's3:PutObject')).toEqual(['dead-letter/phase-1/*', 'progress/*', 'results/words/*']);
+    expect(s3(twoPhase, printing, 's3:PutObject')).toEqual([
+      'dead-letter/phase-1/*',
+      'progress/*',
+      'results/words/*',
+    ]);
     expect(printingReads).toEqual(['manifests/*', 'results/words/*', 'shuffle/phase-0/*']);
-    expect(s3(threePhase, silent, 's3:PutObject')).toEqual(['dead-letter/phase-2/*', 'output/*', 'progress/*']);
+    expect(s3(threePhase, silent, 's3:PutObject')).toEqual([
+      'dead-letter/phase-2/*',
+      'output/*',
+      'progress/*',
+    ]);
     expect(silentReads).toEqual(['manifests/*', 'shuffle/phase-1/*']);
   });
 
@@ -208,7 +216,11 @@ describe('IAM: ingest and coordinator', () => {
     const invokes = resourcesFor(grants, 'lambda:InvokeFunction');
 
     // Assert
-    expect(s3(threePhase, grants, 's3:PutObject')).toEqual(['dead-letter/skipped/*', 'manifests/*', 'progress/*']);
+    expect(s3(threePhase, grants, 's3:PutObject')).toEqual([
+      'dead-letter/skipped/*',
+      'manifests/*',
+      'progress/*',
+    ]);
     expect(s3(threePhase, grants, 's3:GetObject')).toEqual(['manifests/*']);
     expect(invokes).toEqual(
       ['split', 'sum', 'histogram'].map((id) => arnOf(threePhase, fn(threePhase, id))).sort(),
