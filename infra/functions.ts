@@ -377,8 +377,9 @@ function createFunction(
       target: 'node22',
       minify: true,
       sourceMap: sourceMaps,
-      // The runtime ships the AWS SDK v3; bundling it would triple cold-start code.
-      externalModules: ['@aws-sdk/*'],
+      // The runtime ships the AWS SDK v3 and the Smithy packages it is built on; bundling them would
+      // triple cold-start code.
+      externalModules: ['@aws-sdk/*', '@smithy/*'],
       // ES module builds first: CommonJS builds (@smithy/*) cannot be tree-shaken.
       mainFields: ['module', 'main'],
       esbuildArgs: {

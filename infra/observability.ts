@@ -22,6 +22,11 @@ export interface SluicePipelineAlarms {
   readonly failedBatches: cloudwatch.Alarm;
   /** An invocation exhausted Lambda's retries (or Scheduler's) and landed in the failure queue. */
   readonly failedInvocations: cloudwatch.Alarm;
+  /**
+   * Ingest reads the stream late: records older than the threshold are waiting. Past the stream's
+   * retention they expire unread, so this is the deadline for exactly once.
+   */
+  readonly ingestLag: cloudwatch.Alarm;
 }
 
 /**
@@ -42,6 +47,12 @@ export interface AlarmProps {
    * @default the larger of one minute and three batch intervals
    */
   readonly schedulingDelayThreshold?: Duration;
+  /**
+   * Age of the oldest record ingest has not read (the event-source mapping's iterator age) that
+   * raises the alarm.
+   * @default half the stream's retention (`streamRetention`, 24 hours unless set)
+   */
+  readonly ingestLagThreshold?: Duration;
 }
 
 /**
@@ -74,6 +85,7 @@ export interface DashboardSubjects {
   /** The phase functions, by phase function id. */
   readonly phases: Readonly<Record<string, lambda.IFunction>>;
   readonly schedulingDelay: cloudwatch.Alarm;
+  readonly ingestLag: cloudwatch.Alarm;
 }
 
 /**
@@ -102,14 +114,15 @@ export function batchMetric(
  * The pipeline's alarms, notifying `props.alarmTopic` if given.
  *
  * @example
- * const alarms = createAlarms(this, pipeline, failureQueue, props);
+ * const alarms = createAlarms(this, pipeline, { failureQueue, ingest }, props);
  */
 export function createAlarms(
   scope: Construct,
   pipeline: Pick<AnyPipeline, 'name' | 'batchIntervalMs'>,
-  failureQueue: sqs.IQueue,
-  props: AlarmProps,
+  subjects: { readonly failureQueue: sqs.IQueue; readonly ingest: lambda.IFunction },
+  props: AlarmProps & { readonly streamRetention?: Duration },
 ): SluicePipelineAlarms {
+  const { failureQueue, ingest } = subjects;
   const intervalMs = pipeline.batchIntervalMs;
   const threshold = props.schedulingDelayThreshold ?? Duration.millis(Math.max(60_000, 3 * intervalMs));
   // Batches complete (empty ones too) every interval, so a period of whole minutes that holds at
@@ -145,7 +158,20 @@ export function createAlarms(
     evaluationPeriods: 1,
     treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
   });
-  const alarms = { schedulingDelay, failedBatches, failedInvocations };
+  const retention = props.streamRetention ?? Duration.hours(24);
+  const lag = props.ingestLagThreshold ?? Duration.millis(retention.toMilliseconds() / 2);
+  const ingestLag = new cloudwatch.Alarm(scope, 'IngestLagAlarm', {
+    alarmDescription:
+      `sluice ${pipeline.name}: ingest is reading records older than ${lag.toHumanString()}; ` +
+      `records left unread past the stream's retention (${retention.toHumanString()}) are lost.`,
+    metric: ingest.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
+    threshold: lag.toMilliseconds(),
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    evaluationPeriods: 5,
+    datapointsToAlarm: 3,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  });
+  const alarms = { schedulingDelay, failedBatches, failedInvocations, ingestLag };
   if (props.alarmTopic) {
     const action = new SnsAction(props.alarmTopic);
     for (const alarm of Object.values(alarms)) alarm.addAlarmAction(action);
@@ -154,8 +180,8 @@ export function createAlarms(
 }
 
 /**
- * The pipeline's dashboard: records in and out, failures, batch timing, ingest lag, and every
- * function's errors, durations and throttles.
+ * The pipeline's dashboard: records in and out, failures, batch timing, ingest lag, total delay,
+ * input bytes, the tasks' cost, and every function's errors, durations and throttles.
  *
  * @example
  * const dashboard = createDashboard(this, pipeline.name, subjects, props);
@@ -220,8 +246,25 @@ export function createDashboard(
       ],
       { leftAnnotations: [subjects.schedulingDelay.toAnnotation()] },
     ),
-    graph('Ingest lag: iterator age (ms)', [
-      ingest.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) }),
+    graph(
+      'Ingest lag: iterator age (ms)',
+      [ingest.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) })],
+      { leftAnnotations: [subjects.ingestLag.toAnnotation()] },
+    ),
+  );
+  dashboard.addWidgets(
+    graph('Total delay: batch time to completion (ms)', [
+      metric('totalDelay', { statistic: 'Average', label: 'average' }),
+      metric('totalDelay', { statistic: 'Maximum', label: 'max' }),
+    ]),
+    graph('Input bytes', [metric('inputBytes', { label: 'bytes in sealed batches' })]),
+    graph('Task cost per hour (USD, list prices)', [
+      new cloudwatch.MathExpression({
+        expression: 'cost / 1000000',
+        usingMetrics: { cost: metric('cost', { statistic: 'Sum', period: Duration.hours(1) }) },
+        label: 'tasks',
+        period: Duration.hours(1),
+      }),
     ]),
   );
   dashboard.addWidgets(

@@ -196,7 +196,7 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
     this.schedule = createSchedule(this, pipeline.name, this.deployment, coordinator, this.failureQueue);
     connectStreams(ingest, this.streams, this.failureQueue, props);
 
-    this.alarms = createAlarms(this, pipeline, this.failureQueue, props);
+    this.alarms = createAlarms(this, pipeline, { failureQueue: this.failureQueue, ingest }, props);
     this.dashboard = createDashboard(
       this,
       pipeline.name,
@@ -207,6 +207,7 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
         coordinator,
         phases,
         schedulingDelay: this.alarms.schedulingDelay,
+        ingestLag: this.alarms.ingestLag,
       },
       props,
     );

@@ -60,6 +60,11 @@ export interface BucketProps {
    * @default Duration.days(90)
    */
   readonly deadLetterRetention?: Duration;
+  /**
+   * How long batch progress records (what each batch did and cost) are kept.
+   * @default Duration.days(90)
+   */
+  readonly progressRetention?: Duration;
 }
 
 /**
@@ -138,6 +143,7 @@ export function createBucket(
         prefix: S3_PREFIXES.deadLetter,
         expiration: keep(props.deadLetterRetention, 90),
       },
+      { id: 'progress', prefix: S3_PREFIXES.progress, expiration: keep(props.progressRetention, 90) },
       { id: 'incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
     ],
   });

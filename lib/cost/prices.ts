@@ -55,17 +55,19 @@ export const US_EAST_1: PriceTable = Object.freeze({
   flink: Object.freeze({ kpuHour: 0.11, storageGbMonth: 0.1 }),
 });
 
-const price = z.number().check(z.gte(0));
-
-const PRICE_TABLE = z.object({
-  region: z.string().check(z.minLength(1)),
-  lambda: z.object({ requestsPerMillion: price, gbSecond: price }),
-  s3: z.object({ writesPerThousand: price, readsPerThousand: price }),
-  dynamodb: z.object({ writeUnitsPerMillion: price, readUnitsPerMillion: price }),
-  kinesis: z.object({ shardHour: price, putUnitsPerMillion: price }),
-  scheduler: z.object({ invocationsPerMillion: price }),
-  flink: z.object({ kpuHour: price, storageGbMonth: price }),
-});
+/** The schema of a price table, built when a table is read (not when the runtime loads). */
+function priceTableSchema() {
+  const price = z.number().check(z.gte(0));
+  return z.object({
+    region: z.string().check(z.minLength(1)),
+    lambda: z.object({ requestsPerMillion: price, gbSecond: price }),
+    s3: z.object({ writesPerThousand: price, readsPerThousand: price }),
+    dynamodb: z.object({ writeUnitsPerMillion: price, readUnitsPerMillion: price }),
+    kinesis: z.object({ shardHour: price, putUnitsPerMillion: price }),
+    scheduler: z.object({ invocationsPerMillion: price }),
+    flink: z.object({ kpuHour: price, storageGbMonth: price }),
+  });
+}
 
 /**
  * Reads a price table (a region's prices, or negotiated ones) from parsed JSON shaped as
@@ -75,7 +77,7 @@ const PRICE_TABLE = z.object({
  * const prices = parsePriceTable(JSON.parse(readFileSync('eu-west-1.json', 'utf8')));
  */
 export function parsePriceTable(value: unknown): PriceTable {
-  const parsed = PRICE_TABLE.safeParse(value);
+  const parsed = priceTableSchema().safeParse(value);
   if (!parsed.success) {
     const problems = parsed.error.issues.map(
       (issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`,

@@ -168,43 +168,45 @@ export async function recordProgress(
   return progress;
 }
 
-const count = z.number().check(z.gte(0));
-
-const PROGRESS = z.object({
-  kind: z.literal('sluice.progress@1'),
-  batch: z.number().check(z.int(), z.positive()),
-  time: z.number(),
-  sealedAt: z.number(),
-  completedAt: z.number(),
-  inputRecords: count,
-  inputBytes: count,
-  outputRecords: count,
-  deadLetters: count,
-  inputRate: count,
-  processingRate: count,
-  schedulingDelayMs: z.number(),
-  processingMs: z.number(),
-  totalDelayMs: z.number(),
-  eventTimeHigh: z.optional(z.number()),
-  phases: z.array(
-    z.object({
-      phase: count,
-      function: z.string(),
-      tasks: count,
-      taskMs: z.object({ min: count, median: count, max: count }),
-      recordsIn: count,
-      recordsOut: count,
-      bytesRead: count,
-      bytesWritten: count,
-      deadLetters: count,
-    }),
-  ),
-  requests: z.record(z.string(), count),
-  readUnits: count,
-  writeUnits: count,
-  gbSeconds: count,
-  costUsd: count,
-});
+/** The schema of a progress record, built when one is read (not when a function loads). */
+function progressSchema() {
+  const count = z.number().check(z.gte(0));
+  return z.object({
+    kind: z.literal('sluice.progress@1'),
+    batch: z.number().check(z.int(), z.positive()),
+    time: z.number(),
+    sealedAt: z.number(),
+    completedAt: z.number(),
+    inputRecords: count,
+    inputBytes: count,
+    outputRecords: count,
+    deadLetters: count,
+    inputRate: count,
+    processingRate: count,
+    schedulingDelayMs: z.number(),
+    processingMs: z.number(),
+    totalDelayMs: z.number(),
+    eventTimeHigh: z.optional(z.number()),
+    phases: z.array(
+      z.object({
+        phase: count,
+        function: z.string(),
+        tasks: count,
+        taskMs: z.object({ min: count, median: count, max: count }),
+        recordsIn: count,
+        recordsOut: count,
+        bytesRead: count,
+        bytesWritten: count,
+        deadLetters: count,
+      }),
+    ),
+    requests: z.record(z.string(), count),
+    readUnits: count,
+    writeUnits: count,
+    gbSeconds: count,
+    costUsd: count,
+  });
+}
 
 /**
  * Reads a batch's progress record, or nothing if the batch has none (not finished, or finished by
@@ -219,7 +221,7 @@ export async function readProgress(
 ): Promise<BatchProgress | undefined> {
   const body = await ctx.objects.getIfExists(progressKey(batch));
   if (!body) return undefined;
-  const parsed = PROGRESS.safeParse(JSON.parse(body.toString('utf8')) as unknown);
+  const parsed = progressSchema().safeParse(JSON.parse(body.toString('utf8')) as unknown);
   if (!parsed.success) {
     throw new DataFormatError(`the progress record of batch ${batch} is not a sluice.progress@1 record`, {
       batch,

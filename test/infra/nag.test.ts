@@ -100,6 +100,7 @@ describe('cdk-nag AwsSolutions checks', () => {
           'dead-letter/phase-1/',
           'dead-letter/skipped/',
           'results/words/',
+          'progress/',
         ].map((prefix) => `AwsSolutions-IAM5[Resource::${bucket}/${prefix}*]`),
         `AwsSolutions-IAM5[Resource::${coordinator}:*]`,
       ]),
@@ -118,7 +119,7 @@ describe('cdk-nag AwsSolutions checks', () => {
 
     // Assert
     expect(ids.sort()).toEqual(
-      ['dead-letter/phase-1/', 'manifests/', 'shuffle/phase-0/', 'shuffle/phase-1/']
+      ['dead-letter/phase-1/', 'manifests/', 'progress/', 'shuffle/phase-0/', 'shuffle/phase-1/']
         .map((prefix) => `AwsSolutions-IAM5[Resource::${bucket}/${prefix}*]`)
         .sort(),
     );

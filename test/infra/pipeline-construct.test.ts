@@ -81,9 +81,12 @@ describe('SluicePipeline: bucket', () => {
     });
   });
 
-  it('expires shuffle files after 7 days, segments after the retention and keeps manifests and dead letters longer', () => {
+  it('expires shuffle files after 7 days, segments after the retention and keeps manifests, dead letters and progress longer', () => {
     // Arrange
-    const { template } = build('two-phase', { segmentRetention: Duration.days(14) });
+    const { template } = build('two-phase', {
+      segmentRetention: Duration.days(14),
+      progressRetention: Duration.days(30),
+    });
 
     // Act
     const rules = (
@@ -96,7 +99,13 @@ describe('SluicePipeline: bucket', () => {
     );
 
     // Assert
-    expect(days).toEqual({ 'shuffle/': 7, 'segments/': 14, 'manifests/': 90, 'dead-letter/': 90 });
+    expect(days).toEqual({
+      'shuffle/': 7,
+      'segments/': 14,
+      'manifests/': 90,
+      'dead-letter/': 90,
+      'progress/': 30,
+    });
   });
 
   it('is retained by default and never expires the output', () => {
@@ -542,7 +551,7 @@ describe('SluicePipeline: observability', () => {
     });
   });
 
-  it('alarms on failed batches and failed invocations, notifying the topic', () => {
+  it('alarms on failed batches, failed invocations and ingest lag, notifying the topic', () => {
     // Arrange
     const app = new App({
       context: { 'aws:cdk:bundling-stacks': [] },
@@ -556,11 +565,20 @@ describe('SluicePipeline: observability', () => {
       pipeline: FIXTURES['two-phase'],
       entry: fixturePath('two-phase'),
       alarmTopic: topic,
+      streamRetention: Duration.hours(48),
     });
     const template = Template.fromStack(stack);
 
     // Assert
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    // Half the stream's retention: records left unread past it are lost.
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'IteratorAge',
+      Namespace: 'AWS/Lambda',
+      Threshold: 24 * 3600 * 1000,
+      ComparisonOperator: 'GreaterThanThreshold',
+      AlarmActions: ['arn:aws:sns:us-east-1:123456789012:ops'],
+    });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'FailedBatches',
       Namespace: 'Sluice',
@@ -595,6 +613,10 @@ describe('SluicePipeline: observability', () => {
       'Duration',
       'Batch processing time',
       'Scheduling delay',
+      'TotalDelay',
+      'InputBytes',
+      'TaskCostMicroUsd',
+      'Task cost per hour',
     ]) {
       expect(body).toContain(text);
     }
