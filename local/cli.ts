@@ -10,6 +10,7 @@ import { DEFAULT_MEMORY_MB } from '../lib/deployment';
 import type { PriceTable } from '../lib/cost/prices';
 import { choosePrices, costReport, formatCostReport, parseRate } from './cost-report';
 import { initProject, InitError } from './init';
+import { runtimeSource, startUi } from './ui/server';
 import { readRecords, unreadableReason } from './input';
 import { loadPipeline, PipelineLoadError } from './load';
 import { LocalRuntime, runNameProblem, type BatchResult } from './runtime';
@@ -98,6 +99,9 @@ interface RunFlags {
   region?: string;
   /** Print no batches (`sluice cost`). */
   quiet?: boolean;
+  /** Serve the streaming page while the run goes on, and after it until Ctrl-C. */
+  ui?: boolean;
+  uiPort?: number;
 }
 
 /** The input as a byte stream; a terminal is told how to end it, as nothing else would. */
@@ -227,6 +231,8 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
   );
   const stages = run.ctx.plan.phases;
   const reporter = new Reporter(flags, stages[stages.length - 1]?.spec.function ?? 'read');
+  const ui = flags.ui ? await startUi(runtimeSource(run), { port: flags.uiPort ?? 4040 }) : undefined;
+  if (ui) process.stderr.write(`sluice: streaming page at ${ui.url}\n`);
   // Ctrl-C: stop the runtime (and remove the emulator's data) rather than leave it behind.
   const interrupt = (): void => {
     reporter.clearProgress();
@@ -254,9 +260,14 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
     } else {
       await runRealtime(run, flags, reporter);
     }
+    if (ui) {
+      process.stderr.write(`sluice: input ended; the page stays at ${ui.url} until Ctrl-C\n`);
+      await new Promise<never>(() => {});
+    }
   } finally {
     process.off('SIGINT', interrupt);
     reporter.clearProgress();
+    await ui?.close();
     await run.stop();
   }
   const injected =
@@ -470,7 +481,17 @@ export function buildProgram(): Command {
       'a named run on a long-running endpoint (AWS_ENDPOINT_URL): run again with the same name to continue it',
       runName,
     )
-    .option('--cost', 'price the run at list prices and project a month of it (see sluice cost)');
+    .option('--cost', 'price the run at list prices and project a month of it (see sluice cost)')
+    .option(
+      '--ui',
+      'serve the streaming page (batch timeline, drill-down) while the run goes on, and after it until Ctrl-C',
+    )
+    .option(
+      '--ui-port <port>',
+      'port of the streaming page (0: any free port)',
+      wholeNumber(0, 65_535),
+      4040,
+    );
   costOptions(run).action(async (file: string, flags: RunFlags) => {
     process.exitCode = await runCommand(file, flags);
   });

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -201,6 +201,61 @@ describe('the packed package in a project of its own', () => {
       .map((line) => JSON.parse(line) as { batch: number; stage: string; records: [string, number][] });
     const first = outputs.filter((output) => output.batch === 1 && output.stage === 'count');
     expect(new Map(first.flatMap((output) => output.records))).toEqual(oracleCounts(sample));
+  }, 120_000);
+
+  it('serves the streaming page of a local run from the installed package', async () => {
+    // Arrange
+    // The bin itself, not through npx, so that Ctrl-C (SIGINT) reaches the process that serves.
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(app, 'node_modules', 'sluice', 'bin', 'sluice.cjs'),
+        'local',
+        'run',
+        'src/pipeline.ts',
+        '--input',
+        'sample.txt',
+        '--lines-per-batch',
+        '2',
+        '--ui',
+        '--ui-port',
+        '0',
+      ],
+      { cwd: app, env: userEnv() },
+    );
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        const timer = setTimeout(() => reject(new Error(`no page in: ${err}`)), 60_000);
+        child.stderr.on('data', (chunk: Buffer) => {
+          err += chunk.toString();
+          const match = /the page stays at (http:\S+)/.exec(err);
+          if (match?.[1]) {
+            clearTimeout(timer);
+            resolve(match[1]);
+          }
+        });
+        child.on('error', reject);
+      });
+
+      // Act
+      const page = await fetch(url);
+      const chart = await fetch(`${url}uplot.js`);
+      const batches = (await (await fetch(`${url}api/batches`)).json()) as {
+        batch: number;
+        inputRecords: number;
+      }[];
+
+      // Assert
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('data-testid="batches"');
+      expect(chart.status).toBe(200);
+      expect(batches.map((b) => b.inputRecords)).toEqual([2, 2]);
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      await exited;
+    }
   }, 120_000);
 
   it('loads every entry point from CommonJS too', async () => {
