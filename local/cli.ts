@@ -404,6 +404,23 @@ async function costCommand(file: string, flags: RunFlags): Promise<void> {
   });
 }
 
+/** `sluice ui`: the page of a run another process drives, read from its endpoint. */
+async function uiCommand(file: string, flags: { run: string; uiPort: number }): Promise<void> {
+  if (!process.env.AWS_ENDPOINT_URL) {
+    throw new UsageError(
+      'sluice ui reads a named run on a long-running endpoint, and AWS_ENDPOINT_URL is not set',
+      'start one with sluice local serve, and run the pipeline there with sluice local run --run <name>',
+    );
+  }
+  const pipeline = loadPipeline(file);
+  const run = await LocalRuntime.start(pipeline, { run: flags.run, existingOnly: true, clock: 'manual' });
+  const ui = await startUi(runtimeSource(run), { port: flags.uiPort });
+  process.stderr.write(`sluice: streaming page of run '${flags.run}' at ${ui.url} until Ctrl-C\n`);
+  await new Promise<void>((resolve) => process.once('SIGINT', resolve));
+  await ui.close();
+  await run.stop();
+}
+
 /** `sluice init`: writes the project and says what to run next. */
 function initCommand(dir: string, flags: { sluice?: string }): void {
   const project = initProject(dir, flags.sluice === undefined ? {} : { sluice: flags.sluice });
@@ -509,6 +526,14 @@ export function buildProgram(): Command {
     .option('--top <n>', 'records shown per batch', positiveInt, 10)
     .option('--concurrency <n>', 'invocations at once', positiveInt, 8);
   costOptions(cost).action(costCommand);
+  usageErrors(program.command('ui'), 'sluice ui')
+    .description(
+      'serve the streaming page of a named run on a long-running endpoint (AWS_ENDPOINT_URL: sluice local serve, LocalStack), live, until Ctrl-C',
+    )
+    .argument('<pipeline>', 'the pipeline module the run runs')
+    .requiredOption('--run <name>', 'the named run (sluice local run --run <name>)', runName)
+    .option('--ui-port <port>', 'port of the page (0: any free port)', wholeNumber(0, 65_535), 4040)
+    .action(uiCommand);
   usageErrors(local.command('serve'), 'sluice local serve')
     .description('run the emulator as a long-lived endpoint, like LocalStack')
     .option('-p, --port <port>', 'port (0: any free port)', wholeNumber(0, 65_535), 4566)

@@ -52,6 +52,8 @@ export interface ProvisionOptions {
   readonly shards: number;
   /** A named run: continue with its resources if they all exist. */
   readonly resume: boolean;
+  /** Only an existing run will do: create nothing (a reader of a run another process drives). */
+  readonly existingOnly?: boolean;
 }
 
 /**
@@ -77,6 +79,11 @@ export async function provisionResources(
           `streams ${found.streams.join(',')}): delete them or use another run name`,
       );
     }
+  }
+  if (options.existingOnly) {
+    throw new ConfigError(
+      `no run with bucket ${names.bucket} on ${options.endpoint}: start it with sluice local run --run <name>`,
+    );
   }
   await clients.s3.send(new CreateBucketCommand({ Bucket: names.bucket }));
   await clients.dynamo.send(

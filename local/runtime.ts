@@ -71,6 +71,12 @@ export interface LocalRunOptions {
    * @default - a new run with new resources
    */
   readonly run?: string;
+  /**
+   * With `run`: read that run as it is, creating nothing, and refuse if it does not exist (the
+   * streaming page of a run another process drives).
+   * @default false
+   */
+  readonly existingOnly?: boolean;
 }
 
 /** What `LocalRuntime.start` has built by the time the runtime itself is made. */
@@ -189,6 +195,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
         endpoint,
         shards: options.shards ?? 2,
         resume: options.run !== undefined,
+        existingOnly: options.existingOnly === true,
       });
     } catch (error) {
       destroyAwsClients(clients);

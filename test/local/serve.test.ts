@@ -136,4 +136,55 @@ describe('sluice local serve', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('`sluice ui` serves the page of a named run another process drove, and refuses a run that is not there', async () => {
+    // Arrange
+    const input = mkdtempSync(path.join(tmpdir(), 'sluice-ui-'));
+    const file = path.join(input, 'lines.txt');
+    writeFileSync(file, 'to be or not\nto be\nthat is\n');
+    const env = { AWS_ENDPOINT_URL: endpoint };
+    try {
+      const driven = await runCli(
+        [
+          'local',
+          'run',
+          'examples/wordcount/pipeline.ts',
+          '-i',
+          file,
+          '--lines-per-batch',
+          '2',
+          '--run',
+          'watched',
+        ],
+        { env },
+      );
+      expect(driven.code, driven.stderr).toBe(0);
+
+      // Act
+      const { child, match } = await startCli(
+        ['ui', 'examples/wordcount/pipeline.ts', '--run', 'watched', '--ui-port', '0'],
+        /at (http:\S+) until Ctrl-C/,
+        { env },
+      );
+      const batches = await fetch(`${match[1] ?? ''}api/batches`)
+        .then(
+          (response) => response.json() as Promise<{ batch: number; inputRecords: number; status: string }[]>,
+        )
+        .finally(() => child.kill('SIGINT'));
+      const missing = await runCli(
+        ['ui', 'examples/wordcount/pipeline.ts', '--run', 'nobody', '--ui-port', '0'],
+        { env },
+      );
+
+      // Assert
+      expect(batches.map((b) => [b.batch, b.inputRecords, b.status])).toEqual([
+        [1, 2, 'complete'],
+        [2, 1, 'complete'],
+      ]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/no run with bucket .* start it with sluice local run --run/);
+    } finally {
+      rmSync(input, { recursive: true, force: true });
+    }
+  });
 });

@@ -30,23 +30,32 @@ export function runCli(
   });
 }
 
-/** Starts a long-running `sluice <args>` and waits for a line of its output to match. */
+/**
+ * Starts a long-running `sluice <args>` and waits for a line of its output (standard output or
+ * error) to match.
+ */
 export function startCli(
   args: readonly string[],
   ready: RegExp,
+  options: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ child: ChildProcessWithoutNullStreams; match: RegExpMatchArray }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...options.env },
+    });
     let out = '';
     const timer = setTimeout(() => reject(new Error(`no '${String(ready)}' in: ${out}`)), 15_000);
-    child.stdout.on('data', (d: Buffer) => {
+    const watch = (d: Buffer): void => {
       out += d.toString();
       const match = ready.exec(out);
       if (match) {
         clearTimeout(timer);
         resolve({ child, match });
       }
-    });
+    };
+    child.stdout.on('data', watch);
+    child.stderr.on('data', watch);
     child.on('error', reject);
   });
 }
