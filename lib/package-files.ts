@@ -76,3 +76,25 @@ export function packageFiles(moduleFile: string = __filename): PackageFiles {
     dir = parent;
   }
 }
+
+/**
+ * Which of sluice's optional peers the project lacks, each with the version sluice is tested with
+ * (what to install).
+ *
+ * @example
+ * const missing = missingPeers(['dynalite', 'kinesalite']);
+ * if (Object.keys(missing).length > 0) throw new MissingPackageError('Local runs', missing);
+ */
+export function missingPeers(names: readonly string[]): Readonly<Record<string, string>> {
+  const missing = names.filter((name) => {
+    try {
+      require.resolve(name);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return {};
+  const pinned = packageFiles().manifest.devDependencies;
+  return Object.fromEntries(missing.map((name) => [name, pinned[name] ?? 'latest']));
+}

@@ -7,7 +7,7 @@ import type dynaliteFactory from 'dynalite';
 import type kinesaliteFactory from 'kinesalite';
 import type S3rver from '@20minutes/s3rver';
 import { MissingPackageError } from '../lib/errors';
-import { packageFiles } from '../lib/package-files';
+import { missingPeers } from '../lib/package-files';
 import { makeObjectWritesAtomic } from './s3rver-atomic';
 import { installDesCompatibleBucketController } from './s3rver-cipher';
 
@@ -150,14 +150,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 function loadEmulatorModules(): EmulatorModules {
   const requireHere = createRequire(__filename);
   // They are optional peers of sluice: a project that only deploys need not install them.
-  const missing = EMULATOR_PACKAGES.filter((name) => !isResolvable(requireHere, name));
-  if (missing.length > 0) {
-    const pinned = packageFiles().manifest.devDependencies;
-    throw new MissingPackageError(
-      'Local runs and testPipeline',
-      Object.fromEntries(missing.map((name) => [name, pinned[name] ?? 'latest'])),
-    );
-  }
+  const missing = missingPeers(EMULATOR_PACKAGES);
+  if (Object.keys(missing).length > 0) throw new MissingPackageError('Local runs and testPipeline', missing);
   installDesCompatibleBucketController(requireHere);
   return {
     dynalite: requireHere('dynalite') as typeof dynaliteFactory,
@@ -168,15 +162,6 @@ function loadEmulatorModules(): EmulatorModules {
 
 /** The emulator's servers, from npm. */
 const EMULATOR_PACKAGES = ['dynalite', 'kinesalite', '@20minutes/s3rver'] as const;
-
-function isResolvable(requireHere: NodeJS.Require, name: string): boolean {
-  try {
-    requireHere.resolve(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function startBackends(
   modules: EmulatorModules,

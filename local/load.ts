@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { AnyPipeline } from '../lib/dsl/pipeline';
 import { MissingPackageError } from '../lib/errors';
-import { packageFiles } from '../lib/package-files';
+import { missingPeers } from '../lib/package-files';
 
 /** A pipeline module that cannot be used, with a message meant for the person who ran the command. */
 export class PipelineLoadError extends Error {
@@ -18,15 +18,6 @@ function isPipeline(value: unknown): value is AnyPipeline {
     Array.isArray(p.stages) &&
     typeof p.source === 'object'
   );
-}
-
-function hasTsx(): boolean {
-  try {
-    require.resolve('tsx/cjs/api');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -48,12 +39,9 @@ export function loadPipeline(file: string, cwd = process.cwd()): AnyPipeline {
   } catch (error) {
     // The sluice command registers tsx's hooks when the project has tsx; without them Node cannot
     // read TypeScript.
-    if (/\.[cm]?tsx?$/.test(absolute) && !hasTsx()) {
-      throw new MissingPackageError(
-        'TypeScript pipelines on the command line',
-        { tsx: packageFiles().manifest.devDependencies.tsx ?? 'latest' },
-        error,
-      );
+    const missing = /\.[cm]?tsx?$/.test(absolute) ? missingPeers(['tsx']) : {};
+    if (Object.keys(missing).length > 0) {
+      throw new MissingPackageError('TypeScript pipelines on the command line', missing, error);
     }
     const reason = error instanceof Error ? error.message : String(error);
     throw new PipelineLoadError(`could not load ${file}: ${reason}`);

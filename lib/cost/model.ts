@@ -88,7 +88,7 @@ function bill(quantities: Quantities, prices: PriceTable, extra: readonly CostLi
     ['dynamodb', 'read request units', q.readUnits, prices.dynamodb.readUnitsPerMillion / 1e6],
     ['kinesis', 'PUT payload units', q.putUnits, prices.kinesis.putUnitsPerMillion / 1e6],
   ];
-  const lines: CostLine[] = [
+  return billOf([
     ...priced.map(([service, item, quantity, unit]) => ({
       service,
       item,
@@ -96,7 +96,11 @@ function bill(quantities: Quantities, prices: PriceTable, extra: readonly CostLi
       dollars: quantity * unit,
     })),
     ...extra,
-  ];
+  ]);
+}
+
+/** A bill of priced lines: their total, and the total by service. */
+function billOf(lines: readonly CostLine[]): Bill {
   const byService: Record<string, number> = {};
   for (const line of lines) byService[line.service] = (byService[line.service] ?? 0) + line.dollars;
   return { lines, total: lines.reduce((sum, line) => sum + line.dollars, 0), byService };
@@ -324,17 +328,8 @@ export function perRecordMonth(recordsPerSecond: number, shards: number, prices:
  */
 export function flinkMonth(prices: PriceTable): Bill {
   const kpuHours = 2 * 730;
-  return {
-    lines: [
-      { service: 'flink', item: 'KPU-hours', quantity: kpuHours, dollars: kpuHours * prices.flink.kpuHour },
-      {
-        service: 'flink',
-        item: 'storage GB-months',
-        quantity: 50,
-        dollars: 50 * prices.flink.storageGbMonth,
-      },
-    ],
-    total: kpuHours * prices.flink.kpuHour + 50 * prices.flink.storageGbMonth,
-    byService: { flink: kpuHours * prices.flink.kpuHour + 50 * prices.flink.storageGbMonth },
-  };
+  return billOf([
+    { service: 'flink', item: 'KPU-hours', quantity: kpuHours, dollars: kpuHours * prices.flink.kpuHour },
+    { service: 'flink', item: 'storage GB-months', quantity: 50, dollars: 50 * prices.flink.storageGbMonth },
+  ]);
 }

@@ -134,9 +134,10 @@ async function skipTask(
     bytesWritten: 0,
     skipped: true,
   };
-  await ctx.ledger.reports.put(withUsage(ctx, report));
+  const stored = withUsage(ctx, report);
+  await ctx.ledger.reports.put(stored);
   await startWaitingSuccessor(ctx, event);
-  return report;
+  return stored;
 }
 
 /**

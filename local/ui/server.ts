@@ -76,16 +76,8 @@ export function runtimeSource<T, Out>(run: LocalRuntime<T, Out>): UiSource {
     pipelineName: run.pipeline.name,
     batchIntervalMs: run.pipeline.batchIntervalMs,
     async batches() {
-      const items: BatchItem[] = [];
-      for (let next = 1; ;) {
-        const page = await ctx.ledger.batches.from(next);
-        items.push(...page);
-        const last = page[page.length - 1];
-        if (!last || page.length < 100) break;
-        next = last.batch + 1;
-      }
       return Promise.all(
-        items.map(async (item) =>
+        (await ctx.ledger.batches.all()).map(async (item) =>
           uiBatch(item, item.status === 'complete' ? await readProgress(ctx, item.batch) : undefined),
         ),
       );
@@ -107,7 +99,9 @@ export interface UiServer {
 }
 
 /** The page's static files, and the charting library it draws with. */
-function staticFiles(): Readonly<Record<string, { readonly file: string; readonly type: string }>> {
+type StaticFiles = Readonly<Record<string, { readonly file: string; readonly type: string }>>;
+
+function staticFiles(): StaticFiles {
   const ui = path.join(packageFiles().root, 'ui');
   const uplot = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
   return {
@@ -133,7 +127,12 @@ const json = (value: unknown): Answer => ({
   body: JSON.stringify(value),
 });
 
-async function answer(source: UiSource, method: string | undefined, url: URL): Promise<Answer> {
+async function answer(
+  source: UiSource,
+  assets: StaticFiles,
+  method: string | undefined,
+  url: URL,
+): Promise<Answer> {
   if (method !== 'GET') return { status: 405, type: TEXT, body: 'only GET' };
   if (url.pathname === '/api/pipeline') {
     return json({ name: source.pipelineName, batchIntervalMs: source.batchIntervalMs });
@@ -144,7 +143,7 @@ async function answer(source: UiSource, method: string | undefined, url: URL): P
     const found = await source.batch(batchId(Number(detail[1])));
     return found ? json(found) : { status: 404, type: TEXT, body: 'no such batch' };
   }
-  const asset = staticFiles()[url.pathname];
+  const asset = assets[url.pathname];
   if (!asset) return { status: 404, type: TEXT, body: 'not found' };
   return { status: 200, type: asset.type, body: await readFile(asset.file) };
 }
@@ -154,8 +153,16 @@ function send(response: ServerResponse, { status, type, body }: Answer): void {
   response.end(body);
 }
 
-async function route(source: UiSource, request: IncomingMessage, response: ServerResponse): Promise<void> {
-  send(response, await answer(source, request.method, new URL(request.url ?? '/', 'http://localhost')));
+async function route(
+  source: UiSource,
+  assets: StaticFiles,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  send(
+    response,
+    await answer(source, assets, request.method, new URL(request.url ?? '/', 'http://localhost')),
+  );
 }
 
 /**
@@ -172,8 +179,10 @@ export async function startUi(
   source: UiSource,
   options: { readonly port?: number; readonly host?: string } = {},
 ): Promise<UiServer> {
+  // Found once: the package's files and uPlot's do not move while the page is served.
+  const assets = staticFiles();
   const server = createServer((request, response) => {
-    route(source, request, response).catch((error: unknown) => {
+    route(source, assets, request, response).catch((error: unknown) => {
       if (response.headersSent) {
         response.end();
         return;

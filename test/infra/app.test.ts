@@ -3,9 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../support/cli';
 import { cfnLint, cfnLintAvailable, cfnLintTitle } from './helpers';
-
-const REPO_ROOT = path.resolve(__dirname, '../..');
 
 /** Bundles must stay small for fast cold starts; the AWS SDK is left to the runtime. */
 const MAX_BUNDLE_BYTES = 150 * 1024;
@@ -13,7 +12,7 @@ const MAX_BUNDLE_BYTES = 150 * 1024;
 /** Runs the CDK app the way the CLI does: context and output directory through the environment. */
 function runApp(context: Record<string, unknown>, outdir: string): { status: number | null; stderr: string } {
   const result = spawnSync(process.execPath, ['--import', 'tsx', 'infra/app.ts'], {
-    cwd: REPO_ROOT,
+    cwd: ROOT,
     encoding: 'utf8',
     env: { ...process.env, CDK_CONTEXT_JSON: JSON.stringify(context), CDK_OUTDIR: outdir },
     timeout: 60_000,
@@ -122,7 +121,7 @@ describe('infra/app.ts with real bundling (word count example)', () => {
       encoding: 'utf8',
       env: {
         PATH: process.env.PATH,
-        NODE_PATH: path.join(REPO_ROOT, 'node_modules'),
+        NODE_PATH: path.join(ROOT, 'node_modules'),
         AWS_REGION: 'us-east-1',
         SLUICE_BUCKET: 'bucket',
         SLUICE_TABLE: 'table',

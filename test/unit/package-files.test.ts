@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MissingPackageError, SluiceError } from '../../lib/errors';
-import { packageFiles } from '../../lib/package-files';
+import { missingPeers, packageFiles } from '../../lib/package-files';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sluice-package-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,6 +47,16 @@ describe('packageFiles', () => {
 
     // Assert
     expect(attempt).toThrow(/no package.json of sluice above/);
+  });
+});
+
+describe('missingPeers', () => {
+  it('names only the packages that do not resolve, with the version sluice pins or latest', () => {
+    // Act
+    const missing = missingPeers(['zod', 'dynalite', 'no-such-package-of-sluice']);
+
+    // Assert
+    expect(missing).toEqual({ 'no-such-package-of-sluice': 'latest' });
   });
 });
 

@@ -103,6 +103,11 @@ export class BatchItems {
     return raw ? parseBatchItem(raw) : undefined;
   }
 
+  /** Every batch of the ledger, in order. */
+  async all(): Promise<BatchItem[]> {
+    return (await this.table.queryAll(LEDGER_ITEM_KEYS.batchPk)).map(parseBatchItem);
+  }
+
   /** Batches from `from` on, in order (at most `limit`). */
   async from(from: number, limit = 100): Promise<BatchItem[]> {
     const out = await this.table.dynamo.send(
