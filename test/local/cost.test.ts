@@ -102,6 +102,65 @@ describe('what a run costs', () => {
     expect(report.projection.month.total).toBeGreaterThan(report.projection.beyondKinesis);
   });
 
+  it('prices with a price table from a file (`--prices`)', async () => {
+    // Arrange: every list price doubled, under another region's name
+    const doubled = JSON.parse(JSON.stringify(US_EAST_1), (_key, value: unknown) =>
+      typeof value === 'number' ? value * 2 : value,
+    ) as Record<string, unknown>;
+    const prices = path.join(dir, 'prices.json');
+    writeFileSync(prices, JSON.stringify({ ...doubled, region: 'eu-west-1' }));
+
+    // Act
+    const { code, stdout, stderr } = await runCli([
+      'cost',
+      'examples/wordcount/pipeline.ts',
+      '-i',
+      'examples/wordcount/input.txt',
+      '--prices',
+      prices,
+      '--json',
+    ]);
+
+    // Assert: what a PUT costs is the file's price
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(stdout) as CostReport;
+    expect(report.region).toBe('eu-west-1');
+    const puts = report.run.bill.lines.find((line) => line.item === 'PUT and LIST requests');
+    expect(puts?.quantity).toBeGreaterThan(0);
+    expect((puts?.dollars ?? 0) / (puts?.quantity ?? 1)).toBeCloseTo((2 * 0.005) / 1000, 12);
+    expect(report.alternatives.flink.total).toBeCloseTo(2 * 165.6, 6);
+  });
+
+  it('`sluice local run --cost --json` prints the report after the batches', async () => {
+    // Arrange
+    const input = path.join(dir, 'run.txt');
+    writeFileSync(input, `${generateLines(60, 8).join('\n')}\n`);
+
+    // Act
+    const { code, stdout, stderr } = await runCli([
+      'local',
+      'run',
+      'examples/wordcount/pipeline.ts',
+      '-i',
+      input,
+      '--lines-per-batch',
+      '20',
+      '--cost',
+      '--rate',
+      '2/s',
+      '--json',
+    ]);
+
+    // Assert
+    expect(code, stderr).toBe(0);
+    const lines = stdout.trim().split('\n');
+    const report = JSON.parse(lines[lines.length - 1] ?? '') as CostReport;
+    expect(report.kind).toBe('sluice.cost@1');
+    expect(report.run).toMatchObject({ batches: 3, records: 60 });
+    expect(report.projection.recordsPerSecond).toBe(2);
+    expect(lines.slice(0, -1).every((line) => 'batch' in (JSON.parse(line) as object))).toBe(true);
+  });
+
   it('says when a region has no built-in prices', async () => {
     const { code, stderr } = await runCli([
       'cost',
