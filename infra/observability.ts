@@ -258,13 +258,26 @@ export function createDashboard(
       metric('totalDelay', { statistic: 'Maximum', label: 'max' }),
     ]),
     graph('Input bytes', [metric('inputBytes', { label: 'bytes in sealed batches' })]),
-    graph('Task cost per hour (USD, list prices)', [
+    graph('Batch cost per hour (USD, list prices)', [
       new cloudwatch.MathExpression({
         expression: 'cost / 1000000',
         usingMetrics: { cost: metric('cost', { statistic: 'Sum', period: Duration.hours(1) }) },
-        label: 'tasks',
+        label: 'ingest, seal and tasks',
         period: Duration.hours(1),
       }),
+    ]),
+  );
+  dashboard.addWidgets(
+    graph('State after each batch', [
+      metric('stateKeys', { statistic: 'Maximum', label: 'keys' }),
+      metric('stateBytes', { statistic: 'Maximum', label: 'bytes' }),
+    ]),
+    graph('Seal time (ms)', [
+      metric('sealTime', { statistic: 'Average', label: 'average' }),
+      metric('sealTime', { statistic: 'Maximum', label: 'max' }),
+    ]),
+    graph('Watermark lag behind the batch time (ms, event time)', [
+      metric('watermarkLag', { statistic: 'Maximum', label: 'max' }),
     ]),
   );
   dashboard.addWidgets(

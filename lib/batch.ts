@@ -39,6 +39,11 @@ export interface SegmentItem {
   readonly blocks: string;
   /** How the segment's bytes are encoded (`DATA_FORMATS.segment` of the ingest that wrote it). */
   readonly format: string;
+  /**
+   * What the ingest invocation used to write the segment, up to registering it (a redelivery's
+   * registration replaces it), when it was metered.
+   */
+  readonly usage?: TaskUsage;
 }
 
 /** Totals of a finished batch. */
@@ -102,6 +107,12 @@ export interface BatchItem {
   /** Transform tasks of phase 0. */
   readonly tasks: number;
   readonly sealedAt: number;
+  /** How long sealing took: from the sealing pass's start to the item's creation, ms. */
+  readonly sealMs?: number;
+  /** What the sealing coordinator pass used up to creating the item, when it was metered. */
+  readonly sealUsage?: TaskUsage;
+  /** What the ingest invocations of the batch's segments used, summed, when they were metered. */
+  readonly ingestUsage?: IngestUsage;
   readonly updatedAt: number;
   readonly completedAt?: number;
   readonly summary?: BatchSummary;
@@ -156,10 +167,35 @@ export interface TaskReport {
   readonly commitsState?: boolean;
   /** The highest event time the task's output into an event-time stage carried. */
   readonly eventTimeHigh?: number;
+  /** The lowest event time the task's output into an event-time stage carried. */
+  readonly eventTimeLow?: number;
+  /** The task's dead letters by kind (`decode`, `stage`, `late`...), when it had any. */
+  readonly deadLetterKinds?: Readonly<Partial<Record<DeadLetterKind, number>>>;
+  /** A stateful task's state: what it read, what it wrote, and its size after the batch. */
+  readonly state?: StateUsage;
   /** Set when the task only moved its partition's state past a skipped batch. */
   readonly skipped?: boolean;
   /** What the task's invocation used up to its report, when it was metered. */
   readonly usage?: TaskUsage;
+}
+
+/** What several ingest invocations used, summed: one invocation per segment. */
+export interface IngestUsage extends TaskUsage {
+  readonly invocations: number;
+}
+
+/**
+ * One stateful partition's state in one batch: its size after the batch (keys, chunks and their
+ * encoded bytes) and the chunks read to load it and written to commit it.
+ */
+export interface StateUsage {
+  readonly keys: number;
+  readonly chunks: number;
+  readonly bytes: number;
+  readonly chunksRead: number;
+  readonly bytesRead: number;
+  readonly chunksWritten: number;
+  readonly bytesWritten: number;
 }
 
 /**
@@ -173,3 +209,22 @@ export interface TaskUsage {
   readonly readUnits: number;
   readonly writeUnits: number;
 }
+
+/**
+ * Every kind of dead letter; see `DeadLetter.kind`.
+ *
+ * @example
+ * DEAD_LETTER_KINDS.includes('late'); // true
+ */
+export const DEAD_LETTER_KINDS = Object.freeze([
+  'decode',
+  'stage',
+  'late',
+  'invalid-event-time',
+  'encode',
+  'state',
+  'batch',
+] as const);
+
+/** What a dead letter is about; see `DeadLetter.kind`. */
+export type DeadLetterKind = (typeof DEAD_LETTER_KINDS)[number];

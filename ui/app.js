@@ -69,6 +69,49 @@ function drawTable(batches) {
   );
 }
 
+/** The stateful stages' state after the batch: size, and what the batch read and wrote. */
+function stateTable(state) {
+  if (state.length === 0) return [];
+  const heads = [
+    'Stage',
+    'Partitions',
+    'Keys',
+    'Chunks',
+    'Bytes',
+    'Chunks read',
+    'Bytes read',
+    'Chunks written',
+    'Bytes written',
+  ];
+  return [
+    el('h3', {}, 'State'),
+    el(
+      'table',
+      { 'data-testid': 'state' },
+      el('thead', {}, el('tr', {}, ...heads.map((h) => el('th', {}, h)))),
+      el(
+        'tbody',
+        {},
+        ...state.map((s) =>
+          el(
+            'tr',
+            {},
+            el('td', {}, s.stage),
+            el('td', {}, s.partitions),
+            el('td', { 'data-testid': 'state-keys' }, s.keys),
+            el('td', {}, s.chunks),
+            el('td', {}, s.bytes),
+            el('td', {}, s.chunksRead),
+            el('td', {}, s.bytesRead),
+            el('td', {}, s.chunksWritten),
+            el('td', {}, s.bytesWritten),
+          ),
+        ),
+      ),
+    ),
+  ];
+}
+
 async function showBatch(batch) {
   selected = batch;
   const detail = await getJson(`/api/batches/${batch}`);
@@ -84,7 +127,9 @@ async function showBatch(batch) {
         { 'data-testid': 'figures' },
         `${progress.inputRecords} records in (${progress.inputBytes} bytes), ${progress.outputRecords} out; ` +
           `${progress.readUnits} read and ${progress.writeUnits} write units, ` +
-          `${progress.gbSeconds.toPrecision(3)} GB-s, ${usd(progress.costUsd)}`,
+          `${progress.gbSeconds.toPrecision(3)} GB-s, ${usd(progress.costUsd)} ` +
+          `(ingest ${usd(progress.costByStep.ingest) || '$0'}, seal ${usd(progress.costByStep.seal) || '$0'} ` +
+          `in ${ms(progress.sealMs)}, tasks ${usd(progress.costByStep.tasks) || '$0'})`,
       ),
       el(
         'table',
@@ -132,6 +177,7 @@ async function showBatch(batch) {
           ),
         ),
       ),
+      ...stateTable(progress.state),
       el('h3', {}, 'Requests'),
       el(
         'pre',
@@ -142,7 +188,14 @@ async function showBatch(batch) {
       ),
     );
   }
-  parts.push(el('h3', {}, `Dead letters (${detail.deadLetters.length} shown)`));
+  const kinds = progress
+    ? Object.entries(progress.deadLettersByKind)
+        .map(([kind, n]) => `${kind} ${n}`)
+        .join(', ')
+    : '';
+  parts.push(
+    el('h3', {}, `Dead letters (${detail.deadLetters.length} shown${kinds ? `; by kind: ${kinds}` : ''})`),
+  );
   parts.push(
     el(
       'ul',
@@ -174,6 +227,8 @@ async function refresh() {
       (b) => b.costUsd,
       (v) => (v === 0 ? '0' : `$${v.toPrecision(2)}`),
     );
+    drawChart('chart-state', 'keys', batches, (b) => b.stateKeys);
+    drawChart('chart-watermark', 'ms', batches, (b) => b.watermarkLagMs);
     drawTable(batches);
   } catch (error) {
     document.getElementById('summary').textContent = `cannot reach the pipeline: ${error.message}`;

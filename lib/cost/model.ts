@@ -127,26 +127,31 @@ export function priceRun(usage: Usage, prices: PriceTable, memory: FunctionMemor
 }
 
 /**
- * What tasks cost at list prices, from their reports' usage: an invocation each, GB-seconds from
- * its duration and its kind's memory, and its requests and units.
+ * What tasks cost at list prices, from their reports' usage: an invocation each (or as many as
+ * `invocations` says: several ingest invocations summed, or none for a coordinator pass inside a
+ * longer invocation), GB-seconds from its duration and its kind's memory, and its requests and units.
  *
  * @example
  * const bill = priceTasks([{ kind: 'reduce', usage }], US_EAST_1, DEFAULT_MEMORY_MB);
  */
 export function priceTasks(
-  tasks: readonly { readonly kind: FunctionKind; readonly usage: TaskUsage }[],
+  tasks: readonly {
+    readonly kind: FunctionKind;
+    readonly usage: TaskUsage;
+    readonly invocations?: number;
+  }[],
   prices: PriceTable,
   memory: FunctionMemory,
 ): Bill {
   const quantities = none();
-  for (const { kind, usage } of tasks) {
+  for (const { kind, usage, invocations = 1 } of tasks) {
     const operations = Object.fromEntries(
       Object.entries(usage.requests).map(([key, requests]) => [
         key,
         { requests, readUnits: 0, writeUnits: 0, putUnits: 0 },
       ]),
     );
-    addFunction(quantities, { invocations: 1, durationMs: usage.durationMs, operations }, memory[kind]);
+    addFunction(quantities, { invocations, durationMs: usage.durationMs, operations }, memory[kind]);
     quantities.readUnits += usage.readUnits;
     quantities.writeUnits += usage.writeUnits;
   }

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { TaskUsage } from '../batch';
 import type { FunctionKind } from '../deployment';
 import { aroundRequests } from '../middleware';
 
@@ -230,3 +231,58 @@ export class UsageMeter {
     if (invocation) addTo(invocation.operations, key, use);
   }
 }
+
+/**
+ * What an invocation used between two readings of `UsageMeter.current()` (from its start when
+ * `since` is unset), as a task report, a segment or a seal records it.
+ *
+ * @example
+ * const before = meter.current();
+ * await work();
+ * const used = usageBetween(meter.current(), before);
+ */
+export function usageBetween(now: InvocationUsage, since?: InvocationUsage): TaskUsage {
+  const requests: Record<string, number> = {};
+  let readUnits = 0;
+  let writeUnits = 0;
+  for (const [operation, use] of Object.entries(now.operations)) {
+    const before = since?.operations[operation] ?? NO_USE;
+    const count = use.requests - before.requests;
+    if (count > 0) requests[operation] = count;
+    readUnits += use.readUnits - before.readUnits;
+    writeUnits += use.writeUnits - before.writeUnits;
+  }
+  return {
+    durationMs: Math.round(now.elapsedMs - (since?.elapsedMs ?? 0)),
+    requests,
+    readUnits,
+    writeUnits,
+  };
+}
+
+/**
+ * Two usages added up: what several segments' ingest invocations used, together.
+ *
+ * @example
+ * const ingest = segments.reduce((sum, s) => (s.usage ? addUsage(sum, s.usage) : sum), NO_TASK_USAGE);
+ */
+export function addUsage(a: TaskUsage, b: TaskUsage): TaskUsage {
+  const requests: Record<string, number> = { ...a.requests };
+  for (const [operation, count] of Object.entries(b.requests)) {
+    requests[operation] = (requests[operation] ?? 0) + count;
+  }
+  return {
+    durationMs: a.durationMs + b.durationMs,
+    requests: Object.fromEntries(Object.entries(requests).sort(([x], [y]) => x.localeCompare(y))),
+    readUnits: a.readUnits + b.readUnits,
+    writeUnits: a.writeUnits + b.writeUnits,
+  };
+}
+
+/** No usage: what `addUsage` starts from. */
+export const NO_TASK_USAGE: TaskUsage = Object.freeze({
+  durationMs: 0,
+  requests: Object.freeze({}),
+  readUnits: 0,
+  writeUnits: 0,
+});

@@ -28,6 +28,8 @@ export class ShuffleBuffer implements EventTimeSink {
   private readonly takesPairs: boolean;
   /** The highest event time an event-time stage noted in this task's records. */
   eventTimeHigh: EventTimeHigh = null;
+  /** The lowest, for the batch's progress record. */
+  eventTimeLow: EventTimeHigh = null;
 
   constructor(
     private readonly stage: WideStage<unknown, unknown>,
@@ -73,6 +75,7 @@ export class ShuffleBuffer implements EventTimeSink {
 
   observeEventTime(ms: number): void {
     this.eventTimeHigh = raiseHigh(this.eventTimeHigh, ms);
+    if (this.eventTimeLow === null || ms < this.eventTimeLow) this.eventTimeLow = ms;
   }
 
   /**

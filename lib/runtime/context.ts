@@ -115,10 +115,18 @@ export interface BatchCompletion {
   readonly inputBytes: number;
   /** From the batch time to completion, ms. */
   readonly totalDelayMs: number;
-  /** The tasks' Lambda GB-seconds. */
+  /** How long sealing took, ms. */
+  readonly sealMs: number;
+  /** Lambda GB-seconds of the batch's ingest, sealing pass and tasks. */
   readonly gbSeconds: number;
-  /** The tasks' cost at list prices, US dollars. */
+  /** The same's cost at list prices, US dollars. */
   readonly costUsd: number;
+  /** Keys of every stateful stage's state after the batch (0 without state). */
+  readonly stateKeys: number;
+  /** Encoded bytes of the same. */
+  readonly stateBytes: number;
+  /** Event-time pipelines: the batch time less the watermark the batch ran with, ms. */
+  readonly watermarkLagMs?: number;
 }
 
 /**

@@ -2,7 +2,8 @@ import { describeError, RetryBudgetExhaustedError } from '../errors';
 import { batchId, type BatchId, type ShardId, type StageId, type TaskId } from '../ids';
 import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
 import { manifestKey } from '../storage/keys';
-import type { BatchItem, Cursors, SegmentItem, ShardCursor } from '../batch';
+import type { BatchItem, Cursors, IngestUsage, SegmentItem, ShardCursor } from '../batch';
+import { addUsage, NO_TASK_USAGE, usageBetween } from '../cost/usage';
 import { foldBatches, type WatermarkFold } from '../watermark';
 import { padSeq } from '../encoding/segment';
 import { isEventTime } from '../dsl/spec';
@@ -89,6 +90,8 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
   // The tasks this pass split, when it is the one that sealed: no need to read and split again.
   let sealedWith: readonly (readonly Slice[])[] | undefined;
   if (!item) {
+    const startedAt = ctx.clock.now();
+    const usedBefore = ctx.meter?.current();
     const state = await ctx.ledger.pipeline.get();
     // If another coordinator seals this batch between our reads, our conditional create fails and
     // its item (not these cursors) is used.
@@ -99,6 +102,9 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       const watermarkFold = hasEventTime(ctx)
         ? await foldWatermark(ctx, state?.watermarkFold, batch)
         : undefined;
+      const usedNow = ctx.meter?.current();
+      const sealedAt = ctx.clock.now();
+      const ingestUsage = ingestUsageOf(input.segments);
       const sealed = await ctx.ledger.batches.create({
         batch,
         time,
@@ -108,8 +114,11 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
         inputRecords: countRecords(tasks),
         inputBytes: tasks.flat().reduce((sum, s) => sum + (s.end - s.start), 0),
         tasks: tasks.length,
-        sealedAt: ctx.clock.now(),
-        updatedAt: ctx.clock.now(),
+        sealedAt,
+        sealMs: sealedAt - startedAt,
+        ...(usedNow ? { sealUsage: usageBetween(usedNow, usedBefore) } : {}),
+        ...(ingestUsage ? { ingestUsage } : {}),
+        updatedAt: sealedAt,
       });
       item = sealed.item;
       if (sealed.created) sealedWith = tasks;
@@ -139,6 +148,16 @@ function afterSeqOf(segment: SegmentItem, previous: Cursors): string | undefined
   // (a re-batched redelivery): its records up to that point are skipped.
   if (cursor && BigInt(segment.firstSeq) <= BigInt(cursor.lastSeq)) return cursor.lastSeq;
   return undefined;
+}
+
+/**
+ * What the ingest invocations of the segments used, summed, or nothing if none was metered. An
+ * invocation writes one segment per shard it was given, and the event-source mapping gives one.
+ */
+function ingestUsageOf(segments: readonly SegmentItem[]): IngestUsage | undefined {
+  const metered = segments.flatMap((s) => (s.usage ? [s.usage] : []));
+  if (metered.length === 0) return undefined;
+  return { ...metered.reduce(addUsage, NO_TASK_USAGE), invocations: metered.length };
 }
 
 function countRecords(tasks: readonly (readonly Slice[])[]): number {

@@ -1,3 +1,4 @@
+import type { DeadLetterKind } from '../batch';
 import type { EventTimeHigh } from '../watermark';
 import type { Decoder } from '../dsl/source';
 import { SegmentCursor } from '../encoding/segment';
@@ -43,10 +44,6 @@ export interface DeadLetter {
   readonly applied?: number;
   readonly unapplied?: unknown;
 }
-
-/** What a dead letter is about; see `DeadLetter.kind`. */
-export type DeadLetterKind =
-  'decode' | 'stage' | 'late' | 'invalid-event-time' | 'encode' | 'state' | 'batch';
 
 /** The dead-letter kind of an error thrown while a record went through stages. */
 function kindOf(error: unknown): DeadLetterKind {

@@ -3,7 +3,7 @@ import type { TaskId } from '../ids';
 import type { Manifest } from '../manifest';
 import type { CompiledPhase } from '../plan';
 import { deadLetterKey, shuffleKey } from '../storage/keys';
-import type { TaskReport } from '../batch';
+import type { DeadLetterKind, TaskReport } from '../batch';
 import type { RuntimeContext } from './context';
 import { NO_KEY, PhaseRunner, type DeadLetter } from './datapath';
 import { readSegments } from './map-side';
@@ -29,6 +29,12 @@ class DeadLetters {
       );
     }
     this.entries.push(entry);
+  }
+
+  byKind(): Partial<Record<DeadLetterKind, number>> {
+    const counts: Partial<Record<DeadLetterKind, number>> = {};
+    for (const { kind } of this.entries) counts[kind] = (counts[kind] ?? 0) + 1;
+    return counts;
   }
 }
 
@@ -88,8 +94,10 @@ export async function executeTask(
     ...base,
     recordsIn: read.records,
     deadLetters: dead.entries.length,
+    ...(dead.entries.length > 0 ? { deadLetterKinds: dead.byKind() } : {}),
     bytesRead: read.bytes,
     ...(deadLetters ? { deadLetterKey: deadLetters } : {}),
+    ...(read.state ? { state: read.state.usage } : {}),
   };
   const withState = (report: TaskReport): { report: TaskReport; state?: PendingState } =>
     read.state ? { report, state: read.state } : { report };
@@ -102,10 +110,11 @@ export async function executeTask(
         await ctx.objects.put(key, body);
         bytesWritten += body.length;
       }
-      const high = made.buffer.eventTimeHigh;
+      const { eventTimeHigh: high, eventTimeLow: low } = made.buffer;
       return withState({
         ...common,
         ...(high === null ? {} : { eventTimeHigh: high }),
+        ...(low === null ? {} : { eventTimeLow: low }),
         recordsOut: made.buffer.records,
         withData,
         ...(withData.length > 0 ? { shuffle: key, index: runs } : {}),

@@ -4,6 +4,7 @@ import { InvalidInputError } from '../errors';
 import { shardId, type ShardId } from '../ids';
 import { sourcesOf } from '../plan';
 import { segmentKey } from '../storage/keys';
+import { usageBetween } from '../cost/usage';
 import type { RuntimeContext } from './context';
 import type { KinesisEvent } from './events';
 
@@ -61,6 +62,8 @@ export async function ingest(ctx: RuntimeContext, event: KinesisEvent): Promise<
     });
   }
   const written: { shard: ShardId; key: string; records: number }[] = [];
+  // Each segment carries what writing it used: the invocation's use since the previous segment.
+  let used = ctx.meter?.current();
   for (const [shard, records] of byShard) {
     // The mapping delivers in order, but sorting makes the segment a function of its records alone.
     records.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : BigInt(a.seq) > BigInt(b.seq) ? 1 : 0));
@@ -70,6 +73,7 @@ export async function ingest(ctx: RuntimeContext, event: KinesisEvent): Promise<
     const key = segmentKey(shard, first.seq);
     await ctx.objects.put(key, body);
     await ctx.ledger.segments.registerShard(shard);
+    const usedNow = ctx.meter?.current();
     await ctx.ledger.segments.register({
       shard,
       firstSeq: first.seq,
@@ -79,7 +83,9 @@ export async function ingest(ctx: RuntimeContext, event: KinesisEvent): Promise<
       bytes: body.length,
       blocks: formatBlocks(blocks),
       format: DATA_FORMATS.segment,
+      ...(usedNow ? { usage: usageBetween(usedNow, used) } : {}),
     });
+    used = usedNow;
     written.push({ shard, key, records: records.length });
   }
   ctx.log.info('ingested', { segments: written.length, records: event.Records.length });

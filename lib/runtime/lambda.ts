@@ -48,6 +48,12 @@ export function powertoolsMetrics(metrics: Metrics): RuntimeMetrics {
       metrics.addMetric(BATCH_METRICS.inputBytes, MetricUnit.Bytes, completion.inputBytes);
       metrics.addMetric(BATCH_METRICS.gbSeconds, MetricUnit.NoUnit, completion.gbSeconds);
       metrics.addMetric(BATCH_METRICS.cost, MetricUnit.Count, Math.round(completion.costUsd * 1e6));
+      metrics.addMetric(BATCH_METRICS.sealTime, MetricUnit.Milliseconds, completion.sealMs);
+      metrics.addMetric(BATCH_METRICS.stateKeys, MetricUnit.Count, completion.stateKeys);
+      metrics.addMetric(BATCH_METRICS.stateBytes, MetricUnit.Bytes, completion.stateBytes);
+      if (completion.watermarkLagMs !== undefined) {
+        metrics.addMetric(BATCH_METRICS.watermarkLag, MetricUnit.Milliseconds, completion.watermarkLagMs);
+      }
     },
     batchFailed() {
       metrics.addMetric(BATCH_METRICS.failedBatches, MetricUnit.Count, 1);

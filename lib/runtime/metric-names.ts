@@ -13,9 +13,16 @@ export const BATCH_METRICS = Object.freeze({
   schedulingDelay: 'SchedulingDelay',
   totalDelay: 'TotalDelay',
   inputBytes: 'InputBytes',
-  gbSeconds: 'TaskGbSeconds',
-  /** Millionths of a US dollar: CloudWatch sums whole counts best. */
-  cost: 'TaskCostMicroUsd',
+  sealTime: 'SealTime',
+  /** Lambda GB-seconds of the batch's ingest, sealing pass and tasks. */
+  gbSeconds: 'BatchGbSeconds',
+  /** The same's cost in millionths of a US dollar: CloudWatch sums whole counts best. */
+  cost: 'BatchCostMicroUsd',
+  /** Keys and encoded bytes of every stateful stage's state after the batch. */
+  stateKeys: 'StateKeys',
+  stateBytes: 'StateBytes',
+  /** Event-time pipelines: batch time less the watermark the batch ran with, ms. */
+  watermarkLag: 'WatermarkLag',
   failedBatches: 'FailedBatches',
 });
 

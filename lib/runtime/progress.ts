@@ -180,8 +180,12 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
     schedulingDelayMs,
     inputBytes: progress.inputBytes,
     totalDelayMs: progress.totalDelayMs,
+    sealMs: progress.sealMs,
     gbSeconds: progress.gbSeconds,
     costUsd: progress.costUsd,
+    stateKeys: progress.state.reduce((sum, s) => sum + s.keys, 0),
+    stateBytes: progress.state.reduce((sum, s) => sum + s.bytes, 0),
+    ...(progress.watermark === undefined ? {} : { watermarkLagMs: progress.time - progress.watermark }),
   });
   for (const sink of ctx.plan.spec.sinks) {
     if (sink.kind !== 'sluice.sink/print@1') continue;

@@ -109,7 +109,7 @@ export async function reduceInput(
     reduce.finish(runner);
     return { records: reduce.pairs, bytes };
   }
-  const { head, table, before } = loaded;
+  const { head, table, before, read } = loaded;
   reduce.finish(runner, {
     table,
     batch: {
@@ -122,7 +122,7 @@ export async function reduceInput(
   return {
     records: reduce.pairs,
     bytes,
-    state: prepareState(stage, partition, manifest.batch, head, table, before, (key, value, error) =>
+    state: prepareState(stage, partition, manifest.batch, head, table, before, read, (key, value, error) =>
       runner.stateFailed(key, error, { state: value }),
     ),
   };

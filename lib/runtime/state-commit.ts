@@ -5,6 +5,7 @@ import type { StageId } from '../ids';
 import type { StatefulOperator } from '../state/operator';
 import { StateTable } from '../state/table';
 import type { StateHead, StateStore } from '../storage/state-store';
+import type { StateUsage } from '../batch';
 
 /** A stateful partition's new state, computed but not yet stored. */
 export interface PendingState {
@@ -13,6 +14,8 @@ export interface PendingState {
   readonly previous: StateHead;
   readonly next: StateHead;
   readonly writes: readonly { readonly chunk: number; readonly slot: string; readonly data: Buffer }[];
+  /** What loading it read and committing it will write, and its size after the batch. */
+  readonly usage: StateUsage;
 }
 
 /**
@@ -31,7 +34,7 @@ export class StateAlreadyCommitted extends Error {
  * reports what the committing run did.
  *
  * @example
- * const { head, table, before } = await loadState(store, stage, partition, partitions, batch, operator, scope);
+ * const { head, table, before, read } = await loadState(store, stage, partition, partitions, batch, operator, scope);
  */
 export async function loadState(
   store: StateStore,
@@ -41,7 +44,7 @@ export async function loadState(
   batch: number,
   operator: StatefulOperator,
   scope: ErrorScope,
-): Promise<{ head: StateHead; table: StateTable; before: Buffer[] }> {
+): Promise<{ head: StateHead; table: StateTable; before: Buffer[]; read: ChunksRead }> {
   const head = await headFor(store, stage, partition, batch, scope);
   if (head.batch >= batch)
     throw new StateAlreadyCommitted(`state of ${stage}/${partition} is at batch ${head.batch}`);
@@ -57,7 +60,17 @@ export async function loadState(
   // it loaded to the same bytes (entries keep their chunk and their order), so the state is
   // encoded once per batch, after it is applied, not also before.
   const before = head.batch === 0 ? [] : stored;
-  return { head, table, before };
+  const read = {
+    chunks: stored.filter((chunk) => chunk.length > 0).length,
+    bytes: stored.reduce((sum, chunk) => sum + chunk.length, 0),
+  };
+  return { head, table, before, read };
+}
+
+/** The chunks a partition's state was loaded from. */
+export interface ChunksRead {
+  readonly chunks: number;
+  readonly bytes: number;
 }
 
 /**
@@ -105,7 +118,7 @@ export async function skipState(
  * The writes that take a partition's state from `head` to batch n: only the chunks that changed.
  *
  * @example
- * const pending = prepareState(stage, partition, batch, head, table, before, onRefused);
+ * const pending = prepareState(stage, partition, batch, head, table, before, read, onRefused);
  */
 export function prepareState(
   stage: StageId,
@@ -114,6 +127,7 @@ export function prepareState(
   head: StateHead,
   table: StateTable,
   before: readonly Buffer[],
+  read: ChunksRead,
   onRefused?: (key: unknown, value: unknown, error: Error) => void,
 ): PendingState {
   const encoded = table.encode(head.chunks, onRefused);
@@ -145,6 +159,15 @@ export function prepareState(
       format: DATA_FORMATS.chunk,
     },
     writes,
+    usage: {
+      keys: table.size,
+      chunks: encoded.bodies.filter((body) => body.length > 0).length,
+      bytes: encoded.bodies.reduce((sum, body) => sum + body.length, 0),
+      chunksRead: read.chunks,
+      bytesRead: read.bytes,
+      chunksWritten: writes.length,
+      bytesWritten: writes.reduce((sum, write) => sum + write.data.length, 0),
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import { parseManifest, type Manifest } from '../manifest';
 import { assertSamePlan, type CompiledPhase } from '../plan';
 import { manifestKey } from '../storage/keys';
 import type { TaskReport } from '../batch';
+import { usageBetween } from '../cost/usage';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { executeTask } from './execute';
@@ -66,16 +67,7 @@ async function standingReport(
 /** The report with what the invocation has used so far, when it is metered. */
 function withUsage(ctx: RuntimeContext, report: TaskReport): TaskReport {
   const used = ctx.meter?.current();
-  if (!used) return report;
-  let readUnits = 0;
-  let writeUnits = 0;
-  const requests: Record<string, number> = {};
-  for (const [operation, use] of Object.entries(used.operations)) {
-    requests[operation] = use.requests;
-    readUnits += use.readUnits;
-    writeUnits += use.writeUnits;
-  }
-  return { ...report, usage: { durationMs: Math.round(used.elapsedMs), requests, readUnits, writeUnits } };
+  return used ? { ...report, usage: usageBetween(used) } : report;
 }
 
 async function executeAndReport(

@@ -22,6 +22,10 @@ export interface UiBatch {
   readonly totalDelayMs?: number;
   readonly inputRate?: number;
   readonly costUsd?: number;
+  /** Keys of every stateful stage after the batch. */
+  readonly stateKeys?: number;
+  /** Event-time pipelines: how far the watermark the batch ran with was behind its time, ms. */
+  readonly watermarkLagMs?: number;
   readonly failure?: string;
 }
 
@@ -58,6 +62,8 @@ function uiBatch(item: BatchItem, progress: BatchProgress | undefined): UiBatch 
           totalDelayMs: progress.totalDelayMs,
           inputRate: progress.inputRate,
           costUsd: progress.costUsd,
+          stateKeys: progress.state.reduce((sum, s) => sum + s.keys, 0),
+          ...(progress.watermark === undefined ? {} : { watermarkLagMs: progress.time - progress.watermark }),
         }
       : {}),
     ...(item.failure ? { failure: item.failure.message } : {}),

@@ -38,8 +38,12 @@ const completion = {
   schedulingDelayMs: 35,
   inputBytes: 4096,
   totalDelayMs: 885,
+  sealMs: 12,
   gbSeconds: 1.5,
   costUsd: 0.0000421,
+  stateKeys: 900,
+  stateBytes: 12_000,
+  watermarkLagMs: 40_000,
 };
 
 describe('powertoolsMetrics', () => {
@@ -63,8 +67,12 @@ describe('powertoolsMetrics', () => {
         { Name: 'SchedulingDelay', Unit: 'Milliseconds' },
         { Name: 'TotalDelay', Unit: 'Milliseconds' },
         { Name: 'InputBytes', Unit: 'Bytes' },
-        { Name: 'TaskGbSeconds', Unit: 'None' },
-        { Name: 'TaskCostMicroUsd', Unit: 'Count' },
+        { Name: 'BatchGbSeconds', Unit: 'None' },
+        { Name: 'BatchCostMicroUsd', Unit: 'Count' },
+        { Name: 'SealTime', Unit: 'Milliseconds' },
+        { Name: 'StateKeys', Unit: 'Count' },
+        { Name: 'StateBytes', Unit: 'Bytes' },
+        { Name: 'WatermarkLag', Unit: 'Milliseconds' },
       ]),
     );
     expect(emf).toMatchObject({
@@ -75,8 +83,12 @@ describe('powertoolsMetrics', () => {
       SchedulingDelay: 35,
       TotalDelay: 885,
       InputBytes: 4096,
-      TaskGbSeconds: 1.5,
-      TaskCostMicroUsd: 42,
+      BatchGbSeconds: 1.5,
+      BatchCostMicroUsd: 42,
+      SealTime: 12,
+      StateKeys: 900,
+      StateBytes: 12_000,
+      WatermarkLag: 40_000,
     });
   });
 

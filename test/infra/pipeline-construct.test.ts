@@ -615,8 +615,12 @@ describe('SluicePipeline: observability', () => {
       'Scheduling delay',
       'TotalDelay',
       'InputBytes',
-      'TaskCostMicroUsd',
-      'Task cost per hour',
+      'BatchCostMicroUsd',
+      'Batch cost per hour',
+      'StateKeys',
+      'StateBytes',
+      'SealTime',
+      'WatermarkLag',
     ]) {
       expect(body).toContain(text);
     }

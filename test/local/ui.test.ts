@@ -70,7 +70,7 @@ describe.skipIf(!existsSync(CHROMIUM))(title('the streaming page, in headless Ch
     expect(await cells('output')).toEqual([String(countWords(first).size), '2', '0']);
     expect(await cells('dead-letters')).toEqual(['0', '1', '0']);
     expect((await cells('cost'))[0]).toMatch(/^\$\d/);
-    expect(await page.locator('.uplot canvas').count()).toBeGreaterThanOrEqual(6);
+    expect(await page.locator('.uplot canvas').count()).toBeGreaterThanOrEqual(8);
 
     await run.push(['one more batch']);
     await run.advance();
@@ -104,6 +104,11 @@ describe.skipIf(!existsSync(CHROMIUM))(title('the streaming page, in headless Ch
     const sample = await detail.locator('[data-testid="dead-letter-sample"] li').allTextContents();
     expect(sample).toHaveLength(1);
     expect(sample[0]).toMatch(/^decode in /);
+    expect(await detail.locator('h3', { hasText: 'Dead letters' }).textContent()).toContain(
+      'by kind: decode 1',
+    );
+    // Word count's stages keep no state across batches: the page shows none.
+    expect(await detail.locator('[data-testid="state"]').count()).toBe(0);
     await page.close();
   });
 });

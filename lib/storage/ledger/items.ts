@@ -1,14 +1,15 @@
 import * as z from 'zod/mini';
-import type {
-  BatchFailure,
-  BatchItem,
-  BatchSummary,
-  Cursors,
-  FailedMarker,
-  PipelineItem,
-  SegmentItem,
-  TaskAttempts,
-  TaskReport,
+import {
+  DEAD_LETTER_KINDS,
+  type BatchFailure,
+  type BatchItem,
+  type BatchSummary,
+  type Cursors,
+  type FailedMarker,
+  type PipelineItem,
+  type SegmentItem,
+  type TaskAttempts,
+  type TaskReport,
 } from '../../batch';
 import { padSeq } from '../../encoding/segment';
 import { DataFormatError } from '../../errors';
@@ -112,6 +113,23 @@ const pipelineSchema = z.object({
 
 const shardsSchema = z.object({ kind: z.literal(LEDGER_KINDS.shards), ids: z.set(z.string()) });
 
+const usageSchema = z.object({
+  durationMs: z.number().check(z.gte(0)),
+  requests: z.record(z.string(), count),
+  readUnits: z.number().check(z.gte(0)),
+  writeUnits: z.number().check(z.gte(0)),
+});
+
+const stateUsageSchema = z.object({
+  keys: count,
+  chunks: count,
+  bytes: count,
+  chunksRead: count,
+  bytesRead: count,
+  chunksWritten: count,
+  bytesWritten: count,
+});
+
 const segmentSchema = z.object({
   kind: z.literal(LEDGER_KINDS.segment),
   shard: z.string(),
@@ -122,6 +140,7 @@ const segmentSchema = z.object({
   bytes: count,
   blocks: z.string(),
   format: z.string(),
+  usage: z.optional(usageSchema),
 });
 
 const summarySchema = z.object({
@@ -151,6 +170,9 @@ const batchSchema = z.looseObject({
   inputBytes: count,
   tasks: count,
   sealedAt: z.number(),
+  sealMs: z.optional(z.number().check(z.gte(0))),
+  sealUsage: z.optional(usageSchema),
+  ingestUsage: z.optional(z.extend(usageSchema, { invocations: count })),
   updatedAt: z.number(),
   completedAt: z.optional(z.number()),
   summary: z.optional(summarySchema),
@@ -180,15 +202,11 @@ const reportSchema = z.object({
   bytesWritten: count,
   commitsState: z.optional(z.boolean()),
   eventTimeHigh: z.optional(z.number()),
+  eventTimeLow: z.optional(z.number()),
+  deadLetterKinds: z.optional(z.partialRecord(z.enum(DEAD_LETTER_KINDS), count)),
+  state: z.optional(stateUsageSchema),
   skipped: z.optional(z.boolean()),
-  usage: z.optional(
-    z.object({
-      durationMs: z.number().check(z.gte(0)),
-      requests: z.record(z.string(), count),
-      readUnits: z.number().check(z.gte(0)),
-      writeUnits: z.number().check(z.gte(0)),
-    }),
-  ),
+  usage: z.optional(usageSchema),
 });
 
 const failedSchema = z.object({
@@ -351,6 +369,9 @@ export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
     inputBytes: item.inputBytes,
     tasks: item.tasks,
     sealedAt: item.sealedAt,
+    ...(item.sealMs === undefined ? {} : { sealMs: item.sealMs }),
+    ...(item.sealUsage === undefined ? {} : { sealUsage: item.sealUsage }),
+    ...(item.ingestUsage === undefined ? {} : { ingestUsage: item.ingestUsage }),
     updatedAt: item.updatedAt,
     ...(item.completedAt === undefined ? {} : { completedAt: item.completedAt }),
     ...(item.summary === undefined ? {} : { summary: item.summary satisfies BatchSummary }),
