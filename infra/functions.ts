@@ -18,6 +18,7 @@ import {
   functionEnvironment,
   type DeployedFunction,
   type Deployment,
+  type FunctionKind,
 } from '../lib/deployment';
 import { packageFiles } from '../lib/package-files';
 import { grantFunctionAccess, grantQueueKeyToProducer, grantSelfInvoke } from './access';
@@ -276,6 +277,32 @@ export function connectStreams(
   }
 }
 
+/**
+ * Memory of each kind of function, MiB, as the props set it: what the functions get and what the
+ * stack's resources output says (`sluice cost --stack` prices by it).
+ *
+ * @example
+ * functionMemory({ taskMemorySize: 2048 }).reduce; // 2048
+ */
+export function functionMemory(props: FunctionProps): Record<FunctionKind, number> {
+  return {
+    ingest: props.ingestMemorySize ?? DEFAULT_MEMORY_MB.ingest,
+    coordinator: props.coordinatorMemorySize ?? DEFAULT_MEMORY_MB.coordinator,
+    transform: props.taskMemorySize ?? DEFAULT_MEMORY_MB.transform,
+    reduce: props.taskMemorySize ?? DEFAULT_MEMORY_MB.reduce,
+  };
+}
+
+/**
+ * The coordinator's timeout, as the props set it.
+ *
+ * @example
+ * coordinatorTimeout({}).toSeconds(); // 80
+ */
+export function coordinatorTimeout(props: FunctionProps): Duration {
+  return props.coordinatorTimeout ?? Duration.seconds(80);
+}
+
 function settingsOf(
   spec: DeployedFunction,
   context: FunctionContext,
@@ -287,15 +314,15 @@ function settingsOf(
       return {
         constructId: 'Ingest',
         description: `sluice ${name}: ingest (writes stream records ahead to S3 segments)`,
-        memorySize: props.ingestMemorySize ?? DEFAULT_MEMORY_MB.ingest,
+        memorySize: functionMemory(props).ingest,
         timeout: props.ingestTimeout ?? Duration.minutes(1),
       };
     case 'coordinator':
       return {
         constructId: 'Coordinator',
         description: `sluice ${name}: coordinator (seals batches, starts and sweeps tasks)`,
-        memorySize: props.coordinatorMemorySize ?? DEFAULT_MEMORY_MB.coordinator,
-        timeout: props.coordinatorTimeout ?? Duration.seconds(80),
+        memorySize: functionMemory(props).coordinator,
+        timeout: coordinatorTimeout(props),
         // A tick older than a minute is superseded by the next one.
         maxEventAge: Duration.minutes(1),
       };
@@ -304,7 +331,7 @@ function settingsOf(
       return {
         constructId: `${spec.kind === 'transform' ? 'Transform' : 'Reduce'}-${spec.id}`,
         description: `sluice ${name}: ${spec.kind} phase ${spec.phase ?? 0} (${spec.id})`,
-        memorySize: props.taskMemorySize ?? DEFAULT_MEMORY_MB[spec.kind],
+        memorySize: functionMemory(props)[spec.kind],
         timeout: context.taskTimeout,
         maxEventAge: props.taskMaxEventAge ?? Duration.hours(1),
       };

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
@@ -10,15 +10,22 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { describeDeployment, type Deployment } from '../lib/deployment';
+import {
+  describeDeployment,
+  RESOURCES_OUTPUT_DESCRIPTION,
+  type DeployedResources,
+  type Deployment,
+} from '../lib/deployment';
 import type { AnyPipeline, Pipeline } from '../lib/dsl/pipeline';
 import { outputPrefix, planPipeline, type Plan } from '../lib/plan';
 import type { BATCH_METRICS } from '../lib/runtime/metric-names';
 import { S3_PREFIXES } from '../lib/storage/keys';
 import {
   connectStreams,
+  coordinatorTimeout,
   createFunctions,
   createSchedule,
+  functionMemory,
   type FunctionProps,
   type IngestProps,
 } from './functions';
@@ -144,6 +151,11 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
   readonly schedule: scheduler.Schedule;
   readonly dashboard: cloudwatch.Dashboard;
   readonly alarms: SluicePipelineAlarms;
+  /**
+   * The stack output naming the pipeline's resources (`sluice.resources@1`), through which
+   * `sluice status`, `sluice ui --stack` and `sluice cost --stack` find them.
+   */
+  readonly resourcesOutput: CfnOutput;
 
   /** Name of the pipeline, which its batch metrics are published under. */
   private readonly pipelineName: string;
@@ -195,6 +207,26 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
     this.ingest = ingest;
     this.schedule = createSchedule(this, pipeline.name, this.deployment, coordinator, this.failureQueue);
     connectStreams(ingest, this.streams, this.failureQueue, props);
+
+    this.resourcesOutput = new CfnOutput(this, 'Resources', {
+      description: RESOURCES_OUTPUT_DESCRIPTION,
+      value: Stack.of(this).toJsonString({
+        kind: 'sluice.resources@1',
+        pipeline: pipeline.name,
+        bucket: this.bucket.bucketName,
+        table: this.table.tableName,
+        streams: Object.fromEntries(
+          Object.entries(this.streams).map(([source, stream]) => [source, stream.streamName]),
+        ),
+        functions: Object.fromEntries([
+          ...Object.entries(phases).map(([fnId, fn]) => [fnId, fn.functionName]),
+          ['coordinator', coordinator.functionName],
+          ['ingest', ingest.functionName],
+        ]),
+        memoryMb: functionMemory(props),
+        coordinatorTimeoutMs: coordinatorTimeout(props).toMilliseconds(),
+      } satisfies Record<keyof DeployedResources, unknown>),
+    });
 
     this.alarms = createAlarms(this, pipeline, { failureQueue: this.failureQueue, ingest }, props);
     this.dashboard = createDashboard(

@@ -1,5 +1,7 @@
+import * as z from 'zod/mini';
 import type { AnyPipeline } from './dsl/pipeline';
 import { outputPrefix, planPipeline, sourcesOf, type Plan } from './plan';
+import { DataFormatError } from './errors';
 import { CONFIG_ENV } from './runtime/context';
 import type { TickEvent } from './runtime/events';
 import { deadLetterPrefix, S3_PREFIXES, shufflePrefix, SKIPPED_PREFIX } from './storage/keys';
@@ -242,4 +244,61 @@ export function functionEnvironment(
     // As [name, source] pairs: a deployed stream name may be a token, and tokens resolve in values.
     [CONFIG_ENV.streams]: serialize(names.streams.map(([deployed, source]) => [deployed, source])),
   };
+}
+
+/**
+ * What a deployed pipeline's resources are called, as its stack says in an output: what the CLI
+ * (`--stack`) reads a deployed pipeline through. Function memory and the coordinator's timeout are
+ * in it too, to price what the functions ran.
+ */
+export interface DeployedResources {
+  readonly kind: 'sluice.resources@1';
+  readonly pipeline: string;
+  readonly bucket: string;
+  readonly table: string;
+  /** Source stream name to the deployed stream. */
+  readonly streams: Readonly<Record<string, string>>;
+  /** Function id to the deployed function's name. */
+  readonly functions: Readonly<Record<string, string>>;
+  /** Memory of each kind of function, MiB. */
+  readonly memoryMb: Readonly<Record<FunctionKind, number>>;
+  readonly coordinatorTimeoutMs: number;
+}
+
+/** The description of a stack output that holds a pipeline's `DeployedResources`. */
+export const RESOURCES_OUTPUT_DESCRIPTION = 'sluice pipeline resources';
+
+/**
+ * Parses the value of a stack's resources output, or says why it is not one.
+ *
+ * @example
+ * const resources = parseDeployedResources(JSON.parse(output.OutputValue));
+ */
+export function parseDeployedResources(raw: unknown): DeployedResources {
+  const names = z.record(z.string(), z.string());
+  const megabytes = z.number().check(z.int(), z.positive());
+  const parsed = z
+    .object({
+      kind: z.literal('sluice.resources@1'),
+      pipeline: z.string(),
+      bucket: z.string(),
+      table: z.string(),
+      streams: names,
+      functions: names,
+      memoryMb: z.object({
+        ingest: megabytes,
+        coordinator: megabytes,
+        transform: megabytes,
+        reduce: megabytes,
+      }),
+      coordinatorTimeoutMs: z.number().check(z.positive()),
+    })
+    .safeParse(raw);
+  if (!parsed.success) {
+    throw new DataFormatError(
+      `a stack output described '${RESOURCES_OUTPUT_DESCRIPTION}' is not a sluice.resources@1 value: ${z.prettifyError(parsed.error)}`,
+      {},
+    );
+  }
+  return Object.freeze(parsed.data);
 }

@@ -8,9 +8,20 @@ import { startEmulator } from './emulator';
 import { parseFaults, type FaultOptions } from './faults';
 import { DEFAULT_MEMORY_MB } from '../lib/deployment';
 import type { PriceTable } from '../lib/cost/prices';
-import { choosePrices, costReport, formatCostReport, parseRate } from './cost-report';
+import {
+  choosePrices,
+  costReport,
+  formatCostReport,
+  formatStackCostReport,
+  parseRate,
+  stackCostReport,
+} from './cost-report';
+import { openStack } from './stack';
+import { readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
+import type { BatchItem } from '../lib/batch';
+import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
 import { initProject, InitError } from './init';
-import { runtimeSource, startUi } from './ui/server';
+import { contextSource, startUi, type UiSource } from './ui/server';
 import { readRecords, unreadableReason } from './input';
 import { loadPipeline, PipelineLoadError } from './load';
 import { LocalRuntime, runNameProblem, type BatchResult } from './runtime';
@@ -231,7 +242,7 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
   );
   const stages = run.ctx.plan.phases;
   const reporter = new Reporter(flags, stages[stages.length - 1]?.spec.function ?? 'read');
-  const ui = flags.ui ? await startUi(runtimeSource(run), { port: flags.uiPort ?? 4040 }) : undefined;
+  const ui = flags.ui ? await startUi(contextSource(run.ctx), { port: flags.uiPort ?? 4040 }) : undefined;
   if (ui) process.stderr.write(`sluice: streaming page at ${ui.url}\n`);
   // Ctrl-C: stop the runtime (and remove the emulator's data) rather than leave it behind.
   const interrupt = (): void => {
@@ -372,7 +383,7 @@ function usageErrors(command: Command, name: string): Command {
   });
 }
 
-function choosePricesOrExplain(flags: RunFlags): PriceTable {
+function choosePricesOrExplain(flags: { prices?: string; region?: string }): PriceTable {
   try {
     return choosePrices(flags);
   } catch (error) {
@@ -388,8 +399,30 @@ function rate(value: string): number {
   }
 }
 
-/** `sluice cost`: a run on the emulator in batches of the size the rate gives, priced. */
-async function costCommand(file: string, flags: RunFlags): Promise<void> {
+/** `sluice cost`: a run on the emulator in batches of the size the rate gives, priced; or a stack's batches. */
+async function costCommand(
+  file: string,
+  flags: Omit<RunFlags, 'input'> & { input?: string } & CostRangeFlags,
+): Promise<void> {
+  if (flags.stack !== undefined) {
+    if (flags.input !== undefined) {
+      throw new UsageError(
+        'sluice cost --stack prices what the stack ran; it takes no --input',
+        'drop --input',
+      );
+    }
+    await stackCostCommand(file, { ...flags, stack: flags.stack });
+    return;
+  }
+  if (flags.from !== undefined || flags.to !== undefined) {
+    throw new UsageError('--from and --to choose batches of a deployed stack', 'give --stack <name> too');
+  }
+  if (flags.input === undefined) {
+    throw new UsageError(
+      'sluice cost needs sample input to run (or a deployed stack to read)',
+      'give --input <file> (or --stack <name>)',
+    );
+  }
   const recordsPerSecond = flags.rate ?? 1000;
   const pipeline = loadPipeline(file);
   const intervalMs = flags.batchInterval ? toMillis(flags.batchInterval) : pipeline.batchIntervalMs;
@@ -397,6 +430,7 @@ async function costCommand(file: string, flags: RunFlags): Promise<void> {
     flags.linesPerBatch ?? Math.max(1, Math.round((recordsPerSecond * intervalMs) / 1000));
   process.exitCode = await runCommand(file, {
     ...flags,
+    input: flags.input,
     cost: true,
     quiet: true,
     rate: recordsPerSecond,
@@ -404,8 +438,123 @@ async function costCommand(file: string, flags: RunFlags): Promise<void> {
   });
 }
 
-/** `sluice ui`: the page of a run another process drives, read from its endpoint. */
-async function uiCommand(file: string, flags: { run: string; uiPort: number }): Promise<void> {
+/** Which of a stack's batches `sluice cost --stack` prices: batch numbers or times, both ends in. */
+interface CostRangeFlags {
+  stack?: string;
+  from?: BatchOrTime;
+  to?: BatchOrTime;
+}
+
+/** A batch by number, or a time (a batch whose interval ends then or later, or earlier for `--to`). */
+type BatchOrTime = { readonly batch: number } | { readonly time: number };
+
+function batchOrTime(value: string): BatchOrTime {
+  if (/^\d+$/.test(value)) return { batch: Number(value) };
+  const time = Date.parse(value);
+  if (Number.isNaN(time)) {
+    throw new InvalidArgumentError(
+      `'${value}' is neither a batch number nor a time such as 2026-12-01T00:00Z.`,
+    );
+  }
+  return { time };
+}
+
+function inRange(item: BatchItem, from: BatchOrTime | undefined, to: BatchOrTime | undefined): boolean {
+  const after = (bound: BatchOrTime): boolean =>
+    'batch' in bound ? item.batch >= bound.batch : item.time >= bound.time;
+  const before = (bound: BatchOrTime): boolean =>
+    'batch' in bound ? item.batch <= bound.batch : item.time <= bound.time;
+  return (from === undefined || after(from)) && (to === undefined || before(to));
+}
+
+/** `sluice cost --stack`: a deployed pipeline's batches in a range, priced from their progress records. */
+async function stackCostCommand(
+  file: string,
+  flags: CostRangeFlags & { stack: string; rate?: number; prices?: string; region?: string; json?: boolean },
+): Promise<void> {
+  const prices = choosePricesOrExplain(flags);
+  const pipeline = loadPipeline(file);
+  const deployed = await openStack(pipeline, flags.stack);
+  try {
+    const { ctx, resources, clients } = deployed;
+    const items = (await ctx.ledger.batches.all()).filter((item) => inRange(item, flags.from, flags.to));
+    const records = await Promise.all(
+      items.map(async (item) =>
+        item.status === 'complete' ? await readProgress(ctx, item.batch) : undefined,
+      ),
+    );
+    const priced = records.filter((record): record is BatchProgress => record !== undefined);
+    let shards = 0;
+    for (const stream of Object.values(resources.streams)) {
+      const out = await clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
+      shards += out.StreamDescriptionSummary?.OpenShardCount ?? 0;
+    }
+    const report = stackCostReport({
+      stack: deployed.stack,
+      pipeline: pipeline.name,
+      batches: priced,
+      unpriced: items.length - priced.length,
+      span: {
+        batchIntervalMs: pipeline.batchIntervalMs,
+        memory: resources.memoryMb,
+        coordinatorTimeoutMs: resources.coordinatorTimeoutMs,
+        shards,
+      },
+      ...(flags.rate === undefined ? {} : { recordsPerSecond: flags.rate }),
+      prices,
+    });
+    process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatStackCostReport(report));
+  } finally {
+    deployed.close();
+  }
+}
+
+/** Exactly one of `--run` and `--stack`: which pipeline a reading command reads. */
+function runOrStack(command: string, flags: { run?: string; stack?: string }): 'run' | 'stack' {
+  if (flags.run !== undefined && flags.stack !== undefined) {
+    throw new UsageError(`${command} reads either a named run or a stack, not both`, 'give --run or --stack');
+  }
+  if (flags.run === undefined && flags.stack === undefined) {
+    throw new UsageError(
+      `${command} needs a pipeline to read`,
+      'give --run <name> (a named run on AWS_ENDPOINT_URL) or --stack <name> (a deployed stack)',
+    );
+  }
+  return flags.stack === undefined ? 'run' : 'stack';
+}
+
+/** Serves the page until Ctrl-C, then closes what it read from. */
+async function serveUntilInterrupted(
+  source: UiSource,
+  port: number,
+  what: string,
+  close: () => Promise<void>,
+): Promise<void> {
+  const ui = await startUi(source, { port });
+  process.stderr.write(`sluice: streaming page of ${what} at ${ui.url} until Ctrl-C\n`);
+  await new Promise<void>((resolve) => process.once('SIGINT', resolve));
+  await ui.close();
+  await close();
+}
+
+/** `sluice ui`: the page of a run another process drives, or of a deployed stack. */
+async function uiCommand(
+  file: string,
+  flags: { run?: string; stack?: string; uiPort: number },
+): Promise<void> {
+  if (runOrStack('sluice ui', flags) === 'stack') {
+    const deployed = await openStack(loadPipeline(file), flags.stack ?? '');
+    await serveUntilInterrupted(
+      contextSource(deployed.ctx),
+      flags.uiPort,
+      `stack '${deployed.stack}'`,
+      () => {
+        deployed.close();
+        return Promise.resolve();
+      },
+    );
+    return;
+  }
   if (!process.env.AWS_ENDPOINT_URL) {
     throw new UsageError(
       'sluice ui reads a named run on a long-running endpoint, and AWS_ENDPOINT_URL is not set',
@@ -413,12 +562,9 @@ async function uiCommand(file: string, flags: { run: string; uiPort: number }): 
     );
   }
   const pipeline = loadPipeline(file);
-  const run = await LocalRuntime.start(pipeline, { run: flags.run, existingOnly: true, clock: 'manual' });
-  const ui = await startUi(runtimeSource(run), { port: flags.uiPort });
-  process.stderr.write(`sluice: streaming page of run '${flags.run}' at ${ui.url} until Ctrl-C\n`);
-  await new Promise<void>((resolve) => process.once('SIGINT', resolve));
-  await ui.close();
-  await run.stop();
+  const name = flags.run ?? '';
+  const run = await LocalRuntime.start(pipeline, { run: name, existingOnly: true, clock: 'manual' });
+  await serveUntilInterrupted(contextSource(run.ctx), flags.uiPort, `run '${name}'`, () => run.stop());
 }
 
 /** `sluice init`: writes the project and says what to run next. */
@@ -517,7 +663,13 @@ export function buildProgram(): Command {
       'what a pipeline costs: a run on the embedded emulator in batches of the size --rate gives, priced, and a month projected beside the per-record pattern and Managed Flink',
     )
     .argument('<pipeline>', 'the pipeline module (its default export is a pipeline)')
-    .requiredOption('-i, --input <file|->', "sample input lines, one record each; '-' reads standard input")
+    .option('-i, --input <file|->', "sample input lines, one record each; '-' reads standard input")
+    .option(
+      '--stack <name>',
+      'price a deployed stack instead: its batches, from their progress records (AWS credentials and region as the SDK finds them)',
+    )
+    .option('--from <batch|time>', 'with --stack: the first batch priced, by number or time', batchOrTime)
+    .option('--to <batch|time>', 'with --stack: the last batch priced, by number or time', batchOrTime)
     .option('--json', 'print the report as one JSON object')
     .option('--shards <n>', 'Kinesis shards', wholeNumber(1, 500), 2)
     .option('--partitions <n>', "reduce partitions (default: the pipeline's)", wholeNumber(1, 10_000))
@@ -528,10 +680,11 @@ export function buildProgram(): Command {
   costOptions(cost).action(costCommand);
   usageErrors(program.command('ui'), 'sluice ui')
     .description(
-      'serve the streaming page of a named run on a long-running endpoint (AWS_ENDPOINT_URL: sluice local serve, LocalStack), live, until Ctrl-C',
+      'serve the streaming page of a named run on a long-running endpoint (AWS_ENDPOINT_URL: sluice local serve, LocalStack) or of a deployed stack, live, until Ctrl-C',
     )
-    .argument('<pipeline>', 'the pipeline module the run runs')
-    .requiredOption('--run <name>', 'the named run (sluice local run --run <name>)', runName)
+    .argument('<pipeline>', 'the pipeline module the run or stack runs')
+    .option('--run <name>', 'a named run (sluice local run --run <name>)', runName)
+    .option('--stack <name>', 'a deployed stack (AWS credentials and region as the SDK finds them)')
     .option('--ui-port <port>', 'port of the page (0: any free port)', wholeNumber(0, 65_535), 4040)
     .action(uiCommand);
   usageErrors(local.command('serve'), 'sluice local serve')

@@ -3,9 +3,13 @@ import {
   flinkMonth,
   perRecordMonth,
   PER_RECORD_PATTERN,
+  priceBatches,
   priceRun,
+  projectBatches,
   projectMonth,
   type Bill,
+  type DeployedSpan,
+  type PricedBatch,
   type Projection,
   type ProjectionInput,
 } from '../lib/cost/model';
@@ -115,6 +119,100 @@ export function formatCostReport(report: CostReport): string {
     `  sluice                                            ${dollars(projection.beyondKinesis).padStart(10)}`,
     `  Lambda + one DynamoDB UpdateItem per record       ${dollars(alternatives.perRecord.beyondKinesis).padStart(10)}`,
     `    (${PER_RECORD_PATTERN.recordsPerInvocation} records per invocation, ${PER_RECORD_PATTERN.invocationSeconds * 1000} ms at ${PER_RECORD_PATTERN.memoryMb} MiB, 1 write unit per record)`,
+    `  Managed Service for Apache Flink, smallest (2 KPU) ${dollars(alternatives.flink.total).padStart(9)}`,
+    '',
+  ].join('\n');
+}
+
+/** What `sluice cost --stack` reports: a deployed pipeline's batches over a span, priced, and a month projected. */
+export interface StackCostReport {
+  readonly kind: 'sluice.stack-cost@1';
+  readonly region: string;
+  readonly stack: string;
+  readonly pipeline: string;
+  /** The batch times of the first and last batch priced, epoch ms. */
+  readonly from: number;
+  readonly to: number;
+  readonly hours: number;
+  readonly batches: number;
+  /** Batches in the span without a progress record (not complete, or written before there were any). */
+  readonly unpriced: number;
+  readonly records: number;
+  readonly bill: Bill;
+  readonly perBatch: number;
+  readonly perHour: number;
+  readonly perMillionRecords: number;
+  readonly projection: Projection & { readonly recordsPerSecond: number };
+  readonly alternatives: CostReport['alternatives'];
+}
+
+/**
+ * Prices a deployed pipeline's batches (their progress records) over their span, and projects a
+ * month at `recordsPerSecond` (by default the span's own rate).
+ */
+export function stackCostReport(input: {
+  readonly stack: string;
+  readonly pipeline: string;
+  readonly batches: readonly (PricedBatch & { readonly time: number })[];
+  readonly unpriced: number;
+  readonly span: Omit<DeployedSpan, 'hours'>;
+  readonly recordsPerSecond?: number;
+  readonly prices: PriceTable;
+}): StackCostReport {
+  const { batches, prices } = input;
+  const times = batches.map((b) => b.time);
+  const from = times.length > 0 ? Math.min(...times) : 0;
+  const to = times.length > 0 ? Math.max(...times) : 0;
+  // Batch n covers the interval before its time: the span runs from the first one's start.
+  const hours = batches.length > 0 ? (to - from + input.span.batchIntervalMs) / 3_600_000 : 0;
+  const span: DeployedSpan = { ...input.span, hours };
+  const bill = priceBatches(batches, span, prices);
+  const records = batches.reduce((sum, b) => sum + b.inputRecords, 0);
+  const recordsPerSecond = input.recordsPerSecond ?? (hours > 0 ? records / (hours * 3600) : 0);
+  const projection = projectBatches(batches, span, recordsPerSecond, prices);
+  const perRecord = perRecordMonth(recordsPerSecond, input.span.shards, prices);
+  return {
+    kind: 'sluice.stack-cost@1',
+    region: prices.region,
+    stack: input.stack,
+    pipeline: input.pipeline,
+    from,
+    to,
+    hours,
+    batches: batches.length,
+    unpriced: input.unpriced,
+    records,
+    bill,
+    perBatch: batches.length > 0 ? bill.total / batches.length : 0,
+    perHour: hours > 0 ? bill.total / hours : 0,
+    perMillionRecords: records > 0 ? bill.total / (records / 1e6) : 0,
+    projection: { ...projection, recordsPerSecond },
+    alternatives: {
+      perRecord: { ...perRecord, beyondKinesis: perRecord.total - (perRecord.byService.kinesis ?? 0) },
+      flink: flinkMonth(prices),
+    },
+  };
+}
+
+/** The stack's report as text for a person. */
+export function formatStackCostReport(report: StackCostReport): string {
+  const { projection, alternatives } = report;
+  const rate = quantity(projection.recordsPerSecond);
+  const when = (ms: number): string => new Date(ms).toISOString();
+  return [
+    `Stack ${report.stack}, pipeline ${report.pipeline}, at ${report.region} list prices:`,
+    `  ${report.batches} batches (${when(report.from)} to ${when(report.to)}, ${quantity(report.hours)} h), ${quantity(report.records)} records` +
+      (report.unpriced > 0 ? `; ${report.unpriced} batches without a progress record left out` : ''),
+    table(report.bill),
+    `  per batch ${dollars(report.perBatch)}, per hour ${dollars(report.perHour)}, per million records ${dollars(report.perMillionRecords)}`,
+    '',
+    `A month at ${rate} records/s (${quantity(projection.recordsPerMonth)} records), from these batches:`,
+    table(projection.month),
+    `  per hour ${dollars(projection.month.total / 730)}, per million records ${dollars(projection.perMillionRecords)}, beyond Kinesis ${dollars(projection.beyondKinesis)}`,
+    '',
+    `The same ${rate} records/s, a month, beyond Kinesis:`,
+    `  sluice                                            ${dollars(projection.beyondKinesis).padStart(10)}`,
+    `  Lambda + one DynamoDB UpdateItem per record       ${dollars(alternatives.perRecord.beyondKinesis).padStart(10)}`,
     `  Managed Service for Apache Flink, smallest (2 KPU) ${dollars(alternatives.flink.total).padStart(9)}`,
     '',
   ].join('\n');

@@ -1,7 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { awsTargetFromEnv, createAwsClients, destroyAwsClients, type AwsClients } from '../lib/aws';
 import { UsageMeter } from '../lib/cost/usage';
-import { deployedFunction, describeDeployment, type Deployment } from '../lib/deployment';
+import {
+  deployedFunction,
+  describeDeployment,
+  type DeployedResources,
+  type Deployment,
+} from '../lib/deployment';
 import { withSettings, type AnyPipeline, type Pipeline, type PipelineSettings } from '../lib/dsl/pipeline';
 import type { Source } from '../lib/dsl/source';
 import { batchId, type BatchId } from '../lib/ids';
@@ -77,6 +82,13 @@ export interface LocalRunOptions {
    * @default false
    */
   readonly existingOnly?: boolean;
+  /**
+   * Existing resources to run on instead of a run's own: a deployed stack's bucket, ledger table and
+   * streams (`openStack(...).resources`), on an endpoint whose CloudFormation created them but cannot
+   * run their functions (an emulator without Lambda). Creates nothing; the functions run here.
+   * @default - the run's own resources
+   */
+  readonly resources?: Pick<DeployedResources, 'bucket' | 'table' | 'streams'>;
 }
 
 /** What `LocalRuntime.start` has built by the time the runtime itself is made. */
@@ -178,7 +190,15 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     });
     const faults = new FaultInjector(options.faults);
     const deployment = describeDeployment(anyPipeline, planPipeline(anyPipeline));
-    const names = runNames(deployment, run);
+    const own = runNames(deployment, run);
+    const names = options.resources
+      ? {
+          ...own,
+          bucket: options.resources.bucket,
+          table: options.resources.table,
+          streams: options.resources.streams,
+        }
+      : own;
     const guard = new AccessGuard(names.bucket, names.table);
     // Order matters: the guard refuses before a fault is injected or a request counted.
     guard.attach(clients);
@@ -194,8 +214,8 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       resumed = await provisionResources(clients, names, {
         endpoint,
         shards: options.shards ?? 2,
-        resume: options.run !== undefined,
-        existingOnly: options.existingOnly === true,
+        resume: options.run !== undefined || options.resources !== undefined,
+        existingOnly: options.existingOnly === true || options.resources !== undefined,
       });
     } catch (error) {
       destroyAwsClients(clients);

@@ -338,3 +338,126 @@ export function flinkMonth(prices: PriceTable): Bill {
     { service: 'flink', item: 'storage GB-months', quantity: 50, dollars: 50 * prices.flink.storageGbMonth },
   ]);
 }
+
+/** What `priceBatches` needs of a batch: its progress record's counts. */
+export interface PricedBatch {
+  readonly inputRecords: number;
+  readonly requests: Readonly<Record<string, number>>;
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  readonly functions: Readonly<
+    Partial<Record<FunctionKind, { readonly invocations: number; readonly durationMs: number }>>
+  >;
+}
+
+/** A deployed pipeline over a span of time, as it is deployed. */
+export interface DeployedSpan {
+  /** The span's length, hours. */
+  readonly hours: number;
+  readonly batchIntervalMs: number;
+  readonly memory: FunctionMemory;
+  readonly coordinatorTimeoutMs: number;
+  /** Open shards of the pipeline's streams. */
+  readonly shards: number;
+}
+
+/**
+ * What a deployed pipeline cost over a span, from its batches' progress records: each batch's
+ * ingest invocations and tasks (invocations, and GB-seconds from their durations at the deployed
+ * memory), the requests and request units of them and of the sealing passes; the coordinator as
+ * deployed (a tick a minute, each billed for `coordinatorSeconds`, which covers the sealing passes'
+ * time); the scheduler's ticks; the streams' shard-hours and one PUT payload unit per record (records
+ * under 25 KB).
+ *
+ * @example
+ * const bill = priceBatches(records, { hours: 24, batchIntervalMs: 10_000, memory, coordinatorTimeoutMs: 80_000, shards: 2 }, US_EAST_1);
+ */
+export function priceBatches(batches: readonly PricedBatch[], span: DeployedSpan, prices: PriceTable): Bill {
+  const quantities = none();
+  for (const batch of batches) {
+    for (const kind of ['ingest', 'transform', 'reduce'] as const) {
+      const time = batch.functions[kind];
+      if (time) addFunction(quantities, { ...time, operations: {} }, span.memory[kind]);
+    }
+    const operations = Object.fromEntries(
+      Object.entries(batch.requests).map(([key, requests]) => [
+        key,
+        { requests, readUnits: 0, writeUnits: 0, putUnits: 0 },
+      ]),
+    );
+    addOperations(quantities, operations);
+    quantities.readUnits += batch.readUnits;
+    quantities.writeUnits += batch.writeUnits;
+    quantities.putUnits += batch.inputRecords;
+  }
+  const ticks = span.hours * 60;
+  quantities.lambdaRequests += ticks;
+  quantities.gbSeconds +=
+    ticks *
+    coordinatorSeconds(span.batchIntervalMs, span.coordinatorTimeoutMs) *
+    (span.memory.coordinator / 1024);
+  const shardHours = span.shards * span.hours;
+  return bill(quantities, prices, [
+    {
+      service: 'scheduler',
+      item: 'coordinator ticks',
+      quantity: ticks,
+      dollars: (ticks / 1e6) * prices.scheduler.invocationsPerMillion,
+    },
+    {
+      service: 'kinesis',
+      item: 'shard-hours',
+      quantity: shardHours,
+      dollars: shardHours * prices.kinesis.shardHour,
+    },
+  ]);
+}
+
+/** A bill's lines added to another's, line by line (by service and item). */
+function addBills(a: Bill, b: Bill, scaleB = 1): Bill {
+  const lines = new Map<string, CostLine>();
+  for (const [line, scale] of [
+    ...a.lines.map((l) => [l, 1] as const),
+    ...b.lines.map((l) => [l, scaleB] as const),
+  ]) {
+    const key = `${line.service}\u0000${line.item}`;
+    const before = lines.get(key);
+    lines.set(key, {
+      service: line.service,
+      item: line.item,
+      quantity: (before?.quantity ?? 0) + line.quantity * scale,
+      dollars: (before?.dollars ?? 0) + line.dollars * scale,
+    });
+  }
+  return billOf([...lines.values()]);
+}
+
+/**
+ * A month of a deployed pipeline at `recordsPerSecond`, from its batches over a span: what is paid
+ * by the hour (the coordinator, the scheduler, the shards) for 730 hours, and what the batches cost
+ * per record (empty batches included) for the month's records.
+ *
+ * @example
+ * const { month } = projectBatches(records, span, 1000, US_EAST_1);
+ */
+export function projectBatches(
+  batches: readonly PricedBatch[],
+  span: DeployedSpan,
+  recordsPerSecond: number,
+  prices: PriceTable,
+): Projection {
+  const hourly = priceBatches([], { ...span, hours: MONTH_SECONDS / 3600 }, prices);
+  const work = priceBatches(batches, { ...span, hours: 0, shards: 0 }, prices);
+  const records = batches.reduce((sum, b) => sum + b.inputRecords, 0);
+  const recordsPerMonth = recordsPerSecond * MONTH_SECONDS;
+  // Without records in the span, its batches' cost goes on by the hour.
+  const scale =
+    records > 0 ? recordsPerMonth / records : span.hours > 0 ? MONTH_SECONDS / 3600 / span.hours : 0;
+  const month = addBills(hourly, work, scale);
+  return {
+    month,
+    beyondKinesis: month.total - (month.byService.kinesis ?? 0),
+    recordsPerMonth,
+    perMillionRecords: recordsPerMonth > 0 ? month.total / (recordsPerMonth / 1e6) : 0,
+  };
+}

@@ -7,7 +7,8 @@ import { batchId, type BatchId } from '../../lib/ids';
 import { packageFiles } from '../../lib/package-files';
 import { readProgress, type BatchProgress } from '../../lib/runtime/batch-progress';
 import type { DeadLetter } from '../../lib/runtime/datapath';
-import type { LocalRuntime } from '../runtime';
+import type { RuntimeContext } from '../../lib/runtime/context';
+import { readDeadLetters } from '../dead-letters';
 
 /** One batch as the page's timeline and table show it. */
 export interface UiBatch {
@@ -39,7 +40,7 @@ export interface UiBatchDetail {
 /** Dead letters shown per batch: a sample, not the whole file. */
 const DEAD_LETTER_SAMPLE = 20;
 
-/** Where the page reads batches from: a running local pipeline. */
+/** Where the page reads batches from: a local run, or a deployed stack. */
 export interface UiSource {
   readonly pipelineName: string;
   readonly batchIntervalMs: number;
@@ -71,16 +72,16 @@ function uiBatch(item: BatchItem, progress: BatchProgress | undefined): UiBatch 
 }
 
 /**
- * The batches of a local run, from its ledger and its progress records.
+ * The batches of a pipeline, from its ledger and its progress records: a local run's, or a
+ * deployed stack's (`openStack`).
  *
  * @example
- * const ui = await startUi(runtimeSource(run), { port: 4040 });
+ * const ui = await startUi(contextSource(run.ctx), { port: 4040 });
  */
-export function runtimeSource<T, Out>(run: LocalRuntime<T, Out>): UiSource {
-  const { ctx } = run;
+export function contextSource(ctx: RuntimeContext): UiSource {
   return {
-    pipelineName: run.pipeline.name,
-    batchIntervalMs: run.pipeline.batchIntervalMs,
+    pipelineName: ctx.pipeline.name,
+    batchIntervalMs: ctx.pipeline.batchIntervalMs,
     async batches() {
       return Promise.all(
         (await ctx.ledger.batches.all()).map(async (item) =>
@@ -92,7 +93,7 @@ export function runtimeSource<T, Out>(run: LocalRuntime<T, Out>): UiSource {
       const item = await ctx.ledger.batches.get(batch);
       if (!item) return undefined;
       const progress = item.status === 'complete' ? await readProgress(ctx, batch) : undefined;
-      const deadLetters = (await run.deadLetters(batch)).slice(0, DEAD_LETTER_SAMPLE);
+      const deadLetters = (await readDeadLetters(ctx, batch)).slice(0, DEAD_LETTER_SAMPLE);
       return { batch: uiBatch(item, progress), ...(progress ? { progress } : {}), deadLetters };
     },
   };
@@ -178,7 +179,7 @@ async function route(
  * follows a running pipeline live.
  *
  * @example
- * const ui = await startUi(runtimeSource(run), { port: 4040 });
+ * const ui = await startUi(contextSource(run.ctx), { port: 4040 });
  * console.log(`open ${ui.url}`);
  */
 export async function startUi(

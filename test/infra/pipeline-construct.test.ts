@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { SluicePipeline } from 'sluice/cdk';
 import { pipeline, s3Jsonl, kinesis as kinesisSource, utf8, map } from '../../lib';
 import type { AnyPipeline } from '../../lib/dsl/pipeline';
+import { RESOURCES_OUTPUT_DESCRIPTION } from '../../lib/deployment';
 import { configFromEnv } from '../../lib/runtime/context';
 import { parseTickEvent } from '../../lib/runtime/events';
 import {
@@ -412,6 +413,28 @@ describe('SluicePipeline: functions', () => {
     expect(fn(sluice.functions.split ?? sluice.ingest)).toMatchObject({ MemorySize: 2048, Timeout: 180 });
     expect(fn(sluice.coordinator)).toMatchObject({ MemorySize: 256, Timeout: 90 });
     expect(fn(sluice.ingest)).toMatchObject({ MemorySize: 256, Timeout: 60 });
+  });
+
+  it('names its resources, memory and coordinator timeout in a stack output the CLI reads', () => {
+    // Arrange
+    const props = { taskMemorySize: 2048, coordinatorTimeout: Duration.seconds(90) };
+
+    // Act
+    const { stack, sluice, template } = build('two-phase', props);
+    const outputs = Object.values(template.findOutputs('*', { Description: RESOURCES_OUTPUT_DESCRIPTION }));
+    const value = JSON.stringify(outputs[0]?.Value);
+
+    // Assert
+    expect(outputs).toHaveLength(1);
+    expect(sluice.resourcesOutput.description).toBe(RESOURCES_OUTPUT_DESCRIPTION);
+    expect(value).toContain('\\"kind\\":\\"sluice.resources@1\\"');
+    expect(value).toContain(
+      '\\"memoryMb\\":{\\"ingest\\":512,\\"coordinator\\":256,\\"transform\\":2048,\\"reduce\\":2048}',
+    );
+    expect(value).toContain('\\"coordinatorTimeoutMs\\":90000');
+    for (const resource of [sluice.bucket, sluice.table, sluice.ingest, sluice.coordinator]) {
+      expect(value).toContain(`"Ref":"${logicalId(stack, resource)}"`);
+    }
   });
 
   it('retries task invocations twice, then sends them to the failure queue', () => {

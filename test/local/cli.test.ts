@@ -138,6 +138,28 @@ describe('sluice local run', () => {
     expect(result.stdout.match(/^Time: /gm)).toHaveLength(3);
   });
 
+  it('says what a reading command lacks: sluice cost without input or stack, sluice ui with both a run and a stack', async () => {
+    // Act
+    const nothing = await runCli(['cost', 'examples/wordcount/pipeline.ts']);
+    const range = await runCli(['cost', 'examples/wordcount/pipeline.ts', '-i', input, '--from', '2']);
+    const both = await runCli(['ui', 'examples/wordcount/pipeline.ts', '--run', 'a', '--stack', 'b']);
+    const badFrom = await runCli([
+      'cost',
+      'examples/wordcount/pipeline.ts',
+      '--stack',
+      's',
+      '--from',
+      'soon',
+    ]);
+
+    // Assert
+    expect([nothing.code, range.code, both.code, badFrom.code]).toEqual([2, 2, 2, 2]);
+    expect(nothing.stderr).toContain('sluice cost needs sample input to run (or a deployed stack to read)');
+    expect(range.stderr).toContain('--from and --to choose batches of a deployed stack');
+    expect(both.stderr).toContain('sluice ui reads either a named run or a stack, not both');
+    expect(badFrom.stderr).toContain("'soon' is neither a batch number nor a time");
+  });
+
   it('says clearly when the pipeline file is missing or is not a pipeline', async () => {
     const missing = await runCli(['local', 'run', 'no/such/pipeline.ts', '-i', input]);
     const notPipeline = path.join(dir, 'not-a-pipeline.ts');

@@ -5,7 +5,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pair } from '../../lib/dsl/types';
 import { LocalRuntime } from '../../local/runtime';
-import { runtimeSource, startUi, type UiServer } from '../../local/ui/server';
+import { contextSource, startUi, type UiServer } from '../../local/ui/server';
 import wordcount from '../../examples/wordcount/pipeline';
 import { countWords, generateLines } from '../support/corpus';
 
@@ -29,7 +29,7 @@ describe.skipIf(!existsSync(CHROMIUM))(title('the streaming page, in headless Ch
     await run.pushRaw([Buffer.from('to be'), Buffer.from([0xc3, 0x28])]);
     await run.advance();
     await run.advance();
-    ui = await startUi(runtimeSource(run), { port: 0 });
+    ui = await startUi(contextSource(run.ctx), { port: 0 });
     browser = await chromium
       .launchPersistentContext(profile, {
         executablePath: CHROMIUM,

@@ -4,7 +4,9 @@ import {
   flinkMonth,
   MONTH_SECONDS,
   perRecordMonth,
+  priceBatches,
   priceRun,
+  projectBatches,
   projectMonth,
 } from '../../lib/cost/model';
 import { parsePriceTable, US_EAST_1 } from '../../lib/cost/prices';
@@ -180,5 +182,59 @@ describe('inputs', () => {
     expect(operationOf('dynamodb', 'PutItemCommand')).toBe('PutItem');
     expect(operationOf('dynamodb', 'QueryCommand')).toBe('Query');
     expect(operationOf('s3', 'PutObjectCommand')).toBe('PutObject');
+  });
+});
+
+describe('priceBatches and projectBatches (a deployed stack, from progress records)', () => {
+  const batch = {
+    inputRecords: 1000,
+    requests: { 's3:PutObject': 4, 's3:GetObject': 10, 'dynamodb:PutItem': 6 },
+    readUnits: 20,
+    writeUnits: 12,
+    functions: {
+      ingest: { invocations: 2, durationMs: 400 },
+      coordinator: { invocations: 0, durationMs: 50 },
+      transform: { invocations: 1, durationMs: 1000 },
+      reduce: { invocations: 2, durationMs: 3000 },
+    },
+  };
+  const span = {
+    hours: 1,
+    batchIntervalMs: 10_000,
+    memory: { ingest: 512, coordinator: 256, transform: 2048, reduce: 1024 },
+    coordinatorTimeoutMs: 80_000,
+    shards: 2,
+  };
+
+  it('prices the batches at the deployed memory, and the coordinator, ticks and shards by the hour', () => {
+    // Act
+    const bill = priceBatches([batch, batch], span, US_EAST_1);
+
+    // Assert: worked out by hand at us-east-1 list prices
+    const ticks = 60;
+    const gbSeconds = 2 * (0.4 * 0.5 + 1 * 2 + 3 * 1) + ticks * 68 * 0.25;
+    const expected =
+      ((2 * 5 + ticks) / 1e6) * 0.2 +
+      gbSeconds * 0.0000133334 +
+      (8 / 1000) * 0.005 +
+      (20 / 1000) * 0.0004 +
+      (24 / 1e6) * 0.625 +
+      (40 / 1e6) * 0.125 +
+      (2000 / 1e6) * 0.014 +
+      (ticks / 1e6) * 1 +
+      2 * 0.015;
+    expect(bill.total).toBeCloseTo(expected, 12);
+    expect(bill.lines.find((l) => l.item === 'GB-seconds')?.quantity).toBeCloseTo(gbSeconds, 9);
+  });
+
+  it('projects a month: the hourly part for 730 hours, the batches by the records at the rate', () => {
+    // Act
+    const month = projectBatches([batch], span, 100, US_EAST_1);
+
+    // Assert
+    const hourly = priceBatches([], { ...span, hours: 730 }, US_EAST_1).total;
+    const perRecord = priceBatches([batch], { ...span, hours: 0, shards: 0 }, US_EAST_1).total / 1000;
+    expect(month.month.total).toBeCloseTo(hourly + perRecord * 100 * MONTH_SECONDS, 6);
+    expect(month.recordsPerMonth).toBe(100 * MONTH_SECONDS);
   });
 });
