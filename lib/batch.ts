@@ -25,6 +25,14 @@ export interface PipelineItem {
   readonly cursors: Cursors;
   /** Event-time pipelines: the watermark fold so far (see `lib/watermark.ts`). */
   readonly watermarkFold?: WatermarkFold;
+  /** Set while an operator has paused sealing (`sluice pause`): since when, and why. */
+  readonly paused?: Pause;
+}
+
+/** A pause of sealing: since when (epoch ms) and why. */
+export interface Pause {
+  readonly at: number;
+  readonly reason: string;
 }
 
 /** A segment as registered by the ingest function. */

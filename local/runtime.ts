@@ -12,7 +12,8 @@ import type { Source } from '../lib/dsl/source';
 import { batchId, type BatchId } from '../lib/ids';
 import { planPipeline } from '../lib/plan';
 import type { RuntimeContext } from '../lib/runtime/context';
-import { retryBatch, skipBatch, type Halt } from '../lib/runtime/failure';
+import type { Halt } from '../lib/runtime/failure';
+import type { CommandEvent, CommandResult, OperatorCommand } from '../lib/runtime/operator';
 import type { PipelineHandlers } from '../lib/runtime/handlers';
 import type { DeadLetter } from '../lib/runtime/datapath';
 import { AccessGuard } from './access';
@@ -338,7 +339,8 @@ export class LocalRuntime<T = unknown, Out = unknown> {
    * coordinator seal what is due (a pass that gave up is re-driven as the next tick would), skip
    * what failed under `onBatchFailure: 'skip'`, and re-drive open batches at once (what its sweep
    * does after `sweepAfterMs`), until every batch is complete, failed or skipped. A halted pipeline
-   * is settled once what is behind its failed batch has had one more try.
+   * is settled once what is behind its failed batch has had one more try; a paused one once the
+   * batches sealed before the pause are done.
    */
   async settle(maxRounds = 30): Promise<void> {
     const interval = this.pipeline.batchIntervalMs;
@@ -352,7 +354,8 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       // A failed batch that does not halt is skipped by the next coordinator pass.
       const skipping = !halt && unresolved > 0;
       const due = Math.floor((dueAt - state.zeroTime) / interval);
-      const behind = !halt && state.lastSealed < due;
+      // Paused, nothing is sealed: what is due waits for the resume.
+      const behind = !halt && !state.paused && state.lastSealed < due;
       const from = Math.max(1, state.lastSealed - (SETTLE_LOOKBACK_BATCHES - 1));
       const open = (await this.ctx.ledger.batches.from(from)).filter(
         (b) => b.status === 'sealed' || b.status === 'skipping',
@@ -380,16 +383,40 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     return findFailedBatches(this.ctx, this.pipeline);
   }
 
+  /**
+   * Sends an operator's command to the coordinator function, as `sluice pause` or `sluice batches
+   * retry` does on AWS (a synchronous invocation of the same handler); what it did.
+   */
+  async command(command: OperatorCommand): Promise<CommandResult> {
+    const event: CommandEvent = { kind: 'sluice.command@1', pipeline: this.pipeline.name, command };
+    const outcome = await this.usage.invocation('coordinator', () =>
+      handlersOf(this.functions, 'coordinator').coordinator(event, () => 0),
+    );
+    if (outcome.kind !== 'sluice.command-result@1')
+      throw new Error('the coordinator did not answer a command');
+    return outcome;
+  }
+
+  /** Pauses sealing (`sluice pause`): ingest goes on, batches already sealed finish. */
+  async pause(reason = 'paused by the operator'): Promise<CommandResult> {
+    return this.command({ kind: 'pause', reason });
+  }
+
+  /** Resumes sealing (`sluice resume`): the backlog goes into batches within the pipeline's bounds. */
+  async resume(): Promise<CommandResult> {
+    return this.command({ kind: 'resume' });
+  }
+
   /** Runs a failed batch again (as `sluice batches retry` does), then settles. */
   async retryBatch(batch: BatchId): Promise<BatchResult> {
-    await retryBatch(this.ctx, batch);
+    await this.command({ kind: 'retry', batch });
     await this.settle();
     return this.result(batch);
   }
 
   /** Skips a failed batch (as `sluice batches skip` does), then settles. */
   async skipBatch(batch: BatchId, why = 'skipped by the operator'): Promise<BatchResult> {
-    await skipBatch(this.ctx, batch, why);
+    await this.command({ kind: 'skip', batch, reason: why });
     await this.settle();
     return this.result(batch);
   }

@@ -4,6 +4,7 @@ import type { Source } from '../lib/dsl/source';
 import type { BatchId } from '../lib/ids';
 import type { Halt } from '../lib/runtime/failure';
 import type { DeadLetter } from '../lib/runtime/datapath';
+import type { CommandResult } from '../lib/runtime/operator';
 import { LocalRuntime, type BatchResult, type LocalRunOptions } from './runtime';
 
 /** Options of `testPipeline`: those of a local run, with the manual clock. */
@@ -56,7 +57,14 @@ export class TestPipeline<T, Out> {
   async advance(): Promise<BatchResult<Out>> {
     const [result] = await this.advanceBy(1);
     if (result) return result;
-    const halt = await (await this.runtime).halted();
+    const runtime = await this.runtime;
+    const paused = (await runtime.ctx.ledger.pipeline.get())?.paused;
+    if (paused) {
+      throw new Error(
+        `no batch closed: the pipeline is paused (${paused.reason}); advanceBy() waits, resume() ends it`,
+      );
+    }
+    const halt = await runtime.halted();
     if (halt) {
       throw new Error(
         `no batch closed: the pipeline is halted by failed batch ${halt.batch} (${halt.reason}); ` +
@@ -70,6 +78,24 @@ export class TestPipeline<T, Out> {
   async halted(): Promise<Halt | undefined> {
     await this.pending;
     return (await this.runtime).halted();
+  }
+
+  /**
+   * Pauses sealing, as `sluice pause` does: pushed records wait (ingest goes on) and `advance()`
+   * closes no batch until `resume()`.
+   */
+  async pause(reason?: string): Promise<CommandResult> {
+    await this.pending;
+    return (await this.runtime).pause(reason);
+  }
+
+  /**
+   * Resumes sealing, as `sluice resume` does: the next `advance()` seals every batch due since the
+   * pause, the backlog spread over them within `maxRecordsPerBatch` and `maxBytesPerBatch`.
+   */
+  async resume(): Promise<CommandResult> {
+    await this.pending;
+    return (await this.runtime).resume();
   }
 
   /** Runs a failed batch again (after a fix), as an operator would; its result. */

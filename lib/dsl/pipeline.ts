@@ -53,6 +53,14 @@ export interface PipelineOptions<T, S extends readonly AnyStage[]> {
   /** Reduce partitions of keyed stages that do not set their own. @default 4 */
   readonly partitions?: number;
   readonly tasks?: TaskOptions;
+  /**
+   * Backpressure: the most input records one batch takes. A batch takes whole segments, each shard's
+   * in order; what does not fit waits for the next batch (after a pause, an outage or a burst), and
+   * a batch always takes at least one segment. @default no bound by records
+   */
+  readonly maxRecordsPerBatch?: number;
+  /** The same, in input bytes. @default tasks.max x tasks.targetBytes (256 MiB) */
+  readonly maxBytesPerBatch?: number;
 }
 
 /** A validated pipeline: what infra deploys and the runtime runs. */
@@ -67,6 +75,25 @@ export interface Pipeline<T, Out> {
   readonly retry: { readonly attempts: number; readonly withinMs: number };
   readonly partitions: number;
   readonly tasks: Required<TaskOptions>;
+  /** Set when the definition bounds a batch's records (`maxRecordsPerBatch`). */
+  readonly maxRecordsPerBatch?: number;
+  /** Set when the definition bounds a batch's bytes; else `tasks.max x tasks.targetBytes`. */
+  readonly maxBytesPerBatch?: number;
+}
+
+/**
+ * The most records and bytes a batch of the pipeline takes (see `maxRecordsPerBatch`).
+ *
+ * @example
+ * batchLimits(wordcount); // { maxRecords: Infinity, maxBytes: 268435456 }
+ */
+export function batchLimits(
+  pipeline: Pick<AnyPipeline, 'tasks' | 'maxRecordsPerBatch' | 'maxBytesPerBatch'>,
+): { readonly maxRecords: number; readonly maxBytes: number } {
+  return {
+    maxRecords: pipeline.maxRecordsPerBatch ?? Number.POSITIVE_INFINITY,
+    maxBytes: pipeline.maxBytesPerBatch ?? pipeline.tasks.max * pipeline.tasks.targetBytes,
+  };
 }
 
 /** A pipeline of any record types, as the runtime sees it. */
@@ -190,6 +217,14 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
     throw new PipelineDefinitionError('retry.attempts must be a whole number from 1 to 1000');
   }
   const withinMs = toMillis(options.retry?.within ?? '15m');
+  for (const [name, bound] of [
+    ['maxRecordsPerBatch', options.maxRecordsPerBatch],
+    ['maxBytesPerBatch', options.maxBytesPerBatch],
+  ] as const) {
+    if (bound !== undefined && (!Number.isSafeInteger(bound) || bound < 1)) {
+      throw new PipelineDefinitionError(`${name} must be a positive whole number`);
+    }
+  }
   return Object.freeze({
     name: options.name,
     batchIntervalMs,
@@ -201,6 +236,8 @@ export function pipeline<T, const S extends readonly AnyStage[]>(
     retry: Object.freeze({ attempts, withinMs }),
     partitions,
     tasks: Object.freeze({ max, targetBytes }),
+    ...(options.maxRecordsPerBatch === undefined ? {} : { maxRecordsPerBatch: options.maxRecordsPerBatch }),
+    ...(options.maxBytesPerBatch === undefined ? {} : { maxBytesPerBatch: options.maxBytesPerBatch }),
   });
 }
 

@@ -2,11 +2,12 @@ import { describeError, RetryBudgetExhaustedError } from '../errors';
 import { batchId, type BatchId, type ShardId, type StageId, type TaskId } from '../ids';
 import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
 import { manifestKey } from '../storage/keys';
-import type { BatchItem, Cursors, IngestUsage, SegmentItem, ShardCursor } from '../batch';
+import type { BatchItem, Cursors, IngestUsage, Pause, SegmentItem, ShardCursor } from '../batch';
 import { addUsage, NO_TASK_USAGE, usageBetween } from '../cost/usage';
 import { foldBatches, type WatermarkFold } from '../watermark';
 import { padSeq } from '../encoding/segment';
 import { isEventTime } from '../dsl/spec';
+import { batchLimits } from '../dsl/pipeline';
 import type { RuntimeContext } from './context';
 import { budgetUsedUp, failBatch, resolveFailedBatches, spent, type Halt } from './failure';
 import { driveBatch, pendingWork } from './progress';
@@ -22,6 +23,8 @@ export interface CoordinatorReport {
   readonly nextBatchTime: number;
   /** Set when sealing is stopped by a failed batch (`onBatchFailure: 'halt'`). */
   readonly halted?: Halt;
+  /** Set when an operator has paused sealing. */
+  readonly paused?: Pause;
 }
 
 /** Options of one coordinator pass. */
@@ -54,7 +57,11 @@ export async function coordinate(
   const sealed: BatchId[] = [];
   let next = state.lastSealed + 1;
   const limit = options.maxBatches ?? 100;
-  while (!halted && state.zeroTime + next * interval <= now && sealed.length < limit) {
+  // A paused pipeline seals nothing: ingest goes on writing segments, which wait behind the
+  // cursors; batches already sealed finish, and the sweep goes on re-driving them.
+  const { paused } = state;
+  if (paused) ctx.log.warn('pipeline paused', { since: paused.at, reason: paused.reason, nextBatch: next });
+  while (!halted && !paused && state.zeroTime + next * interval <= now && sealed.length < limit) {
     await sealBatch(ctx, batchId(next), state.zeroTime + next * interval);
     sealed.push(batchId(next));
     next++;
@@ -74,6 +81,7 @@ export async function coordinate(
     failed,
     nextBatchTime: state.zeroTime + next * interval,
     ...(halted ? { halted } : {}),
+    ...(paused ? { paused } : {}),
   };
 }
 
@@ -170,18 +178,60 @@ async function gatherInput(
   previous: Cursors,
 ): Promise<{ segments: SegmentItem[]; cursors: Cursors }> {
   const cursors: Record<string, ShardCursor> = { ...previous };
-  const segments: SegmentItem[] = [];
+  const waiting: { shard: ShardId; found: SegmentItem[] }[] = [];
   for (const shard of await ctx.ledger.segments.shards()) {
-    const found = await ctx.ledger.segments.between(shard, previous[shard]?.segmentStart);
-    const last = found[found.length - 1];
-    if (!last) continue;
-    segments.push(...found);
+    waiting.push({ shard, found: await ctx.ledger.segments.between(shard, previous[shard]?.segmentStart) });
+  }
+  const taken = takeWithinLimits(
+    waiting.map((w) => w.found),
+    batchLimits(ctx.pipeline),
+  );
+  const segments: SegmentItem[] = [];
+  waiting.forEach(({ shard }, index) => {
+    const mine = taken[index] ?? [];
+    const last = mine[mine.length - 1];
+    if (!last) return;
+    // In shard order, each shard's in sequence order: the order a re-run rebuilds the manifest in.
+    segments.push(...mine);
     cursors[shard] = {
       segmentStart: padSeq(last.firstSeq),
-      lastSeq: maxSeq(found, previous[shard]?.lastSeq),
+      lastSeq: maxSeq(mine, previous[shard]?.lastSeq),
     };
-  }
+  });
   return { segments, cursors };
+}
+
+/**
+ * Backpressure: which waiting segments a batch takes. A segment at a time from each shard in turn
+ * (so a backlog on one shard does not starve the others), each shard's in order, while the batch
+ * stays within its limits; a shard whose next segment does not fit takes no more (its later
+ * segments must wait behind it). The first segment is always taken, so every batch makes progress.
+ */
+function takeWithinLimits(
+  perShard: readonly (readonly SegmentItem[])[],
+  limits: { readonly maxRecords: number; readonly maxBytes: number },
+): SegmentItem[][] {
+  const taken = perShard.map((): SegmentItem[] => []);
+  const blocked = perShard.map(() => false);
+  let records = 0;
+  let bytes = 0;
+  for (let round = 0, more = true; more; round++) {
+    more = false;
+    perShard.forEach((segments, index) => {
+      const next = segments[round];
+      if (!next || blocked[index]) return;
+      const first = records === 0 && bytes === 0;
+      if (!first && (records + next.records > limits.maxRecords || bytes + next.bytes > limits.maxBytes)) {
+        blocked[index] = true;
+        return;
+      }
+      taken[index]?.push(next);
+      records += next.records;
+      bytes += next.bytes;
+      more = true;
+    });
+  }
+  return taken;
 }
 
 function maxSeq(segments: readonly SegmentItem[], floor: string | undefined): string {

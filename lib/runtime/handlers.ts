@@ -13,6 +13,7 @@ import { coordinate, type CoordinatorReport } from './coordinator';
 import { parseKinesisEvent, parseTaskEvent, parseTickEvent, type TaskEvent } from './events';
 import { ingest, type IngestResult } from './ingest';
 import { handleTask } from './tasks';
+import { isCommandEvent, operate, parseCommandEvent, type CommandResult } from './operator';
 
 /** Sends an asynchronous invocation to a function by its deployed name: Lambda's Invoke, or the local invoker. */
 export type InvokeTransport = (functionName: string, payload: string) => Promise<void>;
@@ -64,12 +65,19 @@ export interface PipelineHandlers {
     event: unknown,
     remainingMs: () => number,
     afterPass?: (report: CoordinatorReport) => void,
-  ) => Promise<CoordinatorReport[]>;
+  ) => Promise<CoordinatorOutcome>;
   /** Phase 0 tasks: segment slices in, one shuffle file (or the output) out. */
   readonly transform: (event: unknown) => Promise<void>;
   /** Phase 1+ tasks: one reduce partition's shuffle runs in, a shuffle file or the output out. */
   readonly reduce: (event: unknown) => Promise<void>;
 }
+
+/**
+ * What one coordinator invocation did: the passes of a tick, or the result of an operator's
+ * command.
+ */
+export type CoordinatorOutcome =
+  { readonly kind: 'sluice.passes@1'; readonly passes: readonly CoordinatorReport[] } | CommandResult;
 
 /** How long before its timeout the looping coordinator stops starting new passes. */
 export const COORDINATOR_MARGIN_MS = 7_000;
@@ -104,8 +112,10 @@ export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): Pipel
     ctx,
     ingest: (event) => ingest(ctx, parseKinesisEvent(event)),
     async coordinator(event, remainingMs, afterPass) {
+      if (isCommandEvent(event)) return operate(ctx, parseCommandEvent(event, pipeline.name).command);
       const tick = parseTickEvent(event, pipeline.name);
       const reports: CoordinatorReport[] = [];
+      const outcome = (): CoordinatorOutcome => ({ kind: 'sluice.passes@1', passes: reports });
       for (;;) {
         const report = await coordinate(
           ctx,
@@ -113,8 +123,11 @@ export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): Pipel
         );
         reports.push(report);
         afterPass?.(report);
+        // Halted or paused, there is nothing to seal until an operator acts: the next tick (a minute
+        // on) looks again, rather than a loop of passes that find the next batch overdue at once.
+        if (report.halted || report.paused) return outcome();
         const wait = report.nextBatchTime - ctx.clock.now();
-        if (remainingMs() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS) return reports;
+        if (remainingMs() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS) return outcome();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
     },

@@ -6,8 +6,7 @@ import { UsageMeter } from '../cost/usage';
 import type { AnyPipeline, Pipeline } from '../dsl/pipeline';
 import type { RuntimeMetrics } from './context';
 import { BATCH_METRICS, METRICS_NAMESPACE, serviceName } from './metric-names';
-import type { CoordinatorReport } from './coordinator';
-import { createHandlers, type InvokeTransport } from './handlers';
+import { createHandlers, type CoordinatorOutcome, type InvokeTransport } from './handlers';
 
 /**
  * Sends an invocation with Lambda's asynchronous invoke: Lambda queues the event, retries failures
@@ -73,7 +72,7 @@ export interface InvocationContext {
 /** The four Lambda handlers of a pipeline: properties, as Lambda calls each one detached. */
 export interface LambdaHandlers {
   readonly ingest: (event: unknown) => Promise<void>;
-  readonly coordinator: (event: unknown, context: InvocationContext) => Promise<CoordinatorReport[]>;
+  readonly coordinator: (event: unknown, context: InvocationContext) => Promise<CoordinatorOutcome>;
   /** Phase 0 tasks: segment slices in, one shuffle file (or the output) out. */
   readonly transform: (event: unknown) => Promise<void>;
   /** Phase 1+ tasks: one reduce partition's shuffle runs in, a shuffle file or the output out. */

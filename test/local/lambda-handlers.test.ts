@@ -91,9 +91,10 @@ describe('the Lambda handlers', () => {
       });
       const deadline = Date.now() + 8_500;
 
-      const reports = await handlers.coordinator(fresh.deployment.tick, {
+      const outcome = await handlers.coordinator(fresh.deployment.tick, {
         getRemainingTimeInMillis: () => deadline - Date.now(),
       });
+      const reports = outcome.kind === 'sluice.passes@1' ? outcome.passes : [];
       const sealed = reports.flatMap((r) => r.sealed);
       const batches = await fresh.ctx.ledger.batches.from(1);
 

@@ -109,6 +109,7 @@ const pipelineSchema = z.object({
   lastSealed: count,
   cursors,
   watermarkFold: z.optional(fold),
+  paused: z.optional(z.object({ at: z.number(), reason: z.string() })),
 });
 
 const shardsSchema = z.object({ kind: z.literal(LEDGER_KINDS.shards), ids: z.set(z.string()) });
@@ -301,6 +302,7 @@ export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
     lastSealed: item.lastSealed,
     cursors: item.cursors satisfies Cursors,
     ...(item.watermarkFold ? { watermarkFold: item.watermarkFold } : {}),
+    ...(item.paused ? { paused: item.paused } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Cursors, PipelineItem } from '../../batch';
+import type { Cursors, Pause, PipelineItem } from '../../batch';
 import type { BatchId } from '../../ids';
 import type { WatermarkFold } from '../../watermark';
 import { conditionalWrite } from '../conditions';
@@ -36,6 +36,38 @@ export class PipelineItems {
     const state = await this.get();
     if (!state) throw new Error('pipeline item vanished after creation');
     return state;
+  }
+
+  /**
+   * Pauses sealing: true if this call paused it, false if it was paused already (the first pause
+   * and its reason stand).
+   */
+  async pause(pause: Pause): Promise<boolean> {
+    return conditionalWrite(() =>
+      this.table.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: LEDGER_ITEM_KEYS.pipeline,
+          UpdateExpression: 'SET paused = :p',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(paused)',
+          ExpressionAttributeValues: { ':p': pause },
+        }),
+      ),
+    );
+  }
+
+  /** Resumes sealing: true if this call resumed it, false if it was not paused. */
+  async resume(): Promise<boolean> {
+    return conditionalWrite(() =>
+      this.table.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: LEDGER_ITEM_KEYS.pipeline,
+          UpdateExpression: 'REMOVE paused',
+          ConditionExpression: 'attribute_exists(paused)',
+        }),
+      ),
+    );
   }
 
   /** Records that batch n is sealed: `lastSealed` moves from n-1 to n; false when another did it. */
