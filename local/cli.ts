@@ -17,6 +17,10 @@ import {
   stackCostReport,
 } from './cost-report';
 import { openStack } from './stack';
+import { formatBatchDetail, formatBatches, formatStatus, pipelineStatus } from './status';
+import { openTarget, targetKind, type OperatedPipeline, type TargetFlags } from './target';
+import type { OperatorCommand } from '../lib/runtime/operator';
+import { batchId } from '../lib/ids';
 import { readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
 import type { BatchItem } from '../lib/batch';
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
@@ -240,6 +244,19 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
   process.stderr.write(
     `sluice: ${continued}${pipeline.name} on ${where} ${run.resources.endpoint}: bucket ${run.resources.bucket}, table ${run.resources.table}, stream ${run.resources.stream} (${flags.shards} shards), batch interval ${run.pipeline.batchIntervalMs} ms\n`,
   );
+  const paused = (await run.ctx.ledger.pipeline.get())?.paused;
+  if (paused) {
+    if (!manual) {
+      await run.stop();
+      throw new UsageError(
+        `run '${flags.run ?? ''}' is paused since ${new Date(paused.at).toISOString()} (${paused.reason}): no batch would close`,
+        `resume it first: sluice resume ${file} --run ${flags.run ?? '<name>'} (or use --lines-per-batch, which writes the input ahead to wait)`,
+      );
+    }
+    process.stderr.write(
+      `sluice: run '${flags.run ?? ''}' is paused (${paused.reason}): the input is written ahead and waits for sluice resume\n`,
+    );
+  }
   const stages = run.ctx.plan.phases;
   const reporter = new Reporter(flags, stages[stages.length - 1]?.spec.function ?? 'read');
   const ui = flags.ui ? await startUi(contextSource(run.ctx), { port: flags.uiPort ?? 4040 }) : undefined;
@@ -509,20 +526,6 @@ async function stackCostCommand(
   }
 }
 
-/** Exactly one of `--run` and `--stack`: which pipeline a reading command reads. */
-function runOrStack(command: string, flags: { run?: string; stack?: string }): 'run' | 'stack' {
-  if (flags.run !== undefined && flags.stack !== undefined) {
-    throw new UsageError(`${command} reads either a named run or a stack, not both`, 'give --run or --stack');
-  }
-  if (flags.run === undefined && flags.stack === undefined) {
-    throw new UsageError(
-      `${command} needs a pipeline to read`,
-      'give --run <name> (a named run on AWS_ENDPOINT_URL) or --stack <name> (a deployed stack)',
-    );
-  }
-  return flags.stack === undefined ? 'run' : 'stack';
-}
-
 /** Serves the page until Ctrl-C, then closes what it read from. */
 async function serveUntilInterrupted(
   source: UiSource,
@@ -542,7 +545,7 @@ async function uiCommand(
   file: string,
   flags: { run?: string; stack?: string; uiPort: number },
 ): Promise<void> {
-  if (runOrStack('sluice ui', flags) === 'stack') {
+  if (targetKind('sluice ui', flags) === 'stack') {
     const deployed = await openStack(loadPipeline(file), flags.stack ?? '');
     await serveUntilInterrupted(
       contextSource(deployed.ctx),
@@ -565,6 +568,80 @@ async function uiCommand(
   const name = flags.run ?? '';
   const run = await LocalRuntime.start(pipeline, { run: name, existingOnly: true, clock: 'manual' });
   await serveUntilInterrupted(contextSource(run.ctx), flags.uiPort, `run '${name}'`, () => run.stop());
+}
+
+/** What an operator's command prints: JSON, or text for a person. */
+function print(json: boolean | undefined, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : text);
+}
+
+/** Opens the run or stack a command names, does `work` with it, and closes it. */
+async function withTarget<R>(
+  file: string,
+  flags: TargetFlags,
+  command: string,
+  work: (target: OperatedPipeline) => Promise<R>,
+): Promise<R> {
+  const target = await openTarget(loadPipeline(file), flags, command);
+  try {
+    return await work(target);
+  } finally {
+    await target.close();
+  }
+}
+
+/** `sluice status`: how far a run or deployed pipeline is, what waits and what failed. */
+async function statusCommand(file: string, flags: TargetFlags & { json?: boolean }): Promise<void> {
+  await withTarget(file, flags, 'sluice status', async (target) => {
+    const status = await pipelineStatus(target.ctx, Date.now());
+    print(flags.json, status, formatStatus(status, target.where));
+  });
+}
+
+/** `sluice batches list`: the batches, newest last. */
+async function batchesListCommand(
+  file: string,
+  flags: TargetFlags & { json?: boolean; last?: number },
+): Promise<void> {
+  await withTarget(file, flags, 'sluice batches list', async (target) => {
+    const all = await contextSource(target.ctx).batches();
+    const shown = flags.last === undefined ? all : all.slice(-flags.last);
+    print(flags.json, shown, formatBatches(shown));
+  });
+}
+
+/** `sluice batches show`: one batch, its phases, state, cost and a sample of its dead letters. */
+async function batchesShowCommand(
+  file: string,
+  batch: number,
+  flags: TargetFlags & { json?: boolean },
+): Promise<void> {
+  await withTarget(file, flags, 'sluice batches show', async (target) => {
+    const detail = await contextSource(target.ctx).batch(batchId(batch));
+    if (!detail) throw new UsageError(`batch ${batch} is not sealed`, 'see sluice batches list');
+    print(flags.json, detail, formatBatchDetail(detail));
+  });
+}
+
+/** The operator's commands: `pause`, `resume`, `batches retry`, `batches skip`. */
+async function operatorCommand(
+  file: string,
+  flags: TargetFlags & { json?: boolean },
+  name: string,
+  command: OperatorCommand,
+): Promise<void> {
+  await withTarget(file, flags, name, async (target) => {
+    const result = await target.command(command);
+    print(flags.json, result, `${target.where}: ${result.message}\n`);
+  });
+}
+
+/** `--run` and `--stack`: which pipeline an operator's command is for. */
+function targetOptions(command: Command): Command {
+  return command
+    .argument('<pipeline>', 'the pipeline module the run or stack runs')
+    .option('--run <name>', 'a named run on AWS_ENDPOINT_URL (sluice local run --run <name>)', runName)
+    .option('--stack <name>', 'a deployed stack (AWS credentials and region as the SDK finds them)');
 }
 
 /** `sluice init`: writes the project and says what to run next. */
@@ -687,6 +764,62 @@ export function buildProgram(): Command {
     .option('--stack <name>', 'a deployed stack (AWS credentials and region as the SDK finds them)')
     .option('--ui-port <port>', 'port of the page (0: any free port)', wholeNumber(0, 65_535), 4040)
     .action(uiCommand);
+  targetOptions(usageErrors(program.command('status'), 'sluice status'))
+    .description(
+      'how far a named run or a deployed pipeline is: batches sealed and completed, delay, waiting input, failures',
+    )
+    .option('--json', 'print the status as one JSON object')
+    .action(statusCommand);
+  targetOptions(usageErrors(program.command('pause'), 'sluice pause'))
+    .description('stop sealing batches (ingest goes on; sealed batches finish) until sluice resume')
+    .option('--reason <text>', 'why, shown by sluice status', 'paused by the operator')
+    .option('--json', 'print the result as one JSON object')
+    .action((file: string, flags: TargetFlags & { reason: string; json?: boolean }) =>
+      operatorCommand(file, flags, 'sluice pause', { kind: 'pause', reason: flags.reason }),
+    );
+  targetOptions(usageErrors(program.command('resume'), 'sluice resume'))
+    .description(
+      'seal again: the batches due take the backlog within maxRecordsPerBatch and maxBytesPerBatch',
+    )
+    .option('--json', 'print the result as one JSON object')
+    .action((file: string, flags: TargetFlags & { json?: boolean }) =>
+      operatorCommand(file, flags, 'sluice resume', { kind: 'resume' }),
+    );
+  const batches = usageErrors(
+    program
+      .command('batches')
+      .description("a named run's or a deployed pipeline's batches: list, show, retry, skip"),
+    'sluice batches',
+  );
+  targetOptions(usageErrors(batches.command('list'), 'sluice batches list'))
+    .description('the batches, newest last, with their figures')
+    .option('--last <n>', 'only the newest n', positiveInt)
+    .option('--json', 'print the batches as one JSON array')
+    .action(batchesListCommand);
+  targetOptions(usageErrors(batches.command('show'), 'sluice batches show'))
+    .argument('<batch>', 'the batch number', positiveInt)
+    .description('one batch: phases, tasks, state, cost, dead letters')
+    .option('--json', 'print the batch as one JSON object')
+    .action(batchesShowCommand);
+  targetOptions(usageErrors(batches.command('retry'), 'sluice batches retry'))
+    .argument('<batch>', 'the failed batch', positiveInt)
+    .description('run a failed batch again (after a fix): its missing tasks start again')
+    .option('--json', 'print the result as one JSON object')
+    .action((file: string, batch: number, flags: TargetFlags & { json?: boolean }) =>
+      operatorCommand(file, flags, 'sluice batches retry', { kind: 'retry', batch: batchId(batch) }),
+    );
+  targetOptions(usageErrors(batches.command('skip'), 'sluice batches skip'))
+    .argument('<batch>', 'the failed batch', positiveInt)
+    .description('give a failed batch up: its input goes to dead-letter/skipped/, state moves past it')
+    .option('--reason <text>', 'why, kept with the dead letter', 'skipped by the operator')
+    .option('--json', 'print the result as one JSON object')
+    .action((file: string, batch: number, flags: TargetFlags & { reason: string; json?: boolean }) =>
+      operatorCommand(file, flags, 'sluice batches skip', {
+        kind: 'skip',
+        batch: batchId(batch),
+        reason: flags.reason,
+      }),
+    );
   usageErrors(local.command('serve'), 'sluice local serve')
     .description('run the emulator as a long-lived endpoint, like LocalStack')
     .option('-p, --port <port>', 'port (0: any free port)', wholeNumber(0, 65_535), 4566)

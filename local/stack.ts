@@ -14,6 +14,8 @@ import {
 } from '../lib/deployment';
 import { SluiceError } from '../lib/errors';
 import { createRuntimeContext, type RuntimeContext } from '../lib/runtime/context';
+import { ConfiguredInvoker } from '../lib/runtime/handlers';
+import { lambdaTransport } from '../lib/runtime/lambda';
 
 /**
  * A deployed stack that does not hold the pipeline asked for: no such stack, no sluice pipeline in
@@ -82,11 +84,14 @@ export async function resolveStack(
   );
 }
 
-/** A deployed pipeline, opened to read: its resources and a context over them. */
+/** A deployed pipeline, opened from a machine: its resources and a context over them. */
 export interface DeployedPipeline {
   readonly stack: string;
   readonly resources: DeployedResources;
-  /** Reads the ledger, bucket and state as the functions do; invokes nothing. */
+  /**
+   * Reads the ledger, bucket and state as the functions do; invokes nothing, unless opened to
+   * operate (then it starts tasks as the coordinator does, with Lambda's asynchronous invoke).
+   */
   readonly ctx: RuntimeContext;
   readonly clients: AwsClients;
   close(): void;
@@ -105,6 +110,7 @@ export async function openStack<T, Out>(
   pipeline: Pipeline<T, Out>,
   stack: string,
   target: AwsTarget = awsTargetFromEnv(),
+  options: { readonly operate?: boolean } = {},
 ): Promise<DeployedPipeline> {
   const cloudFormation = cloudFormationClient(target);
   let resources: DeployedResources;
@@ -114,24 +120,26 @@ export async function openStack<T, Out>(
     cloudFormation.destroy();
   }
   const clients = createAwsClients(target);
+  const config = {
+    bucket: resources.bucket,
+    table: resources.table,
+    functions: resources.functions,
+    sweepAfterMs: 5 * 60_000,
+  };
+  const readOnly = {
+    invoke: () =>
+      Promise.reject(
+        new StackLookupError(
+          'a deployed pipeline opened to read invokes no function',
+          'Reading a deployed pipeline changes nothing: its own functions run it.',
+        ),
+      ),
+  };
   // The record types matter to the stages' code, not to reading the ledger and bucket.
   const ctx = createRuntimeContext(pipeline as AnyPipeline, {
-    config: {
-      bucket: resources.bucket,
-      table: resources.table,
-      functions: resources.functions,
-      sweepAfterMs: 5 * 60_000,
-    },
+    config,
     clients,
-    invoker: {
-      invoke: () =>
-        Promise.reject(
-          new StackLookupError(
-            'a deployed pipeline opened to read invokes no function',
-            'Reading a deployed pipeline changes nothing: its own functions run it.',
-          ),
-        ),
-    },
+    invoker: options.operate ? new ConfiguredInvoker(config, lambdaTransport(clients.lambda)) : readOnly,
   });
   return { stack, resources, ctx, clients, close: () => destroyAwsClients(clients) };
 }

@@ -185,6 +185,49 @@ describe.skipIf(!motoAvailable)('a deployed stack (word count, in moto)', () => 
     expect(text.stdout).toContain('Lambda + one DynamoDB UpdateItem per record');
   });
 
+  it('`sluice status --stack`, `batches list --stack`, `pause` and `resume` operate it from this machine', async () => {
+    // Act
+    const status = await runCli(
+      ['status', 'examples/wordcount/pipeline.ts', '--stack', deployed.stackName, '--json'],
+      {
+        env: env(),
+      },
+    );
+    const listed = await runCli(
+      ['batches', 'list', 'examples/wordcount/pipeline.ts', '--stack', deployed.stackName, '--json'],
+      { env: env() },
+    );
+    const paused = await runCli(
+      ['pause', 'examples/wordcount/pipeline.ts', '--stack', deployed.stackName, '--reason', 'maintenance'],
+      { env: env() },
+    );
+    const whilePaused = await runCli(
+      ['status', 'examples/wordcount/pipeline.ts', '--stack', deployed.stackName, '--json'],
+      { env: env() },
+    );
+    const resumed = await runCli(
+      ['resume', 'examples/wordcount/pipeline.ts', '--stack', deployed.stackName],
+      {
+        env: env(),
+      },
+    );
+
+    // Assert
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      pipeline: 'wordcount',
+      lastSealed: 3,
+      lastCompleted: { batch: 3 },
+      failed: [],
+    });
+    expect((JSON.parse(listed.stdout) as UiBatch[]).map((b) => b.inputRecords)).toEqual([120, 40, 0]);
+    expect(paused.stdout).toBe(
+      "stack 'sluice-wordcount': paused: no batch is sealed until resumed (ingest goes on)\n",
+    );
+    expect(JSON.parse(whilePaused.stdout)).toMatchObject({ paused: { reason: 'maintenance' } });
+    expect(resumed.stdout).toContain("stack 'sluice-wordcount': resumed");
+  });
+
   it('`sluice ui --stack` serves the page of its batches', async () => {
     // Act
     const { child, match } = await startCli(
