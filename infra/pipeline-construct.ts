@@ -20,6 +20,7 @@ import type { AnyPipeline, Pipeline } from '../lib/dsl/pipeline';
 import { outputPrefix, planPipeline, type Plan } from '../lib/plan';
 import type { BATCH_METRICS } from '../lib/runtime/metric-names';
 import { S3_PREFIXES } from '../lib/storage/keys';
+import { checkPlanLock } from './plan-lock';
 import {
   connectStreams,
   coordinatorTimeout,
@@ -108,6 +109,21 @@ export interface SluicePipelineProps<T = unknown, Out = unknown>
    * @default `sluice-<pipeline name>`
    */
   readonly dashboardName?: string;
+  /**
+   * A file (relative to the CDK app's working directory; commit it) that keeps the plan last
+   * synthesized. Synthesis fails, naming the change and the options, when the plan changes in a way
+   * stored state or batches in flight cannot survive: a keyed stage's kind, window, timeout or
+   * partitions, the keyed stages themselves, the batch interval of a pipeline that keeps state.
+   * Other changes (record-level stages, sinks, stage code) roll forward and update the file.
+   * @default - no check
+   */
+  readonly planLock?: string;
+  /**
+   * Synthesize a breaking plan change anyway: the pipeline was drained and its state cleared or
+   * migrated. Only with `planLock`.
+   * @default false
+   */
+  readonly allowBreakingChanges?: boolean;
 }
 
 /**
@@ -178,6 +194,9 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
       );
     }
     checkOutputPrefix(outputPrefix(this.plan.spec));
+    if (props.planLock !== undefined) {
+      checkPlanLock(props.planLock, this.plan.spec, props.allowBreakingChanges ?? false);
+    }
     const atRest: DataAtRest = { removalPolicy, encryptionKey: props.encryptionKey };
 
     this.bucket = props.bucket ?? createBucket(this, pipeline.name, props, atRest);

@@ -78,7 +78,7 @@ export class PlanMismatchError extends SluiceError {
   constructor(message: string, scope?: ErrorScope) {
     super(message, {
       retryable: false,
-      hint: 'A batch sealed under one plan is being run by a bundle of another: drain the pipeline before changing its stages.',
+      hint: 'A batch sealed under one plan is being run by a bundle whose plan breaks it: redeploy the earlier plan until the batch is done, or skip it (sluice batches skip); planLock refuses such changes before they are deployed.',
       scope,
     });
   }

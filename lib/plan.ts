@@ -114,41 +114,96 @@ export function planPipeline(pipeline: AnyPipeline): Plan {
   return { spec: { ...content, stages, fingerprint: fingerprint({ ...content, stages }) }, phases };
 }
 
-/** What differs between two plans, in words: the stages added, removed or changed, and settings. */
-function planDifferences(sealed: PlanSpec, bundled: PlanSpec): string[] {
-  const differences: string[] = [];
-  const ids = new Set([...Object.keys(sealed.stages), ...Object.keys(bundled.stages)]);
-  for (const id of ids) {
-    const was = sealed.stages[id];
-    const now = bundled.stages[id];
-    if (was === undefined) differences.push(`stage '${id}' is new`);
-    else if (now === undefined) differences.push(`stage '${id}' is gone`);
-    else if (was !== now) differences.push(`stage '${id}' changed`);
-  }
-  const settings = ['pipeline', 'batchIntervalMs', 'onError', 'source', 'sinks', 'formats'] as const;
-  for (const name of settings) {
-    if (fingerprint(sealed[name]) !== fingerprint(bundled[name])) differences.push(`${name} changed`);
-  }
-  const order = (spec: PlanSpec): string =>
-    spec.phases.map((p) => p.stages.map((s) => s.id).join(',')).join('|');
-  if (order(sealed) !== order(bundled)) differences.push('the stages are in other phases or another order');
-  return differences;
+/**
+ * How a plan differs from an earlier one. `breaking`: what in-flight batches or stored state cannot
+ * survive: the phases (their keyed stages, in order, and their partitions, which route keys to
+ * state), a keyed stage's spec (its kind, window, timeout, lateness: what its state means), the
+ * data formats, the pipeline's name, and the batch interval of a pipeline that keeps state (windows
+ * and timeouts count in batches). `compatible`: what rolls forward at the next task (record-level
+ * stages, sinks, `onError`, the source's decoder). Stage code that is not in a spec (a function's
+ * body) is never compared: it rolls forward.
+ */
+export interface PlanChanges {
+  readonly breaking: readonly string[];
+  readonly compatible: readonly string[];
+}
+
+/** Whether a stage spec keeps state across batches. */
+function keepsState(stage: NarrowSpec | WideSpec): boolean {
+  return 'stateful' in stage && stage.stateful === true;
+}
+
+/** A keyed stage's spec, field by field: what of it changed, in words. */
+function specChanges(was: WideSpec, now: WideSpec): string {
+  const fields = new Set([...Object.keys(was), ...Object.keys(now)]);
+  const changed = [...fields].filter(
+    (field) =>
+      fingerprint((was as unknown as Record<string, unknown>)[field] ?? null) !==
+      fingerprint((now as unknown as Record<string, unknown>)[field] ?? null),
+  );
+  return changed.length > 0 ? changed.join(', ') : 'its spec';
 }
 
 /**
- * Throws unless a sealed plan is the one this bundle would make: a task must never run a batch
- * with code other than the code its manifest was sealed for.
+ * What changed from one plan to another, sorted into what breaks state or in-flight batches and
+ * what rolls forward.
  *
  * @example
- * assertSamePlan(manifest.plan, planPipeline(pipeline).spec);
+ * planChanges(sealed, bundled).breaking; // ["keyed stage 'count' changed (window)"]
  */
-export function assertSamePlan(sealed: PlanSpec, bundled: PlanSpec): void {
-  if (sealed.fingerprint === bundled.fingerprint) return;
-  const differences = planDifferences(sealed, bundled);
+export function planChanges(was: PlanSpec, now: PlanSpec): PlanChanges {
+  const breaking: string[] = [];
+  const compatible: string[] = [];
+  if (was.pipeline !== now.pipeline)
+    breaking.push(`the pipeline's name changed ('${was.pipeline}' to '${now.pipeline}')`);
+  if (fingerprint(was.formats) !== fingerprint(now.formats)) breaking.push('the data formats changed');
+  const stateful = [...was.phases, ...now.phases].some((phase) => phase.stages.some(keepsState));
+  if (was.batchIntervalMs !== now.batchIntervalMs) {
+    const change = `the batch interval changed (${was.batchIntervalMs} ms to ${now.batchIntervalMs} ms)`;
+    (stateful ? breaking : compatible).push(change);
+  }
+  const keyed = (spec: PlanSpec): string[] =>
+    spec.phases.slice(1).map((phase) => `${phase.function}/${String(phase.partitions)}`);
+  if (keyed(was).join(',') !== keyed(now).join(',')) {
+    breaking.push(
+      `the keyed stages or their partitions changed (${keyed(was).join(', ') || 'none'} to ${keyed(now).join(', ') || 'none'})`,
+    );
+  } else {
+    now.phases.slice(1).forEach((phase, index) => {
+      // A reduce phase starts with its keyed stage.
+      const before = was.phases[index + 1]?.stages[0] as WideSpec | undefined;
+      const after = phase.stages[0] as WideSpec | undefined;
+      if (!before || !after) return;
+      if (fingerprint(before) !== fingerprint(after)) {
+        breaking.push(`keyed stage '${after.id}' changed (${specChanges(before, after)})`);
+      }
+    });
+  }
+  const narrow = (spec: PlanSpec): string =>
+    fingerprint(spec.phases.map((phase, index) => (index === 0 ? phase.stages : phase.stages.slice(1))));
+  if (narrow(was) !== narrow(now)) compatible.push('record-level stages changed');
+  if (fingerprint(was.sinks) !== fingerprint(now.sinks)) compatible.push('the sinks changed');
+  if (was.onError !== now.onError) compatible.push(`onError changed ('${was.onError}' to '${now.onError}')`);
+  if (fingerprint(was.source) !== fingerprint(now.source)) {
+    (was.source.stream === now.source.stream ? compatible : breaking).push('the source changed');
+  }
+  return { breaking, compatible };
+}
+
+/**
+ * Checks that this bundle can run a batch sealed under `sealed`: the same plan, or one whose
+ * changes roll forward (returned, for the log). A breaking change throws `PlanMismatchError`: the
+ * batch was sealed for code that keeps its data another way.
+ *
+ * @example
+ * const rolledForward = checkSealedPlan(manifest.plan, planPipeline(pipeline).spec);
+ */
+export function checkSealedPlan(sealed: PlanSpec, bundled: PlanSpec): readonly string[] {
+  if (sealed.fingerprint === bundled.fingerprint) return [];
+  const { breaking, compatible } = planChanges(sealed, bundled);
+  if (breaking.length === 0) return compatible;
   throw new PlanMismatchError(
-    `the sealed plan ${sealed.fingerprint} is not this bundle's plan ${bundled.fingerprint}: ${
-      differences.length > 0 ? differences.join('; ') : 'its fingerprint differs'
-    }`,
+    `the sealed plan ${sealed.fingerprint} is not this bundle's plan ${bundled.fingerprint}: ${breaking.join('; ')}`,
   );
 }
 

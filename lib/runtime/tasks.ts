@@ -1,7 +1,7 @@
 import { InvalidInputError, NotReadyError, type ErrorScope } from '../errors';
 import { batchId, type BatchId } from '../ids';
 import { parseManifest, type Manifest } from '../manifest';
-import { assertSamePlan, type CompiledPhase } from '../plan';
+import { checkSealedPlan, type CompiledPhase } from '../plan';
 import { manifestKey } from '../storage/keys';
 import type { TaskReport } from '../batch';
 import { usageBetween } from '../cost/usage';
@@ -21,7 +21,10 @@ import {
 /** Reads and checks a batch's manifest. */
 async function loadManifest(ctx: RuntimeContext, batch: BatchId, scope: ErrorScope): Promise<Manifest> {
   const manifest = parseManifest(await ctx.objects.get(manifestKey(batch), scope));
-  assertSamePlan(manifest.plan, ctx.plan.spec);
+  const rolledForward = checkSealedPlan(manifest.plan, ctx.plan.spec);
+  if (rolledForward.length > 0) {
+    ctx.log.info('running a batch sealed under an earlier plan', { batch, changes: rolledForward });
+  }
   return manifest;
 }
 

@@ -284,7 +284,22 @@ describe('the packed package in a project of its own', () => {
     expect(bundles).toHaveLength(4);
     // As for this repository's own bundles (test/infra/app.test.ts): the AWS SDK is left to the runtime.
     for (const bundle of bundles) expect(statSync(bundle).size).toBeLessThan(150 * 1024);
-  }, 180_000);
+    // The plan lock it keeps refuses a change stored state could not survive, before deploying.
+    expect(JSON.parse(readFileSync(path.join(app, 'sluice.plan.json'), 'utf8'))).toMatchObject({
+      kind: 'sluice.plan@1',
+      pipeline: 'counts',
+    });
+    const stage = path.join(app, 'src', 'stages', 'count.ts');
+    const original = readFileSync(stage, 'utf8');
+    writeFileSync(stage, original.replace("length: '30s'", "length: '60s'"));
+    try {
+      await expect(npx(app, 'cdk', 'synth', '--quiet')).rejects.toThrow(
+        /pipeline 'counts': this plan cannot take over from the one in sluice.plan.json: keyed stage 'count' changed \(window\)/,
+      );
+    } finally {
+      writeFileSync(stage, original);
+    }
+  }, 240_000);
 
   it('serves a project that only uses the DSL, and says what local runs need', async () => {
     const dslOnly = path.join(work, 'dsl-only');

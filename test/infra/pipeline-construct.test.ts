@@ -6,7 +6,18 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { describe, expect, it } from 'vitest';
 import { SluicePipeline } from 'sluice/cdk';
-import { pipeline, s3Jsonl, kinesis as kinesisSource, utf8, map } from '../../lib';
+import {
+  pipeline,
+  s3Jsonl,
+  kinesis as kinesisSource,
+  utf8,
+  map,
+  reduceByKey,
+  type AnyStage,
+} from '../../lib';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { AnyPipeline } from '../../lib/dsl/pipeline';
 import { RESOURCES_OUTPUT_DESCRIPTION } from '../../lib/deployment';
 import { configFromEnv } from '../../lib/runtime/context';
@@ -888,5 +899,59 @@ describe('SluicePipeline: customer-managed KMS key', () => {
         ]),
       ),
     );
+  });
+});
+
+describe('SluicePipeline: plan lock', () => {
+  const source = kinesisSource({ stream: 'locked', decode: utf8 });
+  const words = map<string, [string, number]>('pairs', (line) => [line, 1]);
+  const count = (partitions: number) => reduceByKey<string, number>('count', (a, b) => a + b, { partitions });
+  const make = (stages: readonly AnyStage[]) =>
+    pipeline({ name: 'locked', batchInterval: '10s', source, stages: stages as never }) as AnyPipeline;
+  const construct = (locked: AnyPipeline, lock: string, allowBreakingChanges = false) => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    return new SluicePipeline(new Stack(app, 'Locked'), 'Pipeline', {
+      pipeline: locked,
+      entry: fixturePath('two-phase'),
+      planLock: lock,
+      allowBreakingChanges,
+    });
+  };
+  const lockedFingerprint = (lock: string) =>
+    (JSON.parse(readFileSync(lock, 'utf8')) as { fingerprint: string }).fingerprint;
+
+  it('keeps the plan, rolls a compatible change forward, and refuses a breaking one before deploying', () => {
+    // Arrange
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-lock-'));
+    const lock = path.join(dir, 'sluice.plan.json');
+    const first = construct(make([words, count(4)]), lock);
+    const compatible = construct(
+      make([words, count(4), map('upper', ([w, n]: [string, number]) => [w.toUpperCase(), n])]),
+      lock,
+    );
+
+    try {
+      // Act
+      const breaking = (() => {
+        try {
+          construct(make([words, count(8)]), lock);
+          return undefined;
+        } catch (error) {
+          return error as Error;
+        }
+      })();
+      const refusedLock = lockedFingerprint(lock);
+      const allowed = construct(make([words, count(8)]), lock, true);
+
+      // Assert
+      expect(first.plan.spec.fingerprint).not.toBe(compatible.plan.spec.fingerprint);
+      expect(breaking?.message).toMatch(
+        /pipeline 'locked': this plan cannot take over from the one in .*sluice.plan.json: the keyed stages or their partitions changed \(count\/4 to count\/8\)\. .*Options: undo the change/,
+      );
+      expect(refusedLock).toBe(compatible.plan.spec.fingerprint);
+      expect(lockedFingerprint(lock)).toBe(allowed.plan.spec.fingerprint);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { filter, flatMap, map, transform } from '../../lib/dsl/transform';
 import { count, groupByKey, reduce, reduceByKey } from '../../lib/dsl/reduce';
+import { reduceByKeyAndWindow } from '../../lib/dsl/window';
 import { pipeline, withSettings, type AnyPipeline } from '../../lib/dsl/pipeline';
 import { kinesis, utf8 } from '../../lib/dsl/source';
 import { print, s3Jsonl } from '../../lib/dsl/sink';
 import { PlanMismatchError } from '../../lib/errors';
 import { canonicalJson, fingerprint } from '../../lib/fingerprint';
-import { assertSamePlan, outputPrefix, planPipeline } from '../../lib/plan';
+import { checkSealedPlan, outputPrefix, planChanges, planPipeline } from '../../lib/plan';
 import type { AnyStage, Pair } from '../../lib/dsl/types';
 
 const source = kinesis({ stream: 'lines', decode: utf8 });
@@ -121,32 +122,86 @@ describe('planPipeline', () => {
   });
 });
 
-describe('assertSamePlan', () => {
+describe('checkSealedPlan', () => {
   it('accepts the plan of an identical definition', () => {
     const a = planPipeline(build([tokenize, sum])).spec;
     const b = planPipeline(build([tokenize, sum])).spec;
 
-    expect(() => assertSamePlan(a, b)).not.toThrow();
+    expect(checkSealedPlan(a, b)).toEqual([]);
   });
 
   it('accepts a plan that went through JSON (as sealed in a manifest)', () => {
     const spec = planPipeline(build([tokenize, sum])).spec;
 
-    expect(() => assertSamePlan(JSON.parse(JSON.stringify(spec)) as typeof spec, spec)).not.toThrow();
+    expect(checkSealedPlan(JSON.parse(JSON.stringify(spec)) as typeof spec, spec)).toEqual([]);
   });
 
   it.each([
-    ['other partitions', build([tokenize, sum], { partitions: 5 })],
     [
-      'another stage',
-      build([tokenize, reduceByKey('count', (a) => a, { partitions: 4 }), map('x', (v) => v)]),
+      'other partitions',
+      build([tokenize, sum], { partitions: 5 }),
+      /keyed stages or their partitions changed/,
     ],
-    ['a renamed stage', build([tokenize, reduceByKey('total', (a) => a)])],
-    ['a different keyed kind', build([tokenize, groupByKey('count')])],
-  ])('throws PlanMismatchError for %s', (_name, other) => {
+    ['a renamed stage', build([tokenize, reduceByKey('total', (a) => a)]), /count\/4 to total\/4/],
+    ['a different keyed kind', build([tokenize, groupByKey('count')]), /keyed stage 'count' changed \(kind/],
+  ])('throws PlanMismatchError for %s, saying what changed', (_name, other, says) => {
     const sealed = planPipeline(build([tokenize, sum])).spec;
 
-    expect(() => assertSamePlan(sealed, planPipeline(other).spec)).toThrow(PlanMismatchError);
+    expect(() => checkSealedPlan(sealed, planPipeline(other).spec)).toThrow(PlanMismatchError);
+    expect(() => checkSealedPlan(sealed, planPipeline(other).spec)).toThrow(says);
+  });
+
+  it('rolls forward what in-flight batches survive: a record-level stage added, other sinks', () => {
+    // Arrange
+    const sealed = planPipeline(build([tokenize, sum])).spec;
+    const bundled = planPipeline(build([tokenize, sum, map('x', (v) => v)])).spec;
+
+    // Act
+    const rolled = checkSealedPlan(sealed, bundled);
+
+    // Assert
+    expect(rolled).toEqual(['record-level stages changed']);
+  });
+});
+
+describe('planChanges', () => {
+  const stateful = (length: `${number}s`, interval: `${number}s` = '10s') =>
+    planPipeline(
+      pipeline({
+        name: 'p',
+        batchInterval: interval,
+        source,
+        stages: [
+          tokenize,
+          reduceByKeyAndWindow<string, number>('count', (a, b) => a + b, { length, slide: '10s' }),
+        ],
+      }) as AnyPipeline,
+    ).spec;
+
+  it("breaks on a keyed stage's window, and on the batch interval of a pipeline that keeps state", () => {
+    // Act
+    const window = planChanges(stateful('30s'), stateful('60s'));
+    const interval = planChanges(stateful('30s'), stateful('30s', '5s'));
+
+    // Assert
+    expect(window.breaking).toEqual(["keyed stage 'count' changed (window)"]);
+    expect(interval.breaking).toContain('the batch interval changed (10000 ms to 5000 ms)');
+  });
+
+  it('rolls the batch interval of a pipeline without state forward', () => {
+    // Act
+    const changes = planChanges(
+      planPipeline(build([tokenize, sum])).spec,
+      planPipeline(
+        pipeline({ name: 'test', batchInterval: '5s', source, stages: [tokenize, sum] }) as AnyPipeline,
+      ).spec,
+    );
+
+    // Assert
+    expect(changes).toEqual({
+      breaking: [],
+      compatible: ['the batch interval changed (1000 ms to 5000 ms)'],
+    });
   });
 });
 
@@ -183,11 +238,11 @@ describe('the plan fingerprint', () => {
     const bundled = planPipeline(build([tokenize, sum], { partitions: 5 })).spec;
 
     // Act
-    const check = (): void => assertSamePlan(sealed, bundled);
+    const check = (): void => void checkSealedPlan(sealed, bundled);
 
     // Assert
-    expect(check).toThrow(/stage 'count' changed/);
-    expect(check).not.toThrow(/stage 'tokenize'/);
+    expect(check).toThrow(/keyed stages or their partitions changed \(count\/4 to count\/5\)/);
+    expect(check).not.toThrow(/tokenize/);
   });
 
   it('gives each stage its own fingerprint', () => {
