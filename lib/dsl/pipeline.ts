@@ -59,7 +59,7 @@ export interface PipelineOptions<T, S extends readonly AnyStage[]> {
    * a batch always takes at least one segment. @default no bound by records
    */
   readonly maxRecordsPerBatch?: number;
-  /** The same, in input bytes. @default tasks.max x tasks.targetBytes (256 MiB) */
+  /** The same, in input bytes. @default 256 MiB */
   readonly maxBytesPerBatch?: number;
 }
 
@@ -77,9 +77,15 @@ export interface Pipeline<T, Out> {
   readonly tasks: Required<TaskOptions>;
   /** Set when the definition bounds a batch's records (`maxRecordsPerBatch`). */
   readonly maxRecordsPerBatch?: number;
-  /** Set when the definition bounds a batch's bytes; else `tasks.max x tasks.targetBytes`. */
+  /** Set when the definition bounds a batch's bytes; else `DEFAULT_MAX_BATCH_BYTES`. */
   readonly maxBytesPerBatch?: number;
 }
+
+/**
+ * The input bytes a batch takes at most unless the pipeline says otherwise: 64 transform tasks of
+ * 4 MiB (the default `tasks`). Not derived from `tasks`, which only decides how a batch is split.
+ */
+export const DEFAULT_MAX_BATCH_BYTES = 256 * 1024 * 1024;
 
 /**
  * The most records and bytes a batch of the pipeline takes (see `maxRecordsPerBatch`).
@@ -87,12 +93,13 @@ export interface Pipeline<T, Out> {
  * @example
  * batchLimits(wordcount); // { maxRecords: Infinity, maxBytes: 268435456 }
  */
-export function batchLimits(
-  pipeline: Pick<AnyPipeline, 'tasks' | 'maxRecordsPerBatch' | 'maxBytesPerBatch'>,
-): { readonly maxRecords: number; readonly maxBytes: number } {
+export function batchLimits(pipeline: Pick<AnyPipeline, 'maxRecordsPerBatch' | 'maxBytesPerBatch'>): {
+  readonly maxRecords: number;
+  readonly maxBytes: number;
+} {
   return {
     maxRecords: pipeline.maxRecordsPerBatch ?? Number.POSITIVE_INFINITY,
-    maxBytes: pipeline.maxBytesPerBatch ?? pipeline.tasks.max * pipeline.tasks.targetBytes,
+    maxBytes: pipeline.maxBytesPerBatch ?? DEFAULT_MAX_BATCH_BYTES,
   };
 }
 

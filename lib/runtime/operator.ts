@@ -39,7 +39,7 @@ function commandEventSchema() {
   return z.object({
     kind: z.literal('sluice.command@1'),
     pipeline: z.string(),
-    command: z.discriminatedUnion('kind', [
+    command: z.union([
       z.object({ kind: z.literal('pause'), reason: z.string() }),
       z.object({ kind: z.literal('resume') }),
       z.object({ kind: z.literal('retry'), batch }),

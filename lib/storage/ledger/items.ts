@@ -1,6 +1,5 @@
 import * as z from 'zod/mini';
 import {
-  DEAD_LETTER_KINDS,
   type BatchFailure,
   type BatchItem,
   type BatchSummary,
@@ -204,7 +203,8 @@ const reportSchema = z.object({
   commitsState: z.optional(z.boolean()),
   eventTimeHigh: z.optional(z.number()),
   eventTimeLow: z.optional(z.number()),
-  deadLetterKinds: z.optional(z.partialRecord(z.enum(DEAD_LETTER_KINDS), count)),
+  // By kind name: a kind this version does not know (written by a newer one) is kept, not refused.
+  deadLetterKinds: z.optional(z.record(z.string(), count)),
   state: z.optional(stateUsageSchema),
   skipped: z.optional(z.boolean()),
   usage: z.optional(usageSchema),
