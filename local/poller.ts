@@ -3,6 +3,7 @@ import {
   GetShardIteratorCommand,
   ListShardsCommand,
   type KinesisClient,
+  type Shard,
   type _Record,
 } from '@aws-sdk/client-kinesis';
 import type { KinesisEvent, KinesisEventRecord } from '../lib/runtime/events';
@@ -31,6 +32,8 @@ interface ShardState {
    * sequence number with other records, which the ledger refuses.
    */
   pending?: { readonly event: KinesisEvent; readonly next: string | undefined };
+  /** Read to its end after a split or a merge: it has no iterator any more. */
+  closed?: boolean;
 }
 
 /**
@@ -43,7 +46,10 @@ interface ShardState {
  * await poller.drain();
  */
 export class LocalPoller {
-  private shards: ShardState[] | undefined;
+  /** The shards being read (or read to their end), by id. */
+  private readonly shards = new Map<string, ShardState>();
+  /** Set when the shards must be listed again: at the start, and when one was read to its end. */
+  private relist = true;
   private passes: Promise<number> = Promise.resolve(0);
   delivered = 0;
 
@@ -55,25 +61,62 @@ export class LocalPoller {
     private readonly options: PollerOptions = {},
   ) {}
 
+  /**
+   * The shards to read. After a split or a merge, a child shard is read only once its parents have
+   * been read to their end, as the event-source mapping orders them, so every record of a key
+   * reaches ingest after the records of that key in the parent. A parent that is no longer listed
+   * has expired: there is nothing of it left to wait for.
+   */
   private async shardStates(): Promise<ShardState[]> {
-    if (this.shards) return this.shards;
-    const out = await this.kinesis.send(new ListShardsCommand({ StreamName: this.stream }));
-    this.shards = await Promise.all(
-      (out.Shards ?? []).map(async (shard) => {
-        const after = await this.options.startAfter?.(shard.ShardId as string);
-        const it = await this.kinesis.send(
-          new GetShardIteratorCommand({
-            StreamName: this.stream,
-            ShardId: shard.ShardId,
-            ...(after
-              ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
-              : { ShardIteratorType: 'TRIM_HORIZON' }),
-          }),
+    if (this.relist) {
+      this.relist = false;
+      const listed: Shard[] = [];
+      let token: string | undefined;
+      do {
+        const out = await this.kinesis.send(
+          new ListShardsCommand(token ? { NextToken: token } : { StreamName: this.stream }),
         );
-        return { shardId: shard.ShardId as string, iterator: it.ShardIterator };
+        listed.push(...(out.Shards ?? []));
+        token = out.NextToken;
+      } while (token);
+      const ids = new Set(listed.map((shard) => shard.ShardId));
+      for (const shard of listed) {
+        const id = shard.ShardId as string;
+        if (this.shards.has(id)) continue;
+        const parents = [shard.ParentShardId, shard.AdjacentParentShardId].filter(
+          (parent): parent is string => parent !== undefined && ids.has(parent),
+        );
+        if (parents.some((parent) => this.shards.get(parent)?.closed !== true)) {
+          // Listed again once a parent is read to its end.
+          continue;
+        }
+        this.shards.set(id, { shardId: id, iterator: await this.iteratorOf(id) });
+      }
+    }
+    return [...this.shards.values()].filter((shard) => shard.closed !== true);
+  }
+
+  private async iteratorOf(shardId: string): Promise<string | undefined> {
+    const after = await this.options.startAfter?.(shardId);
+    const it = await this.kinesis.send(
+      new GetShardIteratorCommand({
+        StreamName: this.stream,
+        ShardId: shardId,
+        ...(after
+          ? { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after }
+          : { ShardIteratorType: 'TRIM_HORIZON' }),
       }),
     );
-    return this.shards;
+    return it.ShardIterator;
+  }
+
+  /** No next iterator: the shard is closed (split or merged) and read to its end. */
+  private advance(shard: ShardState, next: string | undefined): void {
+    shard.iterator = next;
+    if (next === undefined) {
+      shard.closed = true;
+      this.relist = true;
+    }
   }
 
   /**
@@ -96,7 +139,8 @@ export class LocalPoller {
     let total = 0;
     for (;;) {
       const n = await this.pollOnce();
-      if (n === 0) return total;
+      // A shard read to its end may have children to read.
+      if (n === 0 && !this.relist) return total;
       total += n;
     }
   }
@@ -109,7 +153,7 @@ export class LocalPoller {
       );
       const records = out.Records ?? [];
       if (records.length === 0) {
-        shard.iterator = out.NextShardIterator;
+        this.advance(shard, out.NextShardIterator);
         return 0;
       }
       shard.pending = { event: this.toEvent(shard.shardId, records), next: out.NextShardIterator };
@@ -118,7 +162,7 @@ export class LocalPoller {
     await this.deliver(event);
     // The iterator only moves once the batch is delivered.
     shard.pending = undefined;
-    shard.iterator = next;
+    this.advance(shard, next);
     this.delivered += event.Records.length;
     return event.Records.length;
   }

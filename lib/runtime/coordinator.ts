@@ -202,34 +202,32 @@ async function gatherInput(
 }
 
 /**
- * Backpressure: which waiting segments a batch takes. A segment at a time from each shard in turn
- * (so a backlog on one shard does not starve the others), each shard's in order, while the batch
- * stays within its limits; a shard whose next segment does not fit takes no more (its later
- * segments must wait behind it). The first segment is always taken, so every batch makes progress.
+ * Backpressure: which waiting segments a batch takes. Shard by shard in id order, each shard's
+ * segments in sequence order, while the batch stays within its limits; at the first segment that
+ * does not fit, the batch takes nothing more, from that shard or any after it. Kinesis gives the
+ * children of a split or a merge higher ids than their parents, so no child's records go into a
+ * batch before the rest of its parent's (a round over the shards would let a child's small segment
+ * in ahead of its parent's next one). The first segment is always taken, so every batch makes
+ * progress. Under a backlog the lower shards catch up first; none is skipped.
  */
 function takeWithinLimits(
   perShard: readonly (readonly SegmentItem[])[],
   limits: { readonly maxRecords: number; readonly maxBytes: number },
 ): SegmentItem[][] {
   const taken = perShard.map((): SegmentItem[] => []);
-  const blocked = perShard.map(() => false);
   let records = 0;
   let bytes = 0;
-  for (let round = 0, more = true; more; round++) {
-    more = false;
-    perShard.forEach((segments, index) => {
-      const next = segments[round];
-      if (!next || blocked[index]) return;
-      const first = records === 0 && bytes === 0;
+  let first = true;
+  for (const [index, segments] of perShard.entries()) {
+    for (const next of segments) {
       if (!first && (records + next.records > limits.maxRecords || bytes + next.bytes > limits.maxBytes)) {
-        blocked[index] = true;
-        return;
+        return taken;
       }
       taken[index]?.push(next);
       records += next.records;
       bytes += next.bytes;
-      more = true;
-    });
+      first = false;
+    }
   }
   return taken;
 }

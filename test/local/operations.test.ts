@@ -53,7 +53,8 @@ describe.each([
     const whilePaused = [];
     for (const chunk of backlog) whilePaused.push(...(await t.push(chunk).advanceBy(1)));
     const resumed = await t.resume();
-    const after = await t.advanceBy(1);
+    // The intervals of the pause come due at once; what does not fit them rolls into later batches.
+    const after = [...(await t.advanceBy(1)), ...(await t.advanceBy(3))];
 
     // Assert
     expect(first.map((b) => b.inputRecords)).toEqual([100, 60]);
