@@ -102,6 +102,23 @@ function table(bill: Bill): string {
   return `${rows.join('\n')}\n  ${'total'.padEnd(48)}${dollars(bill.total).padStart(12)}\n`;
 }
 
+/** A projected month's summary line, then the same rate under sluice and the two alternatives. */
+function monthAndAlternatives(
+  projection: CostReport['projection'],
+  alternatives: CostReport['alternatives'],
+): string[] {
+  return [
+    `  per hour ${dollars(projection.month.total / 730)}, per million records ${dollars(projection.perMillionRecords)}, beyond Kinesis ${dollars(projection.beyondKinesis)}`,
+    '',
+    `The same ${quantity(projection.recordsPerSecond)} records/s, a month, beyond Kinesis:`,
+    `  sluice                                            ${dollars(projection.beyondKinesis).padStart(10)}`,
+    `  Lambda + one DynamoDB UpdateItem per record       ${dollars(alternatives.perRecord.beyondKinesis).padStart(10)}`,
+    `    (${PER_RECORD_PATTERN.recordsPerInvocation} records per invocation, ${PER_RECORD_PATTERN.invocationSeconds * 1000} ms at ${PER_RECORD_PATTERN.memoryMb} MiB, 1 write unit per record)`,
+    `  Managed Service for Apache Flink, smallest (2 KPU) ${dollars(alternatives.flink.total).padStart(9)}`,
+    '',
+  ];
+}
+
 /** The report as text for a person. */
 export function formatCostReport(report: CostReport): string {
   const { run, projection, alternatives } = report;
@@ -113,14 +130,7 @@ export function formatCostReport(report: CostReport): string {
     '',
     `A month deployed at ${rate} records/s (${quantity(projection.recordsPerMonth)} records), projected from this run:`,
     table(projection.month),
-    `  per hour ${dollars(projection.month.total / 730)}, per million records ${dollars(projection.perMillionRecords)}, beyond Kinesis ${dollars(projection.beyondKinesis)}`,
-    '',
-    `The same ${rate} records/s, a month, beyond Kinesis:`,
-    `  sluice                                            ${dollars(projection.beyondKinesis).padStart(10)}`,
-    `  Lambda + one DynamoDB UpdateItem per record       ${dollars(alternatives.perRecord.beyondKinesis).padStart(10)}`,
-    `    (${PER_RECORD_PATTERN.recordsPerInvocation} records per invocation, ${PER_RECORD_PATTERN.invocationSeconds * 1000} ms at ${PER_RECORD_PATTERN.memoryMb} MiB, 1 write unit per record)`,
-    `  Managed Service for Apache Flink, smallest (2 KPU) ${dollars(alternatives.flink.total).padStart(9)}`,
-    '',
+    ...monthAndAlternatives(projection, alternatives),
   ].join('\n');
 }
 
@@ -208,12 +218,6 @@ export function formatStackCostReport(report: StackCostReport): string {
     '',
     `A month at ${rate} records/s (${quantity(projection.recordsPerMonth)} records), from these batches:`,
     table(projection.month),
-    `  per hour ${dollars(projection.month.total / 730)}, per million records ${dollars(projection.perMillionRecords)}, beyond Kinesis ${dollars(projection.beyondKinesis)}`,
-    '',
-    `The same ${rate} records/s, a month, beyond Kinesis:`,
-    `  sluice                                            ${dollars(projection.beyondKinesis).padStart(10)}`,
-    `  Lambda + one DynamoDB UpdateItem per record       ${dollars(alternatives.perRecord.beyondKinesis).padStart(10)}`,
-    `  Managed Service for Apache Flink, smallest (2 KPU) ${dollars(alternatives.flink.total).padStart(9)}`,
-    '',
+    ...monthAndAlternatives(projection, alternatives),
   ].join('\n');
 }

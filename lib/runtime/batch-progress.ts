@@ -14,6 +14,7 @@ import { DataFormatError } from '../errors';
 import { batchId, type BatchId } from '../ids';
 import type { Plan } from '../plan';
 import { progressKey } from '../storage/keys';
+import { stateUsageSchema } from '../storage/ledger/items';
 import type { RuntimeContext } from './context';
 
 /** One phase of a batch: its tasks and how long they ran. */
@@ -361,19 +362,7 @@ function progressSchemas() {
       deadLettersByKind: z.partialRecord(z.enum(DEAD_LETTER_KINDS), count),
       eventTimeLow: z.optional(z.number()),
       watermark: z.optional(z.number()),
-      state: z.array(
-        z.object({
-          stage: z.string(),
-          partitions: count,
-          keys: count,
-          chunks: count,
-          bytes: count,
-          chunksRead: count,
-          bytesRead: count,
-          chunksWritten: count,
-          bytesWritten: count,
-        }),
-      ),
+      state: z.array(z.extend(stateUsageSchema, { stage: z.string(), partitions: count })),
       costByStep: z.object({ ingest: count, seal: count, tasks: count }),
       functions: z.partialRecord(
         z.enum(['ingest', 'coordinator', 'transform', 'reduce']),

@@ -1,28 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { kinesis, pipeline, transform, updateStateByKey, utf8 } from '../../lib';
+import { kinesis, pipeline, utf8 } from '../../lib';
 import { batchId } from '../../lib/ids';
 import { testPipeline } from '../../local/testing';
-import { generateLines, toCountMap } from '../support/corpus';
+import { generateLines, spaceSeparatedCounts, toCountMap } from '../support/corpus';
+import { spaceSeparatedWords, wordTotals } from '../support/pipelines';
 import { closeAfterEach } from '../support/runs';
 
 const track = closeAfterEach();
 
-const words = transform<string, string, number>('words', (line, emit) => {
-  for (const word of line.split(' ')) if (word) emit(word, 1);
-});
-const totals = updateStateByKey<string, number, number>('totals', (values, total) =>
-  values.reduce((sum, v) => sum + v, total ?? 0),
-);
 const source = kinesis({ stream: 'lines', decode: utf8 });
-
-/** The oracle: every space-separated word's count over all lines, as the stages count them. */
-function spaceSeparatedCounts(lines: readonly string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const line of lines) {
-    for (const word of line.split(' ')) if (word) counts.set(word, (counts.get(word) ?? 0) + 1);
-  }
-  return counts;
-}
 
 /** A running word count whose batches take at most 100 records: a batch interval's worth. */
 const bounded = pipeline({
@@ -30,7 +16,7 @@ const bounded = pipeline({
   batchInterval: '10s',
   source,
   maxRecordsPerBatch: 100,
-  stages: [words, totals],
+  stages: [spaceSeparatedWords, wordTotals],
 });
 
 describe.each([
@@ -81,7 +67,7 @@ describe('a bound on batch bytes', () => {
       batchInterval: '10s',
       source,
       maxBytesPerBatch: 2_000,
-      stages: [words, totals],
+      stages: [spaceSeparatedWords, wordTotals],
     });
     const t = track(testPipeline(small, { shards: 2 }));
     const burst = generateLines(600, 7, 300);

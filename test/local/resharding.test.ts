@@ -5,30 +5,16 @@ import {
   SplitShardCommand,
 } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
-import { kinesis, pipeline, transform, updateStateByKey, utf8 } from '../../lib';
+import { kinesis, pipeline, utf8 } from '../../lib';
 import type { BatchItem } from '../../lib/batch';
 import { testPipeline, type TestPipeline } from '../../local/testing';
-import { generateLines, toCountMap } from '../support/corpus';
+import { generateLines, spaceSeparatedCounts, toCountMap } from '../support/corpus';
+import { spaceSeparatedWords, wordTotals } from '../support/pipelines';
 import { closeAfterEach } from '../support/runs';
 
 const track = closeAfterEach();
 
-const words = transform<string, string, number>('words', (line, emit) => {
-  for (const word of line.split(' ')) if (word) emit(word, 1);
-});
-const totals = updateStateByKey<string, number, number>('totals', (values, total) =>
-  values.reduce((sum, v) => sum + v, total ?? 0),
-);
 const source = kinesis({ stream: 'lines', decode: utf8 });
-
-/** The oracle: every space-separated word's count over all lines, as the stages count them. */
-function spaceSeparatedCounts(lines: readonly string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const line of lines) {
-    for (const word of line.split(' ')) if (word) counts.set(word, (counts.get(word) ?? 0) + 1);
-  }
-  return counts;
-}
 
 /** Splits or merges the run's stream, and waits until it is active again. */
 async function reshard<Out>(t: TestPipeline<string, Out>, change: 'split' | 'merge'): Promise<void> {
@@ -88,7 +74,7 @@ describe.each([{ maxRecordsPerBatch: undefined }, { maxRecordsPerBatch: 60 }])(
         name: 'reshard',
         batchInterval: '10s',
         source,
-        stages: [words, totals],
+        stages: [spaceSeparatedWords, wordTotals],
         ...(maxRecordsPerBatch === undefined ? {} : { maxRecordsPerBatch }),
       });
       const t = track(testPipeline(p, { shards: 1 }));

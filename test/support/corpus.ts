@@ -59,3 +59,12 @@ export function toCountMap(records: readonly unknown[]): Map<string, number> {
 export function sortedEntries<V>(map: ReadonlyMap<string, V>): [string, V][] {
   return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
+
+/** Every space-separated word's count over all lines, as `spaceSeparatedWords` counts them. */
+export function spaceSeparatedCounts(lines: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of lines) {
+    for (const word of line.split(' ')) if (word) counts.set(word, (counts.get(word) ?? 0) + 1);
+  }
+  return counts;
+}

@@ -15,3 +15,13 @@ export const runningCount = pipeline({
     updateStateByKey<string, number, number>('running', (values, total) => (total ?? 0) + values.length),
   ],
 });
+
+/** A record-level stage: each space-separated word of a line, counted once. */
+export const spaceSeparatedWords = transform<string, string, number>('words', (line, emit) => {
+  for (const word of line.split(' ')) if (word) emit(word, 1);
+});
+
+/** Running totals per word (`updateStateByKey`), after `spaceSeparatedWords`. */
+export const wordTotals = updateStateByKey<string, number, number>('totals', (values, total) =>
+  values.reduce((sum, v) => sum + v, total ?? 0),
+);

@@ -120,7 +120,13 @@ const usageSchema = z.object({
   writeUnits: z.number().check(z.gte(0)),
 });
 
-const stateUsageSchema = z.object({
+/**
+ * The schema of a stateful partition's `StateUsage`, as task reports and progress records keep it.
+ *
+ * @example
+ * const parsed = stateUsageSchema.safeParse(raw);
+ */
+export const stateUsageSchema = z.object({
   keys: count,
   chunks: count,
   bytes: count,
