@@ -206,6 +206,20 @@ export function createDashboard(
     left: cloudwatch.IMetric[],
     extra: Partial<cloudwatch.GraphWidgetProps> = {},
   ) => new cloudwatch.GraphWidget({ title, left, width, height: 6, ...extra });
+  /** A batch metric's average and maximum per period. */
+  const averageAndMax = (
+    title: string,
+    name: keyof typeof BATCH_METRICS,
+    extra: Partial<cloudwatch.GraphWidgetProps> = {},
+  ) =>
+    graph(
+      title,
+      [
+        metric(name, { statistic: 'Average', label: 'average' }),
+        metric(name, { statistic: 'Maximum', label: 'max' }),
+      ],
+      extra,
+    );
   const dashboard = new cloudwatch.Dashboard(scope, 'Dashboard', {
     dashboardName: props.dashboardName ?? `sluice-${pipelineName}`,
     defaultInterval: Duration.hours(3),
@@ -238,14 +252,9 @@ export function createDashboard(
       metric('processingTime', { statistic: 'p99', label: 'p99' }),
       metric('processingTime', { statistic: 'Maximum', label: 'max' }),
     ]),
-    graph(
-      'Scheduling delay (ms)',
-      [
-        metric('schedulingDelay', { statistic: 'Average', label: 'average' }),
-        metric('schedulingDelay', { statistic: 'Maximum', label: 'max' }),
-      ],
-      { leftAnnotations: [subjects.schedulingDelay.toAnnotation()] },
-    ),
+    averageAndMax('Scheduling delay (ms)', 'schedulingDelay', {
+      leftAnnotations: [subjects.schedulingDelay.toAnnotation()],
+    }),
     graph(
       'Ingest lag: iterator age (ms)',
       [ingest.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1) })],
@@ -253,10 +262,7 @@ export function createDashboard(
     ),
   );
   dashboard.addWidgets(
-    graph('Total delay: batch time to completion (ms)', [
-      metric('totalDelay', { statistic: 'Average', label: 'average' }),
-      metric('totalDelay', { statistic: 'Maximum', label: 'max' }),
-    ]),
+    averageAndMax('Total delay: batch time to completion (ms)', 'totalDelay'),
     graph('Input bytes', [metric('inputBytes', { label: 'bytes in sealed batches' })]),
     graph('Batch cost per hour (USD, list prices)', [
       new cloudwatch.MathExpression({
@@ -272,10 +278,7 @@ export function createDashboard(
       metric('stateKeys', { statistic: 'Maximum', label: 'keys' }),
       metric('stateBytes', { statistic: 'Maximum', label: 'bytes' }),
     ]),
-    graph('Seal time (ms)', [
-      metric('sealTime', { statistic: 'Average', label: 'average' }),
-      metric('sealTime', { statistic: 'Maximum', label: 'max' }),
-    ]),
+    averageAndMax('Seal time (ms)', 'sealTime'),
     graph('Watermark lag behind the batch time (ms, event time)', [
       metric('watermarkLag', { statistic: 'Maximum', label: 'max' }),
     ]),

@@ -53,11 +53,7 @@ export function awsTargetFromEnv(env: NodeJS.ProcessEnv = process.env): AwsTarge
  * const { s3, dynamo } = createAwsClients({ endpoint: 'http://127.0.0.1:4566', region: 'us-east-1' });
  */
 export function createAwsClients(target: AwsTarget): AwsClients {
-  const base = {
-    region: target.region ?? 'us-east-1',
-    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
-    ...(target.credentials ? { credentials: target.credentials } : {}),
-  };
+  const base = clientConfig(target);
   const local = target.endpoint !== undefined;
   const s3Config: S3ClientConfig = {
     ...base,
@@ -81,6 +77,25 @@ export function createAwsClients(target: AwsTarget): AwsClients {
     }),
     kinesis: new KinesisClient(kinesisConfig),
     lambda: new LambdaClient(base),
+  };
+}
+
+/**
+ * What every client of a target is configured with: its region, endpoint and credentials (for a
+ * client sluice builds only where it is needed, as the CLI's CloudFormation client).
+ *
+ * @example
+ * const cloudFormation = new CloudFormationClient(clientConfig(awsTargetFromEnv()));
+ */
+export function clientConfig(target: AwsTarget): {
+  region: string;
+  endpoint?: string;
+  credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+} {
+  return {
+    region: target.region ?? 'us-east-1',
+    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
+    ...(target.credentials ? { credentials: target.credentials } : {}),
   };
 }
 

@@ -18,7 +18,7 @@ import {
 } from './cost-report';
 import { openStack } from './stack';
 import { formatBatchDetail, formatBatches, formatStatus, pipelineStatus } from './status';
-import { openTarget, targetKind, type OperatedPipeline, type TargetFlags } from './target';
+import { openTarget, type OperatedPipeline, type TargetFlags } from './target';
 import type { OperatorCommand } from '../lib/runtime/operator';
 import { batchId } from '../lib/ids';
 import { readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
@@ -526,18 +526,12 @@ async function stackCostCommand(
   }
 }
 
-/** Serves the page until Ctrl-C, then closes what it read from. */
-async function serveUntilInterrupted(
-  source: UiSource,
-  port: number,
-  what: string,
-  close: () => Promise<void>,
-): Promise<void> {
+/** Serves the page until Ctrl-C. */
+async function serveUntilInterrupted(source: UiSource, port: number, what: string): Promise<void> {
   const ui = await startUi(source, { port });
   process.stderr.write(`sluice: streaming page of ${what} at ${ui.url} until Ctrl-C\n`);
   await new Promise<void>((resolve) => process.once('SIGINT', resolve));
   await ui.close();
-  await close();
 }
 
 /** `sluice ui`: the page of a run another process drives, or of a deployed stack. */
@@ -545,29 +539,9 @@ async function uiCommand(
   file: string,
   flags: { run?: string; stack?: string; uiPort: number },
 ): Promise<void> {
-  if (targetKind('sluice ui', flags) === 'stack') {
-    const deployed = await openStack(loadPipeline(file), flags.stack ?? '');
-    await serveUntilInterrupted(
-      contextSource(deployed.ctx),
-      flags.uiPort,
-      `stack '${deployed.stack}'`,
-      () => {
-        deployed.close();
-        return Promise.resolve();
-      },
-    );
-    return;
-  }
-  if (!process.env.AWS_ENDPOINT_URL) {
-    throw new UsageError(
-      'sluice ui reads a named run on a long-running endpoint, and AWS_ENDPOINT_URL is not set',
-      'start one with sluice local serve, and run the pipeline there with sluice local run --run <name>',
-    );
-  }
-  const pipeline = loadPipeline(file);
-  const name = flags.run ?? '';
-  const run = await LocalRuntime.start(pipeline, { run: name, existingOnly: true, clock: 'manual' });
-  await serveUntilInterrupted(contextSource(run.ctx), flags.uiPort, `run '${name}'`, () => run.stop());
+  await withTarget(file, flags, 'sluice ui', (target) =>
+    serveUntilInterrupted(contextSource(target.ctx), flags.uiPort, target.where),
+  );
 }
 
 /** What an operator's command prints: JSON, or text for a person. */
@@ -575,14 +549,18 @@ function print(json: boolean | undefined, value: unknown, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : text);
 }
 
-/** Opens the run or stack a command names, does `work` with it, and closes it. */
+/**
+ * Opens the run or stack a command names, does `work` with it, and closes it. Only an operator's
+ * command opens a stack `operate` (able to start tasks); the others read.
+ */
 async function withTarget<R>(
   file: string,
   flags: TargetFlags,
   command: string,
   work: (target: OperatedPipeline) => Promise<R>,
+  operate = false,
 ): Promise<R> {
-  const target = await openTarget(loadPipeline(file), flags, command);
+  const target = await openTarget(loadPipeline(file), flags, command, { operate });
   try {
     return await work(target);
   } finally {
@@ -630,10 +608,16 @@ async function operatorCommand(
   name: string,
   command: OperatorCommand,
 ): Promise<void> {
-  await withTarget(file, flags, name, async (target) => {
-    const result = await target.command(command);
-    print(flags.json, result, `${target.where}: ${result.message}\n`);
-  });
+  await withTarget(
+    file,
+    flags,
+    name,
+    async (target) => {
+      const result = await target.command(command);
+      print(flags.json, result, `${target.where}: ${result.message}\n`);
+    },
+    true,
+  );
 }
 
 /** `--run` and `--stack`: which pipeline an operator's command is for. */

@@ -1,6 +1,7 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import {
   awsTargetFromEnv,
+  clientConfig,
   createAwsClients,
   destroyAwsClients,
   type AwsClients,
@@ -29,15 +30,6 @@ export class StackLookupError extends SluiceError {
   constructor(message: string, hint: string) {
     super(message, { retryable: false, hint });
   }
-}
-
-/** The CloudFormation client of a target, configured as the other clients are. */
-function cloudFormationClient(target: AwsTarget): CloudFormationClient {
-  return new CloudFormationClient({
-    region: target.region ?? 'us-east-1',
-    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
-    ...(target.credentials ? { credentials: target.credentials } : {}),
-  });
 }
 
 /**
@@ -112,7 +104,7 @@ export async function openStack<T, Out>(
   target: AwsTarget = awsTargetFromEnv(),
   options: { readonly operate?: boolean } = {},
 ): Promise<DeployedPipeline> {
-  const cloudFormation = cloudFormationClient(target);
+  const cloudFormation = new CloudFormationClient(clientConfig(target));
   let resources: DeployedResources;
   try {
     resources = await resolveStack(cloudFormation, stack, pipeline.name);

@@ -1,4 +1,5 @@
-import type { Pause } from '../lib/batch';
+import type { Cursors, Pause } from '../lib/batch';
+import { waitingSegments } from '../lib/runtime/coordinator';
 import type { RuntimeContext } from '../lib/runtime/context';
 import type { UiBatch, UiBatchDetail } from './ui/server';
 
@@ -89,16 +90,16 @@ export async function pipelineStatus(ctx: RuntimeContext, now: number): Promise<
   };
 }
 
-/** Segments registered after each shard's cursor: input the next batches will take. */
+/** Records and segments the next batches will take (`waitingSegments`, as the seal reads them). */
 async function waitingInput(
   ctx: RuntimeContext,
-  cursors: Readonly<Record<string, { readonly segmentStart: string; readonly lastSeq: string }>>,
+  cursors: Cursors,
 ): Promise<{ records: number; segments: number }> {
   let records = 0;
   let segments = 0;
-  for (const shard of await ctx.ledger.segments.shards()) {
+  for (const { shard, segments: found } of await waitingSegments(ctx, cursors)) {
     const cursor = cursors[shard];
-    for (const segment of await ctx.ledger.segments.between(shard, cursor?.segmentStart)) {
+    for (const segment of found) {
       segments++;
       // A redelivered segment may overlap what the cursor took: count only what is after it.
       records += cursor && BigInt(segment.firstSeq) <= BigInt(cursor.lastSeq) ? 0 : segment.records;

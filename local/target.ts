@@ -58,7 +58,7 @@ export function targetKind(command: string, flags: TargetFlags): 'run' | 'stack'
 }
 
 /**
- * Opens the pipeline a command names. A named run (on `AWS_ENDPOINT_URL`, which another process
+ * Opens the pipeline a command names (a stack only starts tasks when opened to `operate`). A named run (on `AWS_ENDPOINT_URL`, which another process
  * may be driving) is opened creating nothing, and its commands go to its coordinator function in
  * this process, whose tasks run here to the end. A deployed stack's commands run the same
  * executor (`operate`) from this machine with its credentials: the ledger's conditional writes
@@ -73,9 +73,12 @@ export async function openTarget<T, Out>(
   pipeline: Pipeline<T, Out>,
   flags: TargetFlags,
   command: string,
+  options: { readonly operate?: boolean } = {},
 ): Promise<OperatedPipeline> {
   if (targetKind(command, flags) === 'stack') {
-    const deployed = await openStack(pipeline, flags.stack ?? '', undefined, { operate: true });
+    const deployed = await openStack(pipeline, flags.stack ?? '', undefined, {
+      operate: options.operate ?? false,
+    });
     return {
       where: `stack '${deployed.stack}'`,
       ctx: deployed.ctx,

@@ -293,6 +293,25 @@ function stateProgress(
 }
 
 /**
+ * What the metrics and the page chart of a progress record: every stateful stage's keys and bytes
+ * together, and (event time) how far the watermark was behind the batch time.
+ *
+ * @example
+ * const { stateKeys, watermarkLagMs } = progressTotals(progress);
+ */
+export function progressTotals(progress: BatchProgress): {
+  readonly stateKeys: number;
+  readonly stateBytes: number;
+  readonly watermarkLagMs?: number;
+} {
+  return {
+    stateKeys: progress.state.reduce((sum, s) => sum + s.keys, 0),
+    stateBytes: progress.state.reduce((sum, s) => sum + s.bytes, 0),
+    ...(progress.watermark === undefined ? {} : { watermarkLagMs: progress.time - progress.watermark }),
+  };
+}
+
+/**
  * Builds a finished batch's progress and writes it to `progress/`. The reports are read with one
  * query per phase; a replay writes the record again from the reports that stand.
  *

@@ -178,12 +178,9 @@ async function gatherInput(
   previous: Cursors,
 ): Promise<{ segments: SegmentItem[]; cursors: Cursors }> {
   const cursors: Record<string, ShardCursor> = { ...previous };
-  const waiting: { shard: ShardId; found: SegmentItem[] }[] = [];
-  for (const shard of await ctx.ledger.segments.shards()) {
-    waiting.push({ shard, found: await ctx.ledger.segments.between(shard, previous[shard]?.segmentStart) });
-  }
+  const waiting = await waitingSegments(ctx, previous);
   const taken = takeWithinLimits(
-    waiting.map((w) => w.found),
+    waiting.map((w) => w.segments),
     batchLimits(ctx.pipeline),
   );
   const segments: SegmentItem[] = [];
@@ -199,6 +196,24 @@ async function gatherInput(
     };
   });
   return { segments, cursors };
+}
+
+/**
+ * Every segment registered after each shard's cursor, shard by shard in id order and each shard's
+ * in sequence order: the input the next batches will take.
+ *
+ * @example
+ * const waiting = await waitingSegments(ctx, (await ctx.ledger.pipeline.get())?.cursors ?? {});
+ */
+export async function waitingSegments(
+  ctx: Pick<RuntimeContext, 'ledger'>,
+  cursors: Cursors,
+): Promise<{ shard: ShardId; segments: SegmentItem[] }[]> {
+  const waiting: { shard: ShardId; segments: SegmentItem[] }[] = [];
+  for (const shard of await ctx.ledger.segments.shards()) {
+    waiting.push({ shard, segments: await ctx.ledger.segments.between(shard, cursors[shard]?.segmentStart) });
+  }
+  return waiting;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { recordProgress } from './batch-progress';
+import { progressTotals, recordProgress } from './batch-progress';
 import { taskId, type BatchId } from '../ids';
 import { isEventTime } from '../dsl/spec';
 import { highOfTasks } from '../watermark';
@@ -183,9 +183,7 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
     sealMs: progress.sealMs,
     gbSeconds: progress.gbSeconds,
     costUsd: progress.costUsd,
-    stateKeys: progress.state.reduce((sum, s) => sum + s.keys, 0),
-    stateBytes: progress.state.reduce((sum, s) => sum + s.bytes, 0),
-    ...(progress.watermark === undefined ? {} : { watermarkLagMs: progress.time - progress.watermark }),
+    ...progressTotals(progress),
   });
   for (const sink of ctx.plan.spec.sinks) {
     if (sink.kind !== 'sluice.sink/print@1') continue;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { BatchItem } from '../../lib/batch';
 import { batchId, type BatchId } from '../../lib/ids';
 import { packageFiles } from '../../lib/package-files';
-import { readProgress, type BatchProgress } from '../../lib/runtime/batch-progress';
+import { progressTotals, readProgress, type BatchProgress } from '../../lib/runtime/batch-progress';
 import type { DeadLetter } from '../../lib/runtime/datapath';
 import type { RuntimeContext } from '../../lib/runtime/context';
 import { readDeadLetters } from '../dead-letters';
@@ -49,6 +49,7 @@ export interface UiSource {
 }
 
 function uiBatch(item: BatchItem, progress: BatchProgress | undefined): UiBatch {
+  const totals = progress ? progressTotals(progress) : undefined;
   return {
     batch: item.batch,
     time: item.time,
@@ -57,14 +58,14 @@ function uiBatch(item: BatchItem, progress: BatchProgress | undefined): UiBatch 
     outputRecords: item.summary?.outputRecords ?? 0,
     deadLetters: item.summary?.deadLetters ?? 0,
     schedulingDelayMs: item.sealedAt - item.time,
-    ...(progress
+    ...(progress && totals
       ? {
           processingMs: progress.processingMs,
           totalDelayMs: progress.totalDelayMs,
           inputRate: progress.inputRate,
           costUsd: progress.costUsd,
-          stateKeys: progress.state.reduce((sum, s) => sum + s.keys, 0),
-          ...(progress.watermark === undefined ? {} : { watermarkLagMs: progress.time - progress.watermark }),
+          stateKeys: totals.stateKeys,
+          ...(totals.watermarkLagMs === undefined ? {} : { watermarkLagMs: totals.watermarkLagMs }),
         }
       : {}),
     ...(item.failure ? { failure: item.failure.message } : {}),

@@ -149,6 +149,21 @@ describe.skipIf(!motoAvailable)('a deployed stack (word count, in moto)', () => 
       ['cost', 'examples/wordcount/pipeline.ts', '--stack', deployed.stackName, '--from', '2', '--json'],
       { env: env() },
     );
+    // The README's form: a range of times (batch times, ends included).
+    const byTime = await runCli(
+      [
+        'cost',
+        'examples/wordcount/pipeline.ts',
+        '--stack',
+        deployed.stackName,
+        '--from',
+        new Date(results[0]?.time ?? 0).toISOString(),
+        '--to',
+        new Date(results[1]?.time ?? 0).toISOString(),
+        '--json',
+      ],
+      { env: env() },
+    );
     const text = await runCli(['cost', 'examples/wordcount/pipeline.ts', '--stack', deployed.stackName], {
       env: env(),
     });
@@ -181,6 +196,8 @@ describe.skipIf(!motoAvailable)('a deployed stack (word count, in moto)', () => 
     expect(report.projection.recordsPerSecond).toBeCloseTo(160 / 30, 9);
     expect(fromTwo.code, fromTwo.stderr).toBe(0);
     expect((JSON.parse(fromTwo.stdout) as StackCostReport).batches).toBe(2);
+    expect(byTime.code, byTime.stderr).toBe(0);
+    expect(JSON.parse(byTime.stdout)).toMatchObject({ batches: 2, records: 160 });
     expect(text.stdout).toMatch(/^Stack sluice-wordcount, pipeline wordcount, at us-east-1 list prices:/);
     expect(text.stdout).toContain('Lambda + one DynamoDB UpdateItem per record');
   });
