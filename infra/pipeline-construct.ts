@@ -112,12 +112,21 @@ export interface SluicePipelineProps<T = unknown, Out = unknown>
   /**
    * A file (relative to the CDK app's working directory; commit it) that keeps the plan last
    * synthesized. Synthesis fails, naming the change and the options, when the plan changes in a way
-   * stored state or batches in flight cannot survive: a keyed stage's kind, window, timeout or
-   * partitions, the keyed stages themselves, the batch interval of a pipeline that keeps state.
-   * Other changes (record-level stages, sinks, stage code) roll forward and update the file.
+   * stored state or batches in flight cannot survive: a keyed stage's kind, window, timeout, the
+   * keyed stages themselves, the batch interval of a pipeline that keeps state; and when a stateful
+   * stage's partition count changes, unless `allowRescale`. Other changes (record-level stages,
+   * sinks, stage code, a stateless keyed stage's partitions) roll forward and update the file.
    * @default - no check
    */
   readonly planLock?: string;
+  /**
+   * Let a stateful stage's partition count change: the first batch sealed with the new count
+   * re-hashes the stage's state into the new partitions, once (every new partition reads the whole
+   * old state that batch: one read of the state per new partition), and batches sealed before run
+   * with the count they were sealed with. Only with `planLock`, which refuses the change otherwise.
+   * @default false
+   */
+  readonly allowRescale?: boolean;
   /**
    * Synthesize a breaking plan change anyway: the pipeline was drained and its state cleared or
    * migrated. Only with `planLock`.
@@ -195,7 +204,10 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
     }
     checkOutputPrefix(outputPrefix(this.plan.spec));
     if (props.planLock !== undefined) {
-      checkPlanLock(props.planLock, this.plan.spec, props.allowBreakingChanges ?? false);
+      checkPlanLock(props.planLock, this.plan.spec, {
+        allowBreakingChanges: props.allowBreakingChanges ?? false,
+        allowRescale: props.allowRescale ?? false,
+      });
     }
     const atRest: DataAtRest = { removalPolicy, encryptionKey: props.encryptionKey };
 

@@ -1,5 +1,6 @@
 import type { BatchId, ShardId, TaskId } from './ids';
 import type { EventTimeHigh, WatermarkFold } from './watermark';
+import type { StateLayouts } from './state/layout';
 
 /*
  * The records the runtime keeps about its progress: where each shard's input stands, which batches
@@ -27,6 +28,8 @@ export interface PipelineItem {
   readonly watermarkFold?: WatermarkFold;
   /** Set while an operator has paused sealing (`sluice pause`): since when, and why. */
   readonly paused?: Pause;
+  /** Each stateful stage's state layout as of the last sealed batch (unset before layouts were kept). */
+  readonly layouts?: StateLayouts;
 }
 
 /** A pause of sealing: since when (epoch ms) and why. */
@@ -131,6 +134,11 @@ export interface BatchItem {
   readonly attempts: readonly TaskAttempts[];
   /** Event-time pipelines: the watermark fold this batch was sealed with (its manifest's high). */
   readonly watermarkFold?: WatermarkFold;
+  /**
+   * Each stateful stage's state layout this batch was sealed with: its partition count, and on a
+   * rescaling batch the layout it re-hashes. Unset on items sealed before layouts were kept.
+   */
+  readonly layouts?: StateLayouts;
   /** Event-time pipelines: this batch's own highest event time, once its event-time phase started. */
   readonly eventTimeHigh?: EventTimeHigh;
   /** done[p]: tasks of phase p that have reported. */

@@ -6,6 +6,7 @@ import { InvalidInputError } from './errors';
 import type { BatchId } from './ids';
 import type { PlanSpec } from './plan';
 import type { Cursors, SegmentItem } from './batch';
+import { stateLayoutSchema, type StateLayouts } from './state/layout';
 
 /** A contiguous byte range of whole records in one segment: what a task reads with one ranged GET. */
 export interface Slice {
@@ -37,6 +38,11 @@ export interface Manifest {
    * with (the watermark before lateness, see `lib/watermark.ts`), `null` before any.
    */
   readonly watermarkHigh?: EventTimeHigh;
+  /**
+   * For a pipeline with stateful stages: each one's state layout (partitions, and on a rescaling
+   * batch the layout whose state its partitions re-hash). The batch's stateful partitions are these.
+   */
+  readonly layouts?: StateLayouts;
 }
 
 const sliceSchema = z.object({
@@ -65,6 +71,7 @@ const manifestSchema = z.object({
   bytes: z.number().check(z.int(), z.nonnegative()),
   tasks: z.array(z.array(sliceSchema)),
   watermarkHigh: z.optional(z.nullable(z.number())),
+  layouts: z.optional(z.record(z.string(), stateLayoutSchema)),
 });
 
 /**

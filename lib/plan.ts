@@ -116,15 +116,19 @@ export function planPipeline(pipeline: AnyPipeline): Plan {
 
 /**
  * How a plan differs from an earlier one. `breaking`: what in-flight batches or stored state cannot
- * survive: the phases (their keyed stages, in order, and their partitions, which route keys to
- * state), a keyed stage's spec (its kind, window, timeout, lateness: what its state means), the
- * data formats, the pipeline's name, and the batch interval of a pipeline that keeps state (windows
- * and timeouts count in batches). `compatible`: what rolls forward at the next task (record-level
- * stages, sinks, `onError`, the source's decoder). Stage code that is not in a spec (a function's
- * body) is never compared: it rolls forward.
+ * survive: the keyed stages (which, in order), a keyed stage's spec (its kind, window, timeout,
+ * lateness: what its state means), the data formats, the pipeline's name, and the batch interval of
+ * a pipeline that keeps state (windows and timeouts count in batches). `rescaled`: stateful stages
+ * whose partition count changed: the first batch sealed with the new count re-hashes their state
+ * into the new partitions (a migration, done once, at a batch boundary). `compatible`: what rolls
+ * forward at the next task (record-level stages, sinks, `onError`, the source's decoder, the
+ * partitions of a keyed stage that keeps no state). Batches sealed before run with the partitions
+ * they were sealed with. Stage code that is not in a spec (a function's body) is never compared: it
+ * rolls forward.
  */
 export interface PlanChanges {
   readonly breaking: readonly string[];
+  readonly rescaled: readonly string[];
   readonly compatible: readonly string[];
 }
 
@@ -133,15 +137,15 @@ function keepsState(stage: NarrowSpec | WideSpec): boolean {
   return 'stateful' in stage && stage.stateful === true;
 }
 
-/** A keyed stage's spec, field by field: what of it changed, in words. */
-function specChanges(was: WideSpec, now: WideSpec): string {
-  const fields = new Set([...Object.keys(was), ...Object.keys(now)]);
+/** A keyed stage's spec, field by field (its partitions aside): what of it changed, in words. */
+function specChanges(was: WideSpec, now: WideSpec): string[] {
+  const fields = new Set([...Object.keys(was), ...Object.keys(now)].filter((f) => f !== 'partitions'));
   const changed = [...fields].filter(
     (field) =>
       fingerprint((was as unknown as Record<string, unknown>)[field] ?? null) !==
       fingerprint((now as unknown as Record<string, unknown>)[field] ?? null),
   );
-  return changed.length > 0 ? changed.join(', ') : 'its spec';
+  return changed;
 }
 
 /**
@@ -153,6 +157,7 @@ function specChanges(was: WideSpec, now: WideSpec): string {
  */
 export function planChanges(was: PlanSpec, now: PlanSpec): PlanChanges {
   const breaking: string[] = [];
+  const rescaled: string[] = [];
   const compatible: string[] = [];
   if (was.pipeline !== now.pipeline)
     breaking.push(`the pipeline's name changed ('${was.pipeline}' to '${now.pipeline}')`);
@@ -162,20 +167,23 @@ export function planChanges(was: PlanSpec, now: PlanSpec): PlanChanges {
     const change = `the batch interval changed (${was.batchIntervalMs} ms to ${now.batchIntervalMs} ms)`;
     (stateful ? breaking : compatible).push(change);
   }
-  const keyed = (spec: PlanSpec): string[] =>
-    spec.phases.slice(1).map((phase) => `${phase.function}/${String(phase.partitions)}`);
+  const keyed = (spec: PlanSpec): string[] => spec.phases.slice(1).map((phase) => phase.function);
   if (keyed(was).join(',') !== keyed(now).join(',')) {
     breaking.push(
-      `the keyed stages or their partitions changed (${keyed(was).join(', ') || 'none'} to ${keyed(now).join(', ') || 'none'})`,
+      `the keyed stages changed (${keyed(was).join(', ') || 'none'} to ${keyed(now).join(', ') || 'none'})`,
     );
   } else {
     now.phases.slice(1).forEach((phase, index) => {
       // A reduce phase starts with its keyed stage.
-      const before = was.phases[index + 1]?.stages[0] as WideSpec | undefined;
+      const earlier = was.phases[index + 1];
+      const before = earlier?.stages[0] as WideSpec | undefined;
       const after = phase.stages[0] as WideSpec | undefined;
-      if (!before || !after) return;
-      if (fingerprint(before) !== fingerprint(after)) {
-        breaking.push(`keyed stage '${after.id}' changed (${specChanges(before, after)})`);
+      if (!earlier || !before || !after) return;
+      const changed = specChanges(before, after);
+      if (changed.length > 0) breaking.push(`keyed stage '${after.id}' changed (${changed.join(', ')})`);
+      else if (earlier.partitions !== phase.partitions) {
+        const change = `keyed stage '${after.id}' goes from ${String(earlier.partitions)} to ${String(phase.partitions)} partitions`;
+        (keepsState(after) ? rescaled : compatible).push(change);
       }
     });
   }
@@ -187,24 +195,63 @@ export function planChanges(was: PlanSpec, now: PlanSpec): PlanChanges {
   if (fingerprint(was.source) !== fingerprint(now.source)) {
     (was.source.stream === now.source.stream ? compatible : breaking).push('the source changed');
   }
-  return { breaking, compatible };
+  return { breaking, rescaled, compatible };
 }
 
 /**
  * Checks that this bundle can run a batch sealed under `sealed`: the same plan, or one whose
- * changes roll forward (returned, for the log). A breaking change throws `PlanMismatchError`: the
- * batch was sealed for code that keeps its data another way.
+ * changes roll forward or rescale (returned, for the log: the batch runs with the partitions it was
+ * sealed with). A breaking change throws `PlanMismatchError`: the batch was sealed for code that
+ * keeps its data another way.
  *
  * @example
  * const rolledForward = checkSealedPlan(manifest.plan, planPipeline(pipeline).spec);
  */
 export function checkSealedPlan(sealed: PlanSpec, bundled: PlanSpec): readonly string[] {
   if (sealed.fingerprint === bundled.fingerprint) return [];
-  const { breaking, compatible } = planChanges(sealed, bundled);
-  if (breaking.length === 0) return compatible;
+  const { breaking, rescaled, compatible } = planChanges(sealed, bundled);
+  if (breaking.length === 0) return [...rescaled, ...compatible];
   throw new PlanMismatchError(
     `the sealed plan ${sealed.fingerprint} is not this bundle's plan ${bundled.fingerprint}: ${breaking.join('; ')}`,
   );
+}
+
+/** What of a sealed manifest fixes its batch's partitions: the plan and the state layouts. */
+export interface SealedPartitioning {
+  readonly plan: PlanSpec;
+  readonly layouts?: Readonly<Record<string, { readonly partitions: number }>>;
+}
+
+/**
+ * The partitions a reduce phase has in a sealed batch: those it was sealed with (a stateful
+ * stage's state layout, else the sealed plan's phase), which a later deployment's code may have
+ * changed. Keys are routed and state is kept by these, never by the bundle's own count.
+ *
+ * @example
+ * sealedPartitions(manifest, plan.phases[1].spec); // 4, though the bundle now says 8
+ */
+export function sealedPartitions(sealed: SealedPartitioning, phase: PhaseSpec): number {
+  return (
+    sealed.layouts?.[phase.function]?.partitions ??
+    sealed.plan.phases[phase.phase]?.partitions ??
+    phase.partitions ??
+    1
+  );
+}
+
+/**
+ * A phase of this bundle's plan as a sealed batch runs it: with the partitions it was sealed with.
+ *
+ * @example
+ * const next = sealedPhase(ctx.plan.phases[1], manifest); // routes keys into the sealed count
+ */
+export function sealedPhase(
+  phase: CompiledPhase | undefined,
+  sealed: SealedPartitioning,
+): CompiledPhase | undefined {
+  if (!phase || phase.spec.phase === 0) return phase;
+  const partitions = sealedPartitions(sealed, phase.spec);
+  return partitions === phase.spec.partitions ? phase : { ...phase, spec: { ...phase.spec, partitions } };
 }
 
 /**

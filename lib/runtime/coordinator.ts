@@ -1,8 +1,17 @@
 import { describeError, RetryBudgetExhaustedError } from '../errors';
 import { batchId, type BatchId, type ShardId, type StageId, type TaskId } from '../ids';
-import { serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
+import { parseManifest, serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
+import { nextLayouts, originalLayouts, statefulPartitions, type StateLayouts } from '../state/layout';
 import { manifestKey } from '../storage/keys';
-import type { BatchItem, Cursors, IngestUsage, Pause, SegmentItem, ShardCursor } from '../batch';
+import type {
+  BatchItem,
+  Cursors,
+  IngestUsage,
+  Pause,
+  PipelineItem,
+  SegmentItem,
+  ShardCursor,
+} from '../batch';
 import { addUsage, NO_TASK_USAGE, usageBetween } from '../cost/usage';
 import { foldBatches, type WatermarkFold } from '../watermark';
 import { padSeq } from '../encoding/segment';
@@ -110,6 +119,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       const watermarkFold = hasEventTime(ctx)
         ? await foldWatermark(ctx, state?.watermarkFold, batch)
         : undefined;
+      const layouts = await layoutsFor(ctx, state, batch);
       const usedNow = ctx.meter?.current();
       const sealedAt = ctx.clock.now();
       const ingestUsage = ingestUsageOf(input.segments);
@@ -117,6 +127,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
         batch,
         time,
         ...(watermarkFold ? { watermarkFold } : {}),
+        ...(layouts ? { layouts } : {}),
         cursors: input.cursors,
         previousCursors,
         inputRecords: countRecords(tasks),
@@ -132,7 +143,12 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       if (sealed.created) sealedWith = tasks;
     }
   }
-  const recorded = await ctx.ledger.pipeline.recordSeal(batch, item.cursors, item.watermarkFold);
+  const recorded = await ctx.ledger.pipeline.recordSeal(
+    batch,
+    item.cursors,
+    item.watermarkFold,
+    item.layouts,
+  );
   const manifest = await buildManifest(ctx, item, sealedWith);
   await ctx.objects.put(manifestKey(batch), serializeManifest(manifest), 'application/json');
   if (!recorded) return manifest;
@@ -280,7 +296,29 @@ async function buildManifest(
     bytes: tasks.flat().reduce((sum, s) => sum + (s.end - s.start), 0),
     tasks,
     ...(item.watermarkFold ? { watermarkHigh: item.watermarkFold.high } : {}),
+    ...(item.layouts ? { layouts: item.layouts } : {}),
   };
+}
+
+/**
+ * The state layouts batch n is sealed with (`nextLayouts`), or none for a pipeline without state.
+ * The layouts so far are the pipeline item's; a pipeline sealed before they were kept there
+ * started with its last manifest's partitions, and has not rescaled since.
+ */
+async function layoutsFor(
+  ctx: RuntimeContext,
+  state: PipelineItem | undefined,
+  batch: BatchId,
+): Promise<StateLayouts | undefined> {
+  const partitions = statefulPartitions(ctx.plan.spec);
+  if (Object.keys(partitions).length === 0) return undefined;
+  let before = state?.layouts;
+  if (!before && batch > 1) {
+    const previous = await ctx.objects.getIfExists(manifestKey(batchId(batch - 1)));
+    const manifest = previous ? parseManifest(previous) : undefined;
+    before = manifest?.layouts ?? originalLayouts(manifest?.plan ?? ctx.plan.spec);
+  }
+  return nextLayouts(partitions, before ?? {}, batch);
 }
 
 /** The segments a sealed batch took: those between its previous and its own cursors, per shard. */

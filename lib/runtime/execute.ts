@@ -1,7 +1,7 @@
 import { RecordFailedError, type ErrorScope } from '../errors';
 import type { TaskId } from '../ids';
 import type { Manifest } from '../manifest';
-import type { CompiledPhase } from '../plan';
+import { sealedPhase, type CompiledPhase } from '../plan';
 import { deadLetterKey, shuffleKey } from '../storage/keys';
 import type { DeadLetterKind, TaskReport } from '../batch';
 import type { RuntimeContext } from './context';
@@ -59,7 +59,8 @@ export async function executeTask(
   const base = { batch: manifest.batch, phase: index, task };
   const runner = new PhaseRunner({
     phase,
-    next: ctx.plan.phases[index + 1],
+    // Keys go to the partitions the batch was sealed with, which a newer bundle may have changed.
+    next: sealedPhase(ctx.plan.phases[index + 1], manifest),
     decoder: ctx.pipeline.source.decoder,
     stream: ctx.pipeline.source.spec.stream,
     watermarkHigh: manifest.watermarkHigh ?? null,

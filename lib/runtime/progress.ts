@@ -64,7 +64,11 @@ export function partitionsToStart(item: BatchItem, plan: Plan, phase: number): n
   const compiled = plan.phases[phase];
   // Stateful stages apply every batch to every partition, in order: windows slide and state times
   // out with no new data, and each partition's state moves exactly one batch at a time.
-  if (compiled?.wide?.stateful) return Array.from({ length: compiled.spec.partitions ?? 1 }, (_, p) => p);
+  // The partitions the batch was sealed with: a newer bundle's plan may have rescaled the stage.
+  if (compiled?.wide?.stateful) {
+    const partitions = item.layouts?.[compiled.spec.function]?.partitions ?? compiled.spec.partitions ?? 1;
+    return Array.from({ length: partitions }, (_, p) => p);
+  }
   const withData = new Set(item.withData[phase] ?? []);
   if (plan.phases[phase]?.wide?.whenEmpty) withData.add(0);
   return [...withData].sort((a, b) => a - b);

@@ -11,7 +11,8 @@ import { ShuffleMerger } from './buffers';
 import type { RuntimeContext } from './context';
 import { NO_KEY, type PhaseRunner } from './datapath';
 import { fetchInOrder, GETS_AHEAD } from './prefetch';
-import { loadState, prepareState, type PendingState } from './state-commit';
+import { loadState, prepareState, stateRef, type PendingState } from './state-commit';
+import { sealedLayout } from '../state/layout';
 
 /**
  * The reduce side of one partition, in memory and without I/O: the partition's runs from every
@@ -83,10 +84,16 @@ export async function reduceInput(
 ): Promise<{ records: number; bytes: number; state?: PendingState }> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
-  const stage = phase.spec.function;
-  const partitions = phase.spec.partitions ?? 1;
+  const ref = stateRef(manifest, phase, partition);
   const loaded = wide.stateful
-    ? await loadState(ctx.state, stage, partition, partitions, manifest.batch, wide.stateful, scope)
+    ? await loadState(
+        ctx.state,
+        ref,
+        sealedLayout(manifest, phase.spec),
+        manifest.batch,
+        wide.stateful,
+        scope,
+      )
     : undefined;
   const reports = await ctx.ledger.reports.list(manifest.batch, phase.spec.phase - 1);
   const reduce = new PartitionReduce(wide);
@@ -122,7 +129,7 @@ export async function reduceInput(
   return {
     records: reduce.pairs,
     bytes,
-    state: prepareState(stage, partition, manifest.batch, head, table, before, read, (key, value, error) =>
+    state: prepareState(ref, manifest.batch, head, table, before, read, (key, value, error) =>
       runner.stateFailed(key, error, { state: value }),
     ),
   };

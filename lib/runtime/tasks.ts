@@ -8,6 +8,7 @@ import { usageBetween } from '../cost/usage';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { executeTask } from './execute';
+import { sealedLayout } from '../state/layout';
 import { onTaskError } from './failure';
 import { driveBatch, invokeTasks } from './progress';
 import {
@@ -15,6 +16,7 @@ import {
   skipState,
   stateCommitted,
   StateAlreadyCommitted,
+  stateRef,
   type PendingState,
 } from './state-commit';
 
@@ -64,7 +66,9 @@ async function standingReport(
 ): Promise<TaskReport | undefined> {
   const stored = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
   if (!stored?.commitsState) return stored;
-  return (await stateCommitted(ctx.state, phase.spec.function, event.task, event.batch)) ? stored : undefined;
+  const manifest = await loadManifest(ctx, event.batch, { batch: event.batch, task: event.task });
+  const ref = stateRef(manifest, phase, event.task);
+  return (await stateCommitted(ctx.state, ref, event.batch)) ? stored : undefined;
 }
 
 /** The report with what the invocation has used so far, when it is metered. */
@@ -113,10 +117,13 @@ async function skipTask(
   event: TaskEvent,
   scope: ErrorScope,
 ): Promise<TaskReport> {
-  if (!phase.wide?.stateful) {
+  const operator = phase.wide?.stateful;
+  if (!operator) {
     throw new InvalidInputError(`phase ${event.phase} keeps no state: it has nothing to skip`, scope);
   }
-  await skipState(ctx.state, phase.spec.function, event.task, event.batch, scope);
+  const manifest = await loadManifest(ctx, event.batch, scope);
+  const ref = stateRef(manifest, phase, event.task);
+  await skipState(ctx.state, ref, sealedLayout(manifest, phase.spec), event.batch, operator, scope);
   const report: TaskReport = {
     batch: event.batch,
     phase: event.phase,

@@ -72,6 +72,18 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
 }
 
 /**
+ * One stateful partition's place in the table: its stage, its partition and the first batch of
+ * the state layout it belongs to (a rescale starts a new layout, whose items are apart from the
+ * old one's, so the old state stays whole while every new partition re-hashes it).
+ */
+export interface StatePartition {
+  readonly stage: StageId;
+  readonly partition: number;
+  /** The first batch of the partition's layout: 1 for the stage's first layout. */
+  readonly since: number;
+}
+
+/**
  * Keyed state in the ledger table, in chunks: a head item per (stage, partition) and two slots per
  * chunk. A batch writes the chunks it changed into their inactive slots, each write fenced so it
  * never overwrites a newer batch's bytes, then moves the head from n-1 to n with one conditional
@@ -79,7 +91,7 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
  * leaves the old state whole, and the re-run writes the same bytes again.
  *
  * @example
- * const head = await new StateStore(dynamo, table).head(stageId('count'), 0);
+ * const head = await new StateStore(dynamo, table).head({ stage: stageId('count'), partition: 0, since: 1 });
  */
 export class StateStore {
   constructor(
@@ -87,25 +99,25 @@ export class StateStore {
     readonly table: string,
   ) {}
 
-  private pk(stage: StageId, partition: number): string {
-    return LEDGER_ITEM_KEYS.statePk(stage, partition);
+  private pk(ref: StatePartition): string {
+    return LEDGER_ITEM_KEYS.statePk(ref.stage, ref.partition, ref.since);
   }
 
-  async head(stage: StageId, partition: number): Promise<StateHead> {
+  async head(ref: StatePartition): Promise<StateHead> {
     const out = await this.dynamo.send(
       new GetCommand({
         TableName: this.table,
-        Key: { pk: this.pk(stage, partition), sk: 'head' },
+        Key: { pk: this.pk(ref), sk: 'head' },
         ConsistentRead: true,
       }),
     );
     if (!out.Item) return EMPTY_HEAD;
-    return parseStateHead(out.Item, this.pk(stage, partition));
+    return parseStateHead(out.Item, this.pk(ref));
   }
 
   /** The bytes of every chunk the head points at, by chunk number (empty for an empty chunk). */
-  async read(stage: StageId, partition: number, head: StateHead): Promise<Buffer[]> {
-    const pk = this.pk(stage, partition);
+  async read(ref: StatePartition, head: StateHead): Promise<Buffer[]> {
+    const pk = this.pk(ref);
     const wanted = Array.from(head.slots).flatMap((slot, chunk) =>
       slot === '-' ? [] : [`chunk#${chunk}#${slot}`],
     );
@@ -137,8 +149,7 @@ export class StateStore {
    * batch's bytes (a late duplicate of an old batch must not clobber them).
    */
   async writeChunk(
-    stage: StageId,
-    partition: number,
+    ref: StatePartition,
     chunk: number,
     slot: string,
     version: number,
@@ -148,7 +159,7 @@ export class StateStore {
       this.dynamo.send(
         new PutCommand({
           TableName: this.table,
-          Item: { pk: this.pk(stage, partition), sk: `chunk#${chunk}#${slot}`, version, data },
+          Item: { pk: this.pk(ref), sk: `chunk#${chunk}#${slot}`, version, data },
           ConditionExpression: 'attribute_not_exists(pk) OR version <= :version',
           ExpressionAttributeValues: { ':version': version },
         }),
@@ -157,12 +168,12 @@ export class StateStore {
   }
 
   /** Moves the head from `previous.batch` to `next.batch`; false if another run already did. */
-  async commit(stage: StageId, partition: number, previous: StateHead, next: StateHead): Promise<boolean> {
+  async commit(ref: StatePartition, previous: StateHead, next: StateHead): Promise<boolean> {
     return conditionalWrite(() =>
       this.dynamo.send(
         new PutCommand({
           TableName: this.table,
-          Item: { pk: this.pk(stage, partition), sk: 'head', ...next },
+          Item: { pk: this.pk(ref), sk: 'head', ...next },
           // `batch` is a reserved word in DynamoDB expressions.
           ...(previous.batch === 0
             ? { ConditionExpression: 'attribute_not_exists(pk)' }

@@ -13,6 +13,7 @@ import {
   utf8,
   map,
   reduceByKey,
+  updateStateByKey,
   type AnyStage,
 } from '../../lib';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -906,16 +907,36 @@ describe('SluicePipeline: plan lock', () => {
   const source = kinesisSource({ stream: 'locked', decode: utf8 });
   const words = map<string, [string, number]>('pairs', (line) => [line, 1]);
   const count = (partitions: number) => reduceByKey<string, number>('count', (a, b) => a + b, { partitions });
+  const totals = (partitions: number, id = 'totals') =>
+    updateStateByKey<string, number, number>(
+      id,
+      (values, state) => values.reduce((a, b) => a + b, state ?? 0),
+      {
+        partitions,
+      },
+    );
   const make = (stages: readonly AnyStage[]) =>
     pipeline({ name: 'locked', batchInterval: '10s', source, stages: stages as never }) as AnyPipeline;
-  const construct = (locked: AnyPipeline, lock: string, allowBreakingChanges = false) => {
+  const construct = (
+    locked: AnyPipeline,
+    lock: string,
+    options: { allowBreakingChanges?: boolean; allowRescale?: boolean } = {},
+  ) => {
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
     return new SluicePipeline(new Stack(app, 'Locked'), 'Pipeline', {
       pipeline: locked,
       entry: fixturePath('two-phase'),
       planLock: lock,
-      allowBreakingChanges,
+      ...options,
     });
+  };
+  const refusal = (attempt: () => unknown): Error | undefined => {
+    try {
+      attempt();
+      return undefined;
+    } catch (error) {
+      return error as Error;
+    }
   };
   const lockedFingerprint = (lock: string) =>
     (JSON.parse(readFileSync(lock, 'utf8')) as { fingerprint: string }).fingerprint;
@@ -929,27 +950,42 @@ describe('SluicePipeline: plan lock', () => {
       make([words, count(4), map('upper', ([w, n]: [string, number]) => [w.toUpperCase(), n])]),
       lock,
     );
+    const stateless = construct(make([words, count(8)]), lock);
 
     try {
       // Act
-      const breaking = (() => {
-        try {
-          construct(make([words, count(8)]), lock);
-          return undefined;
-        } catch (error) {
-          return error as Error;
-        }
-      })();
+      const breaking = refusal(() => construct(make([words, totals(8)]), lock));
       const refusedLock = lockedFingerprint(lock);
-      const allowed = construct(make([words, count(8)]), lock, true);
+      const allowed = construct(make([words, totals(8)]), lock, { allowBreakingChanges: true });
 
       // Assert
       expect(first.plan.spec.fingerprint).not.toBe(compatible.plan.spec.fingerprint);
       expect(breaking?.message).toMatch(
-        /pipeline 'locked': this plan cannot take over from the one in .*sluice.plan.json: the keyed stages or their partitions changed \(count\/4 to count\/8\)\. .*Options: undo the change/,
+        /pipeline 'locked': this plan cannot take over from the one in .*sluice.plan.json: the keyed stages changed \(count to totals\)\. .*Options: undo the change/,
       );
-      expect(refusedLock).toBe(compatible.plan.spec.fingerprint);
+      expect(refusedLock).toBe(stateless.plan.spec.fingerprint);
       expect(lockedFingerprint(lock)).toBe(allowed.plan.spec.fingerprint);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a stateful stage's new partition count unless the rescale is allowed", () => {
+    // Arrange
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-lock-'));
+    const lock = path.join(dir, 'sluice.plan.json');
+    construct(make([words, totals(4)]), lock);
+
+    try {
+      // Act
+      const refused = refusal(() => construct(make([words, totals(8)]), lock));
+      const rescaled = construct(make([words, totals(8)]), lock, { allowRescale: true });
+
+      // Assert
+      expect(refused?.message).toMatch(
+        /pipeline 'locked': keyed stage 'totals' goes from 4 to 8 partitions .*re-hashed into the new partitions .*allowRescale: true/,
+      );
+      expect(lockedFingerprint(lock)).toBe(rescaled.plan.spec.fingerprint);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -49,8 +49,9 @@ describe('persisted data in another format', () => {
     const run = await t.local();
     await t.push(['a b', 'a']).advance();
     const state = run.context('running').state;
-    const head = await state.head(stageId('running'), 0);
-    await state.commit(stageId('running'), 0, head, { ...head, format: 'sluice.chunk@2' });
+    const ref = { stage: stageId('running'), partition: 0, since: 1 };
+    const head = await state.head(ref);
+    await state.commit(ref, head, { ...head, format: 'sluice.chunk@2' });
 
     // Act
     const second = await t.push(['a']).advance();

@@ -83,7 +83,7 @@ describe('a reducer that crashes half-way through its state writes', () => {
       let crashes = 0;
       // The chunk writes have gone through; the process dies before the head moves.
       store.commit = async (...args) => {
-        if (args[3].batch === crashAt && crashes++ < 2) throw new RetryableError('crash before commit');
+        if (args[2].batch === crashAt && crashes++ < 2) throw new RetryableError('crash before commit');
         return commit(...args);
       };
 

@@ -22,6 +22,7 @@ import { batchId } from '../../lib/ids';
 
 /** The manifest vector is a file: it is what S3 holds, byte for byte (prettier leaves it alone). */
 const GOLDEN_MANIFEST = join(__dirname, '..', 'golden', 'manifest@1.json');
+const GOLDEN_RESCALING_MANIFEST = join(__dirname, '..', 'golden', 'manifest@1-rescaling.json');
 
 describe('format versions', () => {
   it('are the ones these vectors pin', () => {
@@ -271,6 +272,30 @@ describe('the plan and the manifest (sluice.plan@1, sluice.manifest@1)', () => {
 
     // Assert
     expect(body.toString('utf8')).toBe(readFileSync(GOLDEN_MANIFEST, 'utf8'));
+    expect(parseManifest(body)).toEqual(manifest);
+  });
+
+  it('keeps the state layouts of a rescaling batch in the golden JSON', () => {
+    // Arrange
+    const manifest: Manifest = {
+      kind: 'sluice.manifest@1',
+      pipeline: 'golden',
+      batch: batchId(12),
+      time: 1_700_000_120_000,
+      plan: planPipeline(counts).spec,
+      previousCursors: {},
+      cursors: {},
+      records: 0,
+      bytes: 0,
+      tasks: [],
+      layouts: { totals: { partitions: 8, since: 12, previous: { partitions: 4, since: 1 } } },
+    };
+
+    // Act
+    const body = serializeManifest(manifest);
+
+    // Assert
+    expect(body.toString('utf8')).toBe(readFileSync(GOLDEN_RESCALING_MANIFEST, 'utf8'));
     expect(parseManifest(body)).toEqual(manifest);
   });
 });

@@ -13,6 +13,7 @@ import {
 import { padSeq } from '../../encoding/segment';
 import { DataFormatError } from '../../errors';
 import { batchId, shardId, taskId, type ShardId } from '../../ids';
+import { stateLayoutSchema } from '../../state/layout';
 
 /*
  * The ledger table's layout, in one place: every item's key and kind, and the schema it is parsed
@@ -26,7 +27,8 @@ import { batchId, shardId, taskId, type ShardId } from '../../ids';
  *   batch                   <padded batch>     sluice.ledger/batch@1
  *   task#<batch>#<phase>    <padded task>      sluice.ledger/task@1
  *   failed                  <padded batch>     sluice.ledger/failed@1
- *   state#<stage>#<part>    head | chunk#…     (lib/storage/state-store.ts)
+ *   state#<stage>#<part>    head | chunk#…     (lib/storage/state-store.ts; a layout from batch n > 1:
+ *   state#<stage>#from-<n>#<part>)
  */
 
 /**
@@ -93,7 +95,11 @@ export const LEDGER_ITEM_KEYS = Object.freeze({
   }),
   failedPk: LEDGER_PK.failed,
   failed: (batch: number) => ({ pk: LEDGER_PK.failed, sk: batchSk(batch) }),
-  statePk: (stage: string, partition: number): string => `${LEDGER_PK.statePrefix}${stage}#${partition}`,
+  /** A stateful partition's items: of the stage's first layout, or of the layout since batch `since`. */
+  statePk: (stage: string, partition: number, since = 1): string =>
+    since === 1
+      ? `${LEDGER_PK.statePrefix}${stage}#${partition}`
+      : `${LEDGER_PK.statePrefix}${stage}#from-${since}#${partition}`,
 });
 
 const count = z.number().check(z.int(), z.nonnegative());
@@ -109,6 +115,7 @@ const pipelineSchema = z.object({
   cursors,
   watermarkFold: z.optional(fold),
   paused: z.optional(z.object({ at: z.number(), reason: z.string() })),
+  layouts: z.optional(z.record(z.string(), stateLayoutSchema)),
 });
 
 const shardsSchema = z.object({ kind: z.literal(LEDGER_KINDS.shards), ids: z.set(z.string()) });
@@ -185,6 +192,7 @@ const batchSchema = z.looseObject({
   failure: z.optional(failureSchema),
   lastError: z.optional(z.string()),
   watermarkFold: z.optional(fold),
+  layouts: z.optional(z.record(z.string(), stateLayoutSchema)),
   eventTimeHigh: z.optional(z.nullable(z.number())),
   countedDeadLetters: z.optional(count),
   countedOutputRecords: z.optional(count),
@@ -309,6 +317,7 @@ export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
     cursors: item.cursors satisfies Cursors,
     ...(item.watermarkFold ? { watermarkFold: item.watermarkFold } : {}),
     ...(item.paused ? { paused: item.paused } : {}),
+    ...(item.layouts ? { layouts: item.layouts } : {}),
   };
 }
 
@@ -387,6 +396,7 @@ export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
     ...(item.lastError === undefined ? {} : { lastError: item.lastError }),
     attempts: attemptsOf(raw),
     ...(item.watermarkFold === undefined ? {} : { watermarkFold: item.watermarkFold }),
+    ...(item.layouts === undefined ? {} : { layouts: item.layouts }),
     ...(item.eventTimeHigh === undefined ? {} : { eventTimeHigh: item.eventTimeHigh }),
     done: perPhase(raw, 'done_'),
     withData: perPhase(raw, 'withData_'),

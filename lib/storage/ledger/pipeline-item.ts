@@ -2,6 +2,7 @@ import { PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Cursors, Pause, PipelineItem } from '../../batch';
 import type { BatchId } from '../../ids';
 import type { WatermarkFold } from '../../watermark';
+import type { StateLayouts } from '../../state/layout';
 import { conditionalWrite } from '../conditions';
 import { LEDGER_ITEM_KEYS, parsePipelineItem, pipelineItem } from './items';
 import type { LedgerTable } from './table';
@@ -22,13 +23,17 @@ export class PipelineItems {
     return raw ? parsePipelineItem(raw) : undefined;
   }
 
-  /** Fixes the stream's zero time, once: a second caller gets the first caller's. */
-  async init(zeroTime: number): Promise<PipelineItem> {
+  /**
+   * Fixes the stream's zero time, once: a second caller gets the first caller's. A ledger that
+   * starts after batch 0 (`lastSealed`: a replay of a pipeline without state from a later batch)
+   * seals, or is given, the batch after it first.
+   */
+  async init(zeroTime: number, lastSealed = 0): Promise<PipelineItem> {
     await conditionalWrite(() =>
       this.table.dynamo.send(
         new PutCommand({
           TableName: this.table.name,
-          Item: pipelineItem({ zeroTime, lastSealed: 0, cursors: {} }),
+          Item: pipelineItem({ zeroTime, lastSealed, cursors: {} }),
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       ),
@@ -70,20 +75,29 @@ export class PipelineItems {
     );
   }
 
-  /** Records that batch n is sealed: `lastSealed` moves from n-1 to n; false when another did it. */
-  async recordSeal(batch: BatchId, cursors: Cursors, fold?: WatermarkFold): Promise<boolean> {
+  /**
+   * Records that batch n is sealed, with what it was sealed with (cursors, watermark fold, state
+   * layouts): `lastSealed` moves from n-1 to n; false when another did it.
+   */
+  async recordSeal(
+    batch: BatchId,
+    cursors: Cursors,
+    fold?: WatermarkFold,
+    layouts?: StateLayouts,
+  ): Promise<boolean> {
     return conditionalWrite(() =>
       this.table.dynamo.send(
         new UpdateCommand({
           TableName: this.table.name,
           Key: LEDGER_ITEM_KEYS.pipeline,
-          UpdateExpression: `SET lastSealed = :n, cursors = :c${fold ? ', watermarkFold = :f' : ''}`,
+          UpdateExpression: `SET lastSealed = :n, cursors = :c${fold ? ', watermarkFold = :f' : ''}${layouts ? ', layouts = :l' : ''}`,
           ConditionExpression: 'lastSealed = :previous',
           ExpressionAttributeValues: {
             ':n': batch,
             ':c': cursors,
             ':previous': batch - 1,
             ...(fold ? { ':f': fold } : {}),
+            ...(layouts ? { ':l': layouts } : {}),
           },
         }),
       ),
