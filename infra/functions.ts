@@ -16,6 +16,8 @@ import {
   DEFAULT_MEMORY_MB,
   deployedFunction,
   functionEnvironment,
+  INGEST_BATCH_SIZE,
+  ingestBatchingWindowMs,
   type DeployedFunction,
   type Deployment,
   type FunctionKind,
@@ -132,13 +134,14 @@ export interface PipelineFunctions {
 export interface IngestProps {
   /**
    * Most records per ingest invocation (one segment per shard per invocation).
-   * @default 1000
+   * @default 10000 (`INGEST_BATCH_SIZE`: the batching window, not the count, sets the calls)
    */
   readonly ingestBatchSize?: number;
   /**
    * How long the event-source mapping gathers records before invoking ingest. Longer means fewer,
-   * larger segments (fewer S3 PUTs) and later records.
-   * @default Duration.seconds(1)
+   * larger segments (fewer S3 PUTs, ledger writes and invocations) and later records: a record
+   * may go into the batch after the one it arrived in.
+   * @default - the pipeline's batch interval, from 1 s to 300 s (`ingestBatchingWindowMs`)
    */
   readonly ingestMaxBatchingWindow?: Duration;
 }
@@ -258,14 +261,15 @@ export function connectStreams(
   ingest: lambda.Function,
   streams: Readonly<Record<string, kinesis.IStream>>,
   failureQueue: sqs.IQueue,
-  props: IngestProps,
+  props: IngestProps & { readonly batchIntervalMs: number },
 ): void {
   for (const stream of Object.values(streams)) {
     ingest.addEventSource(
       new KinesisEventSource(stream, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: props.ingestBatchSize ?? 1000,
-        maxBatchingWindow: props.ingestMaxBatchingWindow ?? Duration.seconds(1),
+        batchSize: props.ingestBatchSize ?? INGEST_BATCH_SIZE,
+        maxBatchingWindow:
+          props.ingestMaxBatchingWindow ?? Duration.millis(ingestBatchingWindowMs(props.batchIntervalMs)),
         parallelizationFactor: 1,
         // A segment is named by its first sequence number: a failed batch must come back whole, so
         // no bisecting, no partial-batch responses, and retries until the records expire.

@@ -237,7 +237,10 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
     this.coordinator = coordinator;
     this.ingest = ingest;
     this.schedule = createSchedule(this, pipeline.name, this.deployment, coordinator, this.failureQueue);
-    connectStreams(ingest, this.streams, this.failureQueue, props);
+    connectStreams(ingest, this.streams, this.failureQueue, {
+      ...props,
+      batchIntervalMs: props.pipeline.batchIntervalMs,
+    });
 
     this.resourcesOutput = new CfnOutput(this, 'Resources', {
       description: RESOURCES_OUTPUT_DESCRIPTION,

@@ -31,6 +31,31 @@ export const DEFAULT_MEMORY_MB: Readonly<Record<FunctionKind, number>> = Object.
   reduce: 1024,
 });
 
+/**
+ * How long the event-source mapping gathers a shard's records before invoking ingest, unless the
+ * construct's props say: the batch interval, within Lambda's limit of 300 s and at least 1 s. Each
+ * ingest call PUTs a segment and writes its ledger item, so at low rates the bill is per call, not
+ * per record: one call per shard per interval is the least that still puts a record into the
+ * batch after the one it arrived in, at the latest.
+ *
+ * @example
+ * ingestBatchingWindowMs(10_000); // 10000
+ * ingestBatchingWindowMs(600_000); // 300000
+ */
+export function ingestBatchingWindowMs(batchIntervalMs: number): number {
+  return Math.min(Math.max(batchIntervalMs, 1000), 300_000);
+}
+
+/**
+ * Most records per ingest call, unless the construct's props say: the event-source mapping's
+ * maximum for Kinesis, so that the batching window, not the record count, sets the calls (a call
+ * also ends at Lambda's 6 MB payload).
+ *
+ * @example
+ * new KinesisEventSource(stream, { batchSize: INGEST_BATCH_SIZE });
+ */
+export const INGEST_BATCH_SIZE = 10_000;
+
 /** Ledger actions that read items. */
 export type LedgerReadAction = 'dynamodb:GetItem' | 'dynamodb:Query' | 'dynamodb:BatchGetItem';
 /** Ledger actions that write items. */

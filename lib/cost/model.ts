@@ -1,5 +1,5 @@
 import type { TaskUsage } from '../batch';
-import type { FunctionKind } from '../deployment';
+import { INGEST_BATCH_SIZE, ingestBatchingWindowMs, type FunctionKind } from '../deployment';
 import type { PriceTable } from './prices';
 import type { FunctionUsage, Operations, Usage } from './usage';
 
@@ -171,7 +171,10 @@ export interface ProjectionInput {
   readonly memory: FunctionMemory;
   /** The coordinator's timeout. @default 80 s, the construct's */
   readonly coordinatorTimeoutMs?: number;
-  /** How long the event-source mapping gathers records before invoking ingest. @default 1 s */
+  /**
+   * How long the event-source mapping gathers records before invoking ingest.
+   * @default the construct's: `ingestBatchingWindowMs(batchIntervalMs)`
+   */
   readonly ingestWindowMs?: number;
 }
 
@@ -245,9 +248,16 @@ export function projectMonth(input: ProjectionInput, prices: PriceTable): Projec
   }
 
   const ingest = usage.functions.ingest;
-  const ingestPerCall = perUnit(ingest, ingest?.invocations ?? 0);
-  const windowS = (input.ingestWindowMs ?? 1000) / 1000;
-  const ingestCalls = Math.min(input.recordsPerSecond, input.shards / windowS) * MONTH_SECONDS;
+  const runCall = perUnit(ingest, ingest?.invocations ?? 0);
+  const windowS = (input.ingestWindowMs ?? ingestBatchingWindowMs(input.batchIntervalMs)) / 1000;
+  // A shard's records arrive at rate/shards a second; each call takes a window's worth, or a full
+  // batch of records first when that comes sooner.
+  const perShard = input.recordsPerSecond / input.shards;
+  const callsPerShard = Math.min(perShard, Math.max(1 / windowS, perShard / INGEST_BATCH_SIZE));
+  const ingestCalls = callsPerShard * input.shards * MONTH_SECONDS;
+  // A call costs what the run's average call did: its requests (a segment PUT and its ledger item)
+  // do not grow with its records, and its time is mostly theirs.
+  const ingestPerCall = runCall;
   if (ingestPerCall) addFunction(quantities, ingestPerCall, memory.ingest, ingestCalls);
 
   const coordinator = usage.functions.coordinator;

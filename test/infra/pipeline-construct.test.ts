@@ -515,13 +515,27 @@ describe('SluicePipeline: triggers', () => {
       EventSourceArn: { 'Fn::GetAtt': [logicalId(stack, sluice.stream), 'Arn'] },
       StartingPosition: 'TRIM_HORIZON',
       BatchSize: 500,
-      MaximumBatchingWindowInSeconds: 1,
+      // The pipeline's batch interval: one ingest call per shard per interval at low rates.
+      MaximumBatchingWindowInSeconds: 10,
       ParallelizationFactor: 1,
       BisectBatchOnFunctionError: false,
       DestinationConfig: {
         OnFailure: { Destination: { 'Fn::GetAtt': [logicalId(stack, sluice.failureQueue), 'Arn'] } },
       },
     });
+  });
+
+  it('gathers records for a batch interval (up to 300 s) and up to 10,000 records, unless told otherwise', () => {
+    // Act
+    const long = only(build('three-phase').template, 'AWS::Lambda::EventSourceMapping');
+    const told = only(
+      build('two-phase', { ingestMaxBatchingWindow: Duration.seconds(3) }).template,
+      'AWS::Lambda::EventSourceMapping',
+    );
+
+    // Assert
+    expect(long).toMatchObject({ BatchSize: 10_000, MaximumBatchingWindowInSeconds: 120 });
+    expect(told).toMatchObject({ BatchSize: 10_000, MaximumBatchingWindowInSeconds: 3 });
   });
 
   it('ticks the coordinator every minute from EventBridge Scheduler', () => {

@@ -175,3 +175,27 @@ describe('what a run costs', () => {
     expect(stderr).toContain('no built-in prices for eu-west-1');
   });
 });
+
+describe('what ingest costs', () => {
+  it('registers a shard once per process, not on every call', async () => {
+    // Arrange
+    const run = await LocalRuntime.start(wordcount, { shards: 1 });
+    try {
+      // Act: three ingest calls for the one shard
+      for (const seed of [1, 2, 3]) {
+        await run.push(generateLines(5, seed));
+        await run.ingestPending();
+      }
+      const ingest = run.usage.usage().functions.ingest;
+
+      // Assert: three segments (a PUT and a ledger item each), one registration of the shard
+      expect(ingest?.invocations).toBe(3);
+      expect(ingest?.operations['s3:PutObject']?.requests).toBe(3);
+      expect(ingest?.operations['dynamodb:PutItem']?.requests).toBe(3);
+      expect(ingest?.operations['dynamodb:UpdateItem']?.requests).toBe(1);
+      expect(await run.ctx.ledger.segments.shards()).toHaveLength(1);
+    } finally {
+      await run.stop();
+    }
+  });
+});

@@ -77,7 +77,7 @@ describe('priceRun', () => {
 });
 
 describe('projectMonth', () => {
-  it('scales tasks by batches, ingest by shard windows, and adds the deployed coordinator', () => {
+  it('scales tasks by batches, ingest by shard windows (the batch interval), and adds the deployed coordinator', () => {
     // Act
     const projection = projectMonth(
       {
@@ -94,7 +94,8 @@ describe('projectMonth', () => {
 
     // Assert
     const batches = MONTH_SECONDS / 10;
-    const ingestCalls = 2 * MONTH_SECONDS;
+    // Two shards, each called once per 10 s window.
+    const ingestCalls = (2 / 10) * MONTH_SECONDS;
     const ticks = MONTH_SECONDS / 60;
     const lambdaRequests = projection.month.lines.find((l) => l.item === 'requests')?.quantity;
     expect(lambdaRequests).toBeCloseTo(3 * batches + ingestCalls + ticks, 3);
@@ -115,7 +116,7 @@ describe('projectMonth', () => {
         usage: USAGE,
         batches: 1,
         records: 1000,
-        recordsPerSecond: 0.5,
+        recordsPerSecond: 0.02,
         batchIntervalMs: 60_000,
         shards: 4,
         memory: DEFAULT_MEMORY_MB,
@@ -123,10 +124,40 @@ describe('projectMonth', () => {
       US_EAST_1,
     );
 
-    // Assert: half a call a second, not four
+    // Assert: a call every 50 s, not one per shard a minute
     const batches = MONTH_SECONDS / 60;
     const requests = slow.month.lines.find((l) => l.item === 'requests')?.quantity;
-    expect(requests).toBeCloseTo(3 * batches + 0.5 * MONTH_SECONDS + MONTH_SECONDS / 60, 3);
+    expect(requests).toBeCloseTo(3 * batches + 0.02 * MONTH_SECONDS + MONTH_SECONDS / 60, 3);
+  });
+
+  it('calls ingest when a shard has a full call of records before its window ends, or as configured', () => {
+    // Arrange
+    const at = (recordsPerSecond: number, ingestWindowMs?: number) =>
+      projectMonth(
+        {
+          usage: USAGE,
+          batches: 1,
+          records: 1000,
+          recordsPerSecond,
+          batchIntervalMs: 10_000,
+          shards: 1,
+          memory: DEFAULT_MEMORY_MB,
+          ...(ingestWindowMs === undefined ? {} : { ingestWindowMs }),
+        },
+        US_EAST_1,
+      );
+    const ingestCalls = (projection: ReturnType<typeof projectMonth>) =>
+      (projection.month.lines.find((l) => l.item === 'requests')?.quantity ?? 0) -
+      3 * (MONTH_SECONDS / 10) -
+      MONTH_SECONDS / 60;
+
+    // Act
+    const busy = at(5000);
+    const configured = at(100, 1000);
+
+    // Assert: 5,000 records a second fill a 10,000-record call every 2 s
+    expect(ingestCalls(busy)).toBeCloseTo(0.5 * MONTH_SECONDS, 3);
+    expect(ingestCalls(configured)).toBeCloseTo(MONTH_SECONDS, 3);
   });
 });
 

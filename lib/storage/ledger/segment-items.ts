@@ -14,10 +14,18 @@ import type { LedgerTable } from './table';
  * const segments = await ledger.segments.between(shard, cursor?.segmentStart);
  */
 export class SegmentItems {
+  /**
+   * Shards this process has registered. A shard is never unregistered, so once its write has
+   * succeeded the next ingest of the same shard (a warm function is given the same shard call
+   * after call) has nothing to write: the shard costs one write per process, not one per call.
+   */
+  private readonly registered = new Set<ShardId>();
+
   constructor(private readonly table: LedgerTable) {}
 
-  /** Registers a shard so the coordinator looks at it. Idempotent (a set ADD). */
+  /** Registers a shard so the coordinator looks at it: a set ADD, once per shard and process. */
   async registerShard(shard: ShardId): Promise<void> {
+    if (this.registered.has(shard)) return;
     await this.table.dynamo.send(
       new UpdateCommand({
         TableName: this.table.name,
@@ -26,6 +34,7 @@ export class SegmentItems {
         ExpressionAttributeValues: { ':s': new Set([shard]), ':kind': LEDGER_KINDS.shards },
       }),
     );
+    this.registered.add(shard);
   }
 
   /** Every shard registered so far, sorted. */
