@@ -211,7 +211,8 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
     }
     const atRest: DataAtRest = { removalPolicy, encryptionKey: props.encryptionKey };
 
-    this.bucket = props.bucket ?? createBucket(this, pipeline.name, props, atRest);
+    this.bucket =
+      props.bucket ?? createBucket(this, pipeline.name, props, atRest, outputPrefix(this.plan.spec));
     this.table = createLedger(this, atRest);
     this.streams = createStreams(this, this.deployment.streams, props, atRest);
     this.stream = streamOf(this.streams, pipeline.source.spec.stream);

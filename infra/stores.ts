@@ -65,6 +65,13 @@ export interface BucketProps {
    * @default Duration.days(90)
    */
   readonly progressRetention?: Duration;
+  /**
+   * How long the batch outputs (the `s3Jsonl` sink's objects, under its prefix) are kept. They are
+   * the pipeline's results, so by default nothing expires them; set it when something downstream
+   * copies them out, or when only recent batches matter.
+   * @default - kept until deleted
+   */
+  readonly outputRetention?: Duration;
 }
 
 /**
@@ -102,13 +109,14 @@ export interface StreamProps {
  * TLS-only, encrypted, and each runtime prefix expires after its retention.
  *
  * @example
- * const bucket = props.bucket ?? createBucket(this, pipeline.name, props, atRest);
+ * const bucket = props.bucket ?? createBucket(this, pipeline.name, props, atRest, outputPrefix(plan.spec));
  */
 export function createBucket(
   scope: Construct,
   pipelineName: string,
   props: BucketProps,
   atRest: DataAtRest,
+  outputs: string,
 ): s3.Bucket {
   const keep = (duration: Duration | undefined, fallback: number): Duration =>
     duration ?? Duration.days(fallback);
@@ -144,6 +152,9 @@ export function createBucket(
         expiration: keep(props.deadLetterRetention, 90),
       },
       { id: 'progress', prefix: S3_PREFIXES.progress, expiration: keep(props.progressRetention, 90) },
+      ...(props.outputRetention
+        ? [{ id: 'output', prefix: `${outputs}/`, expiration: props.outputRetention }]
+        : []),
       { id: 'incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
     ],
   });

@@ -30,6 +30,11 @@ export interface PipelineItem {
   readonly paused?: Pause;
   /** Each stateful stage's state layout as of the last sealed batch (unset before layouts were kept). */
   readonly layouts?: StateLayouts;
+  /**
+   * Every batch up to this one is complete or skipped: the sweep reads batch items after it only
+   * (unset until a sweep has seen one; then it only moves up).
+   */
+  readonly settledThrough?: number;
 }
 
 /** A pause of sealing: since when (epoch ms) and why. */

@@ -42,6 +42,11 @@ export interface CoordinateOptions {
   readonly maxBatches?: number;
   /** Sweep batches with no progress since this time. @default now - config.sweepAfterMs */
   readonly stuckBefore?: number;
+  /**
+   * Whether this pass sweeps. A looping invocation sweeps on its first pass only: stuck means
+   * minutes without progress (`sweepAfterMs`), so once a tick is enough. @default true
+   */
+  readonly sweep?: boolean;
 }
 
 /**
@@ -78,12 +83,10 @@ export async function coordinate(
   if (halted) {
     ctx.log.warn('pipeline halted', { batch: halted.batch, reason: halted.reason, nextBatch: next });
   }
-  const { swept, failed } = await sweep(
-    ctx,
-    options.stuckBefore ?? now - ctx.config.sweepAfterMs,
-    next - 1,
-    halted,
-  );
+  const { swept, failed } =
+    options.sweep === false
+      ? { swept: [], failed: [] }
+      : await sweep(ctx, options.stuckBefore ?? now - ctx.config.sweepAfterMs, next - 1, halted, state);
   return {
     sealed,
     swept,
@@ -301,6 +304,25 @@ async function buildManifest(
 }
 
 /**
+ * Moves the pipeline's `settledThrough` past the batches read that are complete or skipped, in an
+ * unbroken run from the first one read: a failed batch stops it (it may be retried), as does an
+ * open one. One conditional write when it moves, none when it does not.
+ */
+async function recordSettled(
+  ctx: RuntimeContext,
+  state: PipelineItem,
+  from: number,
+  items: readonly BatchItem[],
+): Promise<void> {
+  let settled = from - 1;
+  for (const item of items) {
+    if (item.batch !== settled + 1 || (item.status !== 'complete' && item.status !== 'skipped')) break;
+    settled = item.batch;
+  }
+  if (settled > (state.settledThrough ?? 0)) await ctx.ledger.pipeline.recordSettled(settled);
+}
+
+/**
  * The state layouts batch n is sealed with (`nextLayouts`), or none for a pipeline without state.
  * The layouts so far are the pipeline item's; a pipeline sealed before they were kept there
  * started with its last manifest's partitions, and has not rescaled since.
@@ -359,14 +381,18 @@ async function sweep(
   stuckBefore: number,
   lastSealed: number,
   halted: Halt | undefined,
+  state: PipelineItem,
 ): Promise<{ swept: BatchId[]; failed: BatchId[] }> {
   const swept: BatchId[] = [];
   const failed: BatchId[] = [];
   if (lastSealed < 1) return { swept, failed };
-  // Open batches are few and recent; scan back from the newest sealed one.
-  const from = Math.max(1, lastSealed - 99);
+  // Only batches after the settled ones can be open: usually the one or two in flight. Before a
+  // sweep has settled any, open batches are few and recent: scan back from the newest sealed one.
+  const from = Math.max(1, (state.settledThrough ?? lastSealed - 100) + 1);
+  const items = await ctx.ledger.batches.from(from);
+  await recordSettled(ctx, state, from, items);
   let oldestOpen = true;
-  for (const item of await ctx.ledger.batches.from(from)) {
+  for (const item of items) {
     if (item.status === 'failed') {
       // A failed batch whose marker was lost (a crash between the two writes) gets it back.
       await ctx.ledger.failed.put({

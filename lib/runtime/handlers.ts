@@ -117,10 +117,10 @@ export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): Pipel
       const reports: CoordinatorReport[] = [];
       const outcome = (): CoordinatorOutcome => ({ kind: 'sluice.passes@1', passes: reports });
       for (;;) {
-        const report = await coordinate(
-          ctx,
-          tick.stuckBefore === undefined ? {} : { stuckBefore: tick.stuckBefore },
-        );
+        const report = await coordinate(ctx, {
+          ...(tick.stuckBefore === undefined ? {} : { stuckBefore: tick.stuckBefore }),
+          sweep: reports.length === 0,
+        });
         reports.push(report);
         afterPass?.(report);
         // Halted or paused, there is nothing to seal until an operator acts: the next tick (a minute

@@ -134,6 +134,26 @@ describe('SluicePipeline: bucket', () => {
     expect(rules).not.toContain('results/words');
   });
 
+  it("expires the output under the sink's prefix after outputRetention, when given", () => {
+    // Arrange
+    const { template } = build('two-phase', { outputRetention: Duration.days(180) });
+
+    // Act
+    const rules = (
+      only(template, 'AWS::S3::Bucket').LifecycleConfiguration as {
+        Rules: { Id?: string; Prefix?: string; ExpirationInDays?: number; Status?: string }[];
+      }
+    ).Rules;
+
+    // Assert
+    expect(rules.find((r) => r.Id === 'output')).toEqual({
+      Id: 'output',
+      Prefix: 'results/words/',
+      ExpirationInDays: 180,
+      Status: 'Enabled',
+    });
+  });
+
   it('writes server access logs when given a log bucket', () => {
     // Arrange
     const app = new App({

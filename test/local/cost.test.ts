@@ -9,6 +9,7 @@ import { DEFAULT_MEMORY_MB } from '../../lib/deployment';
 import { aroundRequests } from '../../lib/middleware';
 import type { CostReport } from '../../local/cost-report';
 import { LocalRuntime } from '../../local/runtime';
+import { coordinate } from '../../lib/runtime/coordinator';
 import wordcount from '../../examples/wordcount/pipeline';
 import { runCli } from '../support/cli';
 import { generateLines } from '../support/corpus';
@@ -194,6 +195,34 @@ describe('what ingest costs', () => {
       expect(ingest?.operations['dynamodb:PutItem']?.requests).toBe(3);
       expect(ingest?.operations['dynamodb:UpdateItem']?.requests).toBe(1);
       expect(await run.ctx.ledger.segments.shards()).toHaveLength(1);
+    } finally {
+      await run.stop();
+    }
+  });
+});
+
+describe('what the coordinator reads', () => {
+  it('sweeps only the batches after the settled ones, not the last hundred', async () => {
+    // Arrange: 20 complete batches
+    const run = await LocalRuntime.start(wordcount, { shards: 1 });
+    try {
+      for (let batch = 1; batch <= 20; batch++) {
+        await run.push(generateLines(3, batch));
+        await run.advance();
+      }
+      const settled = (await run.ctx.ledger.pipeline.get())?.settledThrough;
+      run.usage.reset();
+
+      // Act: a pass that sweeps everything it finds open
+      await coordinate(run.ctx, { stuckBefore: Number.MAX_SAFE_INTEGER });
+      const queries = run.usage.usage().outside['dynamodb:Query'];
+      const sweptAll = await run.ctx.ledger.batches.from(1);
+
+      // Assert: the batch query finds no batch item to read (each is 1 KB or more)
+      expect(settled).toBeGreaterThanOrEqual(19);
+      expect((await run.ctx.ledger.pipeline.get())?.settledThrough).toBe(20);
+      expect(sweptAll).toHaveLength(20);
+      expect(queries?.readUnits ?? 0).toBeLessThan(2);
     } finally {
       await run.stop();
     }

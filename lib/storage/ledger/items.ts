@@ -116,6 +116,7 @@ const pipelineSchema = z.object({
   watermarkFold: z.optional(fold),
   paused: z.optional(z.object({ at: z.number(), reason: z.string() })),
   layouts: z.optional(z.record(z.string(), stateLayoutSchema)),
+  settledThrough: z.optional(count),
 });
 
 const shardsSchema = z.object({ kind: z.literal(LEDGER_KINDS.shards), ids: z.set(z.string()) });
@@ -318,6 +319,7 @@ export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
     ...(item.watermarkFold ? { watermarkFold: item.watermarkFold } : {}),
     ...(item.paused ? { paused: item.paused } : {}),
     ...(item.layouts ? { layouts: item.layouts } : {}),
+    ...(item.settledThrough === undefined ? {} : { settledThrough: item.settledThrough }),
   };
 }
 

@@ -76,6 +76,25 @@ export class PipelineItems {
   }
 
   /**
+   * Records that every batch through n is complete or skipped; only ever moves it up, so a sweep
+   * that read the ledger before another's never moves it back.
+   */
+  async recordSettled(batch: number): Promise<boolean> {
+    return conditionalWrite(() =>
+      this.table.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: LEDGER_ITEM_KEYS.pipeline,
+          UpdateExpression: 'SET settledThrough = :n',
+          ConditionExpression:
+            'attribute_exists(pk) AND (attribute_not_exists(settledThrough) OR settledThrough < :n)',
+          ExpressionAttributeValues: { ':n': batch },
+        }),
+      ),
+    );
+  }
+
+  /**
    * Records that batch n is sealed, with what it was sealed with (cursors, watermark fold, state
    * layouts): `lastSealed` moves from n-1 to n; false when another did it.
    */
