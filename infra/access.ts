@@ -144,6 +144,8 @@ function grantLedger(role: iam.IRole, spec: DeployedFunction, table: dynamodb.IT
   const { reads, writes } = ledgerUse(spec);
   if (reads) role.addToPrincipalPolicy(statement(readActions, read));
   if (writes) role.addToPrincipalPolicy(statement(writeActions, write));
+  const expire = spec.ledger.expire ?? [];
+  if (expire.length > 0) role.addToPrincipalPolicy(statement(['dynamodb:DeleteItem'], expire));
   const key = table.encryptionKey;
   if (writes) key?.grantEncryptDecrypt(role);
   else if (reads) key?.grantDecrypt(role);

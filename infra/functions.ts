@@ -109,6 +109,7 @@ export interface FunctionContext {
   readonly removalPolicy: RemovalPolicy;
   readonly taskTimeout: Duration;
   readonly sweepAfter: Duration;
+  readonly ledgerRetention: Duration;
 }
 
 /**
@@ -386,6 +387,7 @@ function createFunction(
       functionName: (fnId) => target(fnId).functionName,
       streams: deployment.streams.map((source) => [streamOf(streams, source).streamName, source] as const),
       sweepAfterMs: context.sweepAfter.toMilliseconds(),
+      ledgerRetentionMs: context.ledgerRetention.toMilliseconds(),
     },
     (value) => stack.toJsonString(value),
   );

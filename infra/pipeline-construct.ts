@@ -89,6 +89,15 @@ export interface SluicePipelineProps<T = unknown, Out = unknown>
    */
   readonly sweepAfter?: Duration;
   /**
+   * How long the ledger table keeps a batch's items (its batch item, task reports and segment
+   * items) once the batch is complete or skipped, counted from its batch time; the coordinator's
+   * sweep deletes them after that (one write unit per item). `sluice status` and `sluice batches`
+   * see the batches kept; progress records in the bucket keep what each batch did for
+   * `progressRetention`.
+   * @default Duration.days(7)
+   */
+  readonly ledgerRetention?: Duration;
+  /**
    * Removal policy of the stateful resources the construct creates: bucket, ledger table, streams,
    * failure queue, log groups.
    * @default RemovalPolicy.RETAIN
@@ -231,6 +240,7 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
         removalPolicy,
         taskTimeout,
         sweepAfter,
+        ledgerRetention: props.ledgerRetention ?? Duration.days(7),
       },
       props,
     );

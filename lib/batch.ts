@@ -35,6 +35,8 @@ export interface PipelineItem {
    * (unset until a sweep has seen one; then it only moves up).
    */
   readonly settledThrough?: number;
+  /** The ledger items of every batch up to this one are deleted (expired by the sweep). */
+  readonly expiredThrough?: number;
 }
 
 /** A pause of sealing: since when (epoch ms) and why. */

@@ -70,6 +70,8 @@ export interface LedgerAccess {
   readonly readActions: readonly LedgerReadAction[];
   readonly write: readonly string[];
   readonly writeActions: readonly LedgerWriteAction[];
+  /** Items it may only delete (the coordinator's expiry of settled batches), by partition key. */
+  readonly expire?: readonly string[];
 }
 
 /** One function of a deployed pipeline. */
@@ -191,6 +193,8 @@ export function describeDeployment(pipeline: AnyPipeline, plan: Plan = planPipel
       readActions: ['dynamodb:GetItem', 'dynamodb:Query'],
       write: [LEDGER_KEYS.pipeline, LEDGER_KEYS.batches, LEDGER_KEYS.failed],
       writeActions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+      // The sweep expires settled batches: their task reports and segment items too.
+      expire: [LEDGER_KEYS.tasks, ...streams.map(LEDGER_KEYS.segments)],
     },
     // The next tick comes within a minute and does the same work.
     asyncRetries: 0,
@@ -239,6 +243,8 @@ export interface DeployedNames {
   /** Deployed stream name and the source stream it stands for. */
   readonly streams: readonly (readonly [deployed: string, source: string])[];
   readonly sweepAfterMs: number;
+  /** How long the ledger keeps a settled batch's items. @default the runtime's, 7 days */
+  readonly ledgerRetentionMs?: number;
 }
 
 /**
@@ -266,6 +272,10 @@ export function functionEnvironment(
       Object.fromEntries(others.map((target) => [target, names.functionName(target)])),
     ),
     [CONFIG_ENV.sweepAfterMs]: String(names.sweepAfterMs),
+    // Only the coordinator's sweep expires the ledger.
+    ...(names.ledgerRetentionMs === undefined || fn.kind !== 'coordinator'
+      ? {}
+      : { [CONFIG_ENV.ledgerRetentionMs]: String(names.ledgerRetentionMs) }),
     // As [name, source] pairs: a deployed stream name may be a token, and tokens resolve in values.
     [CONFIG_ENV.streams]: serialize(names.streams.map(([deployed, source]) => [deployed, source])),
   };

@@ -143,8 +143,9 @@ export class AccessGuard {
     if (!action) this.deny(fn, `call DynamoDB ${command}`, 'AccessDeniedException');
     const reading = (fn.ledger.readActions as readonly string[]).includes(action);
     const writing = (fn.ledger.writeActions as readonly string[]).includes(action);
-    if (!reading && !writing) this.deny(fn, action, 'AccessDeniedException');
-    const patterns = reading ? fn.ledger.read : fn.ledger.write;
+    const expiring = action === 'dynamodb:DeleteItem' ? (fn.ledger.expire ?? []) : [];
+    if (!reading && !writing && expiring.length === 0) this.deny(fn, action, 'AccessDeniedException');
+    const patterns = reading ? fn.ledger.read : [...(writing ? fn.ledger.write : []), ...expiring];
     const { tables, keys } = leadingKeys(command, input);
     for (const table of tables) {
       if (table !== this.table) this.deny(fn, `${action} on table ${table}`, 'AccessDeniedException');

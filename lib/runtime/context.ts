@@ -20,7 +20,15 @@ export interface RuntimeConfig {
   readonly sweepAfterMs: number;
   /** Deployed stream name to the source stream name it stands for, when they differ. */
   readonly streams?: Readonly<Record<string, string>>;
+  /**
+   * How long the ledger keeps a settled batch's items (its batch item, task reports and segment
+   * items) after its batch time; the sweep deletes them after that. @default 7 days
+   */
+  readonly ledgerRetentionMs?: number;
 }
+
+/** How long the ledger keeps a settled batch's items unless configured: 7 days. */
+export const DEFAULT_LEDGER_RETENTION_MS = 7 * 24 * 3600_000;
 
 /** Environment variables that carry `RuntimeConfig` into a Lambda function. */
 export const CONFIG_ENV = Object.freeze({
@@ -31,6 +39,7 @@ export const CONFIG_ENV = Object.freeze({
   functions: 'SLUICE_FUNCTIONS',
   sweepAfterMs: 'SLUICE_SWEEP_AFTER_MS',
   streams: 'SLUICE_STREAMS',
+  ledgerRetentionMs: 'SLUICE_LEDGER_RETENTION_MS',
 });
 
 /** Set by Lambda in every function's environment: the function's own name. */
@@ -65,6 +74,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RuntimeConfig {
   if (!Number.isFinite(sweepAfterMs) || sweepAfterMs <= 0) {
     throw new ConfigError(`${CONFIG_ENV.sweepAfterMs} must be a positive number of milliseconds`);
   }
+  const rawRetention = env[CONFIG_ENV.ledgerRetentionMs];
+  const ledgerRetentionMs = rawRetention === undefined ? undefined : Number(rawRetention);
+  const retentionValid =
+    ledgerRetentionMs === undefined ||
+    (rawRetention?.trim() !== '' && Number.isFinite(ledgerRetentionMs) && ledgerRetentionMs >= 0);
+  if (!retentionValid) {
+    throw new ConfigError(`${CONFIG_ENV.ledgerRetentionMs} must be a number of milliseconds, 0 or more`);
+  }
   let streams: Record<string, string> | undefined;
   const rawStreams = env[CONFIG_ENV.streams];
   if (rawStreams) {
@@ -82,6 +99,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RuntimeConfig {
     functions: Object.freeze(functions),
     sweepAfterMs,
     ...(streams ? { streams: Object.freeze(streams) } : {}),
+    ...(ledgerRetentionMs === undefined ? {} : { ledgerRetentionMs }),
   });
 }
 

@@ -20,6 +20,7 @@ import { batchLimits } from '../dsl/pipeline';
 import type { RuntimeContext } from './context';
 import { budgetUsedUp, failBatch, resolveFailedBatches, spent, type Halt } from './failure';
 import { driveBatch, pendingWork } from './progress';
+import { expireSettledBatches } from './expiry';
 
 /** What one coordinator pass did. */
 export interface CoordinatorReport {
@@ -306,20 +307,21 @@ async function buildManifest(
 /**
  * Moves the pipeline's `settledThrough` past the batches read that are complete or skipped, in an
  * unbroken run from the first one read: a failed batch stops it (it may be retried), as does an
- * open one. One conditional write when it moves, none when it does not.
+ * open one. One conditional write when it moves, none when it does not. Returns where it is.
  */
 async function recordSettled(
   ctx: RuntimeContext,
   state: PipelineItem,
   from: number,
   items: readonly BatchItem[],
-): Promise<void> {
+): Promise<number> {
   let settled = from - 1;
   for (const item of items) {
     if (item.batch !== settled + 1 || (item.status !== 'complete' && item.status !== 'skipped')) break;
     settled = item.batch;
   }
   if (settled > (state.settledThrough ?? 0)) await ctx.ledger.pipeline.recordSettled(settled);
+  return Math.max(settled, state.settledThrough ?? 0);
 }
 
 /**
@@ -390,7 +392,8 @@ async function sweep(
   // sweep has settled any, open batches are few and recent: scan back from the newest sealed one.
   const from = Math.max(1, (state.settledThrough ?? lastSealed - 100) + 1);
   const items = await ctx.ledger.batches.from(from);
-  await recordSettled(ctx, state, from, items);
+  const settled = await recordSettled(ctx, state, from, items);
+  await expireSettledBatches(ctx, state, settled);
   let oldestOpen = true;
   for (const item of items) {
     if (item.status === 'failed') {

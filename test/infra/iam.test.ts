@@ -300,7 +300,7 @@ describe('IAM: ledger items by leading key', () => {
     ]);
   });
 
-  it('the coordinator writes (and deletes) only the pipeline, batch and failure items', () => {
+  it('the coordinator writes only the pipeline, batch and failure items, and may delete expired reports and segments', () => {
     // Arrange
     const grants = functionGrants(joined, joined.sluice.coordinator);
 
@@ -325,6 +325,10 @@ describe('IAM: ledger items by leading key', () => {
         actions: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         leadingKeys: ['pipeline', 'batch', 'failed'],
       },
+      {
+        actions: ['dynamodb:DeleteItem'],
+        leadingKeys: ['task#*', 'segment#fixture-left/*', 'segment#fixture-right/*'],
+      },
     ]);
   });
 
@@ -338,11 +342,12 @@ describe('IAM: ledger items by leading key', () => {
       const statements = ledgerStatements(grants);
 
       // Assert
-      const { read, readActions, write, writeActions } = spec.ledger;
+      const { read, readActions, write, writeActions, expire = [] } = spec.ledger;
       expect(statements).toEqual(
         [
           { actions: [...readActions].sort(), leadingKeys: [...read] },
           { actions: [...writeActions].sort(), leadingKeys: [...write] },
+          { actions: expire.length > 0 ? ['dynamodb:DeleteItem'] : [], leadingKeys: [...expire] },
         ].filter((s) => s.actions.length > 0),
       );
     },

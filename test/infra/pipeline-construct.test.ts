@@ -335,9 +335,11 @@ describe('SluicePipeline: functions', () => {
         'Fn::Join': ['', ['{"split":"', ref(sluice.functions.split ?? sum), '","sum":"', ref(sum), '"}']],
       },
       SLUICE_SWEEP_AFTER_MS: '300000',
+      SLUICE_LEDGER_RETENTION_MS: String(7 * 24 * 3600_000),
       SLUICE_STREAMS: { 'Fn::Join': ['', ['[["', ref(sluice.stream), '","fixture-lines"]]']] },
     });
     expect(env(sum).SLUICE_FUNCTIONS).toBe('{}');
+    expect(env(sum).SLUICE_LEDGER_RETENTION_MS).toBeUndefined();
     expect(env(sluice.ingest).SLUICE_FUNCTIONS).toBe('{}');
   });
 

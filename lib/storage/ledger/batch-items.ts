@@ -98,6 +98,11 @@ export class BatchItems {
     return { item: existing, created };
   }
 
+  /** Deletes a batch's item (an expired batch's, after its reports and segment items). */
+  async delete(batch: BatchId): Promise<void> {
+    await this.table.delete(LEDGER_ITEM_KEYS.batch(batch));
+  }
+
   async get(batch: BatchId): Promise<BatchItem | undefined> {
     const raw = await this.table.get(LEDGER_ITEM_KEYS.batch(batch));
     return raw ? parseBatchItem(raw) : undefined;

@@ -117,6 +117,7 @@ const pipelineSchema = z.object({
   paused: z.optional(z.object({ at: z.number(), reason: z.string() })),
   layouts: z.optional(z.record(z.string(), stateLayoutSchema)),
   settledThrough: z.optional(count),
+  expiredThrough: z.optional(count),
 });
 
 const shardsSchema = z.object({ kind: z.literal(LEDGER_KINDS.shards), ids: z.set(z.string()) });
@@ -320,6 +321,7 @@ export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
     ...(item.paused ? { paused: item.paused } : {}),
     ...(item.layouts ? { layouts: item.layouts } : {}),
     ...(item.settledThrough === undefined ? {} : { settledThrough: item.settledThrough }),
+    ...(item.expiredThrough === undefined ? {} : { expiredThrough: item.expiredThrough }),
   };
 }
 

@@ -94,6 +94,22 @@ export class PipelineItems {
     );
   }
 
+  /** Records that the items of every batch through n are deleted; only ever moves it up. */
+  async recordExpired(batch: number): Promise<boolean> {
+    return conditionalWrite(() =>
+      this.table.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: LEDGER_ITEM_KEYS.pipeline,
+          UpdateExpression: 'SET expiredThrough = :n',
+          ConditionExpression:
+            'attribute_exists(pk) AND (attribute_not_exists(expiredThrough) OR expiredThrough < :n)',
+          ExpressionAttributeValues: { ':n': batch },
+        }),
+      ),
+    );
+  }
+
   /**
    * Records that batch n is sealed, with what it was sealed with (cursors, watermark fold, state
    * layouts): `lastSealed` moves from n-1 to n; false when another did it.

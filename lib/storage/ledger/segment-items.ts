@@ -107,6 +107,11 @@ export class SegmentItems {
     return items;
   }
 
+  /** Deletes a segment's item (an expired batch's; the segment object has its own retention). */
+  async delete(segment: SegmentItem): Promise<void> {
+    await this.table.delete(LEDGER_ITEM_KEYS.segment(segment.shard, segment.firstSeq));
+  }
+
   /** The last sequence number of a shard's newest registered segment, if it has any. */
   async lastSeq(shard: ShardId): Promise<string | undefined> {
     const out = await this.table.dynamo.send(

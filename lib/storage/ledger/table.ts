@@ -1,4 +1,4 @@
-import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 /**
  * The ledger's DynamoDB table, with the reads every item type makes: strongly consistent.
@@ -18,6 +18,11 @@ export class LedgerTable {
       new GetCommand({ TableName: this.name, Key: key, ConsistentRead: true }),
     );
     return out.Item;
+  }
+
+  /** Deletes one item; deleting one that is gone already is not an error. */
+  async delete(key: { readonly pk: string; readonly sk: string }): Promise<void> {
+    await this.dynamo.send(new DeleteCommand({ TableName: this.name, Key: key }));
   }
 
   /** Every item under one partition key, in sort-key order, page by page. */

@@ -25,6 +25,13 @@ export class TaskReports {
     return raw ? parseTaskReport(raw) : undefined;
   }
 
+  /** Deletes every report of a phase of a batch (an expired batch's). */
+  async deletePhase(batch: BatchId, phase: number): Promise<number> {
+    const items = await this.table.queryAll(LEDGER_ITEM_KEYS.taskPk(batch, phase));
+    for (const item of items) await this.table.delete({ pk: item.pk as string, sk: item.sk as string });
+    return items.length;
+  }
+
   /** All reports of a phase of a batch, in task order. */
   async list(batch: BatchId, phase: number): Promise<TaskReport[]> {
     return (await this.table.queryAll(LEDGER_ITEM_KEYS.taskPk(batch, phase))).map(parseTaskReport);
