@@ -22,12 +22,13 @@ import { openTarget, type OperatedPipeline, type TargetFlags } from './target';
 import type { OperatorCommand } from '../lib/runtime/operator';
 import { batchId } from '../lib/ids';
 import { readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
-import type { BatchItem } from '../lib/batch';
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
+import { inBatchRange, parseBatchOrTime, type BatchOrTime } from './batch-range';
 import { initProject, InitError } from './init';
 import { contextSource, startUi, type UiSource } from './ui/server';
 import { readRecords, unreadableReason } from './input';
 import { loadPipeline, PipelineLoadError } from './load';
+import { formatReplayedBatch, formatReplayReport, replay } from './replay';
 import { LocalRuntime, runNameProblem, type BatchResult } from './runtime';
 
 // The SDK warns every process on Node 20 about a future release; it is noise for a local tool.
@@ -462,26 +463,14 @@ interface CostRangeFlags {
   to?: BatchOrTime;
 }
 
-/** A batch by number, or a time (a batch whose interval ends then or later, or earlier for `--to`). */
-type BatchOrTime = { readonly batch: number } | { readonly time: number };
-
+/** A flag parser for one end of a range of batches: a batch number or a time. */
 function batchOrTime(value: string): BatchOrTime {
-  if (/^\d+$/.test(value)) return { batch: Number(value) };
-  const time = Date.parse(value);
-  if (Number.isNaN(time)) {
-    throw new InvalidArgumentError(
-      `'${value}' is neither a batch number nor a time such as 2026-12-01T00:00Z.`,
-    );
+  try {
+    return parseBatchOrTime(value);
+  } catch (error) {
+    if (error instanceof RangeError) throw new InvalidArgumentError(`${error.message}.`);
+    throw error;
   }
-  return { time };
-}
-
-function inRange(item: BatchItem, from: BatchOrTime | undefined, to: BatchOrTime | undefined): boolean {
-  const after = (bound: BatchOrTime): boolean =>
-    'batch' in bound ? item.batch >= bound.batch : item.time >= bound.time;
-  const before = (bound: BatchOrTime): boolean =>
-    'batch' in bound ? item.batch <= bound.batch : item.time <= bound.time;
-  return (from === undefined || after(from)) && (to === undefined || before(to));
 }
 
 /** `sluice cost --stack`: a deployed pipeline's batches in a range, priced from their progress records. */
@@ -494,7 +483,7 @@ async function stackCostCommand(
   const deployed = await openStack(pipeline, flags.stack);
   try {
     const { ctx, resources, clients } = deployed;
-    const items = (await ctx.ledger.batches.all()).filter((item) => inRange(item, flags.from, flags.to));
+    const items = (await ctx.ledger.batches.all()).filter((item) => inBatchRange(item, flags.from, flags.to));
     const records = await Promise.all(
       items.map(async (item) =>
         item.status === 'complete' ? await readProgress(ctx, item.batch) : undefined,
@@ -618,6 +607,54 @@ async function operatorCommand(
     },
     true,
   );
+}
+
+/** What `sluice replay` is told. */
+interface ReplayFlags extends TargetFlags {
+  from: BatchOrTime;
+  to?: BatchOrTime;
+  outputPrefix: string;
+  json?: boolean;
+  batchInterval?: Duration;
+  concurrency: number;
+}
+
+/**
+ * `sluice replay`: sealed batches re-run with this code on the embedded emulator, their output
+ * written under another prefix. Each batch is said as it ends (warm-up batches aside, on standard
+ * error), then the totals; a failed batch makes the exit status 1.
+ */
+async function replayCommand(file: string, flags: ReplayFlags): Promise<void> {
+  // Ctrl-C: stop after the batch that runs, so that the emulator's data is removed.
+  const stopping = new AbortController();
+  const interrupt = (): void => {
+    process.stderr.write('sluice: interrupted: stopping after the batch that runs\n');
+    stopping.abort();
+  };
+  process.once('SIGINT', interrupt);
+  const report = await replay(loadPipeline(file), {
+    ...(flags.run === undefined ? {} : { run: flags.run }),
+    ...(flags.stack === undefined ? {} : { stack: flags.stack }),
+    from: flags.from,
+    ...(flags.to === undefined ? {} : { to: flags.to }),
+    outputPrefix: flags.outputPrefix,
+    ...(flags.batchInterval === undefined ? {} : { settings: { batchInterval: flags.batchInterval } }),
+    concurrency: flags.concurrency,
+    onBatch: (batch) => {
+      if (batch.warmUp && batch.status !== 'failed')
+        process.stderr.write(`sluice: ${formatReplayedBatch(batch)}`);
+      else if (flags.json) process.stdout.write(`${JSON.stringify(batch)}\n`);
+      else process.stdout.write(formatReplayedBatch(batch));
+    },
+    signal: stopping.signal,
+  }).finally(() => process.off('SIGINT', interrupt));
+  print(flags.json, report, formatReplayReport(report));
+  if (report.failed) {
+    process.stderr.write(
+      `sluice: batch ${report.failed.batch} failed in the replay: ${report.failed.message}\n`,
+    );
+    process.exitCode = 1;
+  }
 }
 
 /** `--run` and `--stack`: which pipeline an operator's command is for. */
@@ -804,6 +841,32 @@ export function buildProgram(): Command {
         reason: flags.reason,
       }),
     );
+  targetOptions(usageErrors(program.command('replay'), 'sluice replay'))
+    .description(
+      "re-run sealed batches with this code from the pipeline's bucket (its manifests and segments, not the stream) on the embedded emulator, writing their output under another prefix of the bucket",
+    )
+    .requiredOption(
+      '--from <batch|time>',
+      'the first batch written: a batch number, or a time (ISO or epoch ms) whose batch ends then or later',
+      batchOrTime,
+    )
+    .option(
+      '--to <batch|time>',
+      'the last batch written, by number or time (default: the last sealed batch)',
+      batchOrTime,
+    )
+    .requiredOption(
+      '--output-prefix <prefix>',
+      "where in the pipeline's bucket the batches' output and dead letters go (apart from its own prefixes)",
+    )
+    .option('--json', 'print one JSON object per replayed batch, then one with the totals')
+    .option(
+      '--batch-interval <duration>',
+      'batch interval, when the run was started with --batch-interval',
+      duration,
+    )
+    .option('--concurrency <n>', 'invocations at once', positiveInt, 8)
+    .action(replayCommand);
   usageErrors(local.command('serve'), 'sluice local serve')
     .description('run the emulator as a long-lived endpoint, like LocalStack')
     .option('-p, --port <port>', 'port (0: any free port)', wholeNumber(0, 65_535), 4566)

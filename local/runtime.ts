@@ -90,6 +90,13 @@ export interface LocalRunOptions {
    * @default - the run's own resources
    */
   readonly resources?: Pick<DeployedResources, 'bucket' | 'table' | 'streams'>;
+  /**
+   * A new run whose ledger starts after this batch, so that the first batch sealed or started in
+   * it is the next one (a replay of a pipeline without state from a later batch). A run that
+   * continues a ledger keeps its own.
+   * @default 0
+   */
+  readonly startAfter?: number;
 }
 
 /** What `LocalRuntime.start` has built by the time the runtime itself is made. */
@@ -260,7 +267,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
     });
     // The stream's zero time is fixed when the run starts, as a deployment's first coordinator
     // pass fixes it: batch 1 then ends one interval after the start. A continued run keeps its own.
-    if (!state) await ledger.pipeline.init(clock.intervalStart());
+    if (!state) await ledger.pipeline.init(clock.intervalStart(), options.startAfter ?? 0);
     return runtime;
   }
 

@@ -1,3 +1,4 @@
+import { awsTargetFromEnv } from '../lib/aws';
 import type { Pipeline } from '../lib/dsl/pipeline';
 import { SluiceError } from '../lib/errors';
 import type { RuntimeContext } from '../lib/runtime/context';
@@ -73,10 +74,18 @@ export async function openTarget<T, Out>(
   pipeline: Pipeline<T, Out>,
   flags: TargetFlags,
   command: string,
-  options: { readonly operate?: boolean } = {},
+  options: {
+    readonly operate?: boolean;
+    /** The endpoint of a named run, or of a stack in an emulator. @default process.env.AWS_ENDPOINT_URL */
+    readonly endpoint?: string;
+  } = {},
 ): Promise<OperatedPipeline> {
   if (targetKind(command, flags) === 'stack') {
-    const deployed = await openStack(pipeline, flags.stack ?? '', undefined, {
+    const target =
+      options.endpoint === undefined
+        ? undefined
+        : awsTargetFromEnv({ ...process.env, AWS_ENDPOINT_URL: options.endpoint });
+    const deployed = await openStack(pipeline, flags.stack ?? '', target, {
       operate: options.operate ?? false,
     });
     return {
@@ -89,7 +98,7 @@ export async function openTarget<T, Out>(
       },
     };
   }
-  const endpoint = process.env.AWS_ENDPOINT_URL;
+  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL;
   if (!endpoint) {
     throw new TargetError(
       `${command} reads a named run on a long-running endpoint, and AWS_ENDPOINT_URL is not set`,
@@ -97,7 +106,12 @@ export async function openTarget<T, Out>(
     );
   }
   const name = flags.run ?? '';
-  const run = await LocalRuntime.start(pipeline, { run: name, existingOnly: true, clock: 'manual' });
+  const run = await LocalRuntime.start(pipeline, {
+    run: name,
+    existingOnly: true,
+    clock: 'manual',
+    endpoint,
+  });
   return {
     where: `run '${name}' on ${endpoint}`,
     ctx: run.ctx,

@@ -8,7 +8,7 @@ import type { CommandResult } from '../lib/runtime/operator';
 import { LocalRuntime, type BatchResult, type LocalRunOptions } from './runtime';
 
 /** Options of `testPipeline`: those of a local run, with the manual clock. */
-export type TestPipelineOptions = Omit<LocalRunOptions, 'clock' | 'print'>;
+export type TestPipelineOptions = Omit<LocalRunOptions, 'clock' | 'print' | 'startAfter'>;
 
 /**
  * A pipeline under test: the real runtime (ingest, coordinator, transform and reduce executors) on
@@ -164,3 +164,6 @@ export function testPipeline<T, Out>(
 
 export type { BatchResult } from './runtime';
 export type { Halt } from '../lib/runtime/failure';
+export { replay, ReplayError } from './replay';
+export type { ReplayOptions, ReplayReport, ReplayedBatch } from './replay';
+export type { BatchOrTime } from './batch-range';

@@ -28,10 +28,12 @@ export async function expireSettledBatches(
   const interval = ctx.pipeline.batchIntervalMs;
   const first = (state.expiredThrough ?? 0) + 1;
   // Batch n's time is zeroTime + n x interval: nothing to read when the first is not old enough.
+  // An event-time pipeline's watermark folds batch items in order: none it has not folded goes.
   const last = Math.min(
     settledThrough,
     first + MAX_EXPIRED_PER_PASS - 1,
     Math.floor((cutoff - state.zeroTime) / interval),
+    state.watermarkFold?.through ?? Number.POSITIVE_INFINITY,
   );
   if (last < first) return [];
   const expired: number[] = [];

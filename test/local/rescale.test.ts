@@ -11,14 +11,14 @@ import {
 import { mapKey, partitionOf } from '../../lib/encoding/key';
 import { batchId, stageId } from '../../lib/ids';
 import { parseManifest } from '../../lib/manifest';
-import { coordinate } from '../../lib/runtime/coordinator';
-import { createRuntimeContext, type RuntimeContext } from '../../lib/runtime/context';
+import type { RuntimeContext } from '../../lib/runtime/context';
 import { StateTable } from '../../lib/state/table';
 import { manifestKey } from '../../lib/storage/keys';
 import { startEmulator, type Emulator } from '../../local/emulator';
 import type { FaultOptions } from '../../local/faults';
 import { LocalRuntime } from '../../local/runtime';
 import { generateLines, toCountMap } from '../support/corpus';
+import { sealWithoutRunning } from '../support/runs';
 
 const source = kinesis({ stream: 'lines', decode: utf8 });
 /** Words, one each; a line that is only 'poison' throws (to fail a batch under `onError: 'fail'`). */
@@ -77,21 +77,6 @@ const version = (
     onError,
     stages: [words, operator.stage(partitions)],
   }) as AnyPipeline;
-
-/**
- * Seals the next batch with a version's coordinator and starts none of its tasks: a batch in
- * flight when the new version is deployed.
- */
-async function sealWithoutRunning(run: LocalRuntime<string>, sealing: AnyPipeline): Promise<void> {
-  await run.ingestPending();
-  const ctx = createRuntimeContext(sealing, {
-    config: { bucket: run.resources.bucket, table: run.resources.table, functions: {}, sweepAfterMs: 60_000 },
-    clients: run.clients,
-    invoker: { invoke: () => Promise.resolve() },
-    clock: { now: () => run.now() + sealing.batchIntervalMs },
-  });
-  expect((await coordinate(ctx)).sealed).toHaveLength(1);
-}
 
 /** Every key's state in a stateful stage's layout, read from the table, with its partition. */
 async function storedState(

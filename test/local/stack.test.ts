@@ -11,13 +11,17 @@ import { App, Stack } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import wordcount from '../../examples/wordcount/pipeline';
 import { SluicePipeline } from '../../infra/pipeline-construct';
+import { DeleteStreamCommand } from '@aws-sdk/client-kinesis';
+import { createAwsClients, destroyAwsClients } from '../../lib/aws';
 import { type DeployedResources } from '../../lib/deployment';
 import type { StackCostReport } from '../../local/cost-report';
 import { LocalRuntime, type BatchResult } from '../../local/runtime';
+import type { ReplayedBatch, ReplayReport } from '../../local/replay';
 import { openStack, resolveStack, StackLookupError } from '../../local/stack';
 import type { UiBatch } from '../../local/ui/server';
 import { ROOT, runCli, startCli } from '../support/cli';
 import { generateLines } from '../support/corpus';
+import { expectSameObjects, originals, replayed } from '../support/objects';
 import {
   deployStack,
   MOTO_REGION,
@@ -261,5 +265,56 @@ describe.skipIf(!motoAvailable)('a deployed stack (word count, in moto)', () => 
       results.map((r) => [r.batch, r.inputRecords, 'complete']),
     );
     expect(batches.every((b) => (b.costUsd ?? 0) > 0)).toBe(true);
+  });
+
+  it('`sluice replay --stack` writes its batches again under another prefix, byte for byte, with its stream gone', async () => {
+    // Arrange: past the stream's retention, only the bucket has the input
+    const clients = createAwsClients({ endpoint: moto?.endpoint ?? '', region: MOTO_REGION, credentials });
+    try {
+      await clients.kinesis.send(new DeleteStreamCommand({ StreamName: resources.streams.lines }));
+
+      // Act
+      const result = await runCli(
+        [
+          'replay',
+          'examples/wordcount/pipeline.ts',
+          '--stack',
+          deployed.stackName,
+          '--from',
+          '1',
+          '--output-prefix',
+          'replays/stack',
+          '--json',
+        ],
+        { env: env() },
+      );
+
+      // Assert
+      expect(result.code, result.stderr).toBe(0);
+      const lines = result.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as ReplayedBatch | ReplayReport);
+      expect(lines.map((line) => line.kind)).toEqual([
+        'sluice.replayed-batch@1',
+        'sluice.replayed-batch@1',
+        'sluice.replayed-batch@1',
+        'sluice.replay@1',
+      ]);
+      expect(lines[3]).toMatchObject({
+        source: "stack 'sluice-wordcount'",
+        bucket: resources.bucket,
+        from: 1,
+        to: 3,
+        batches: 3,
+        inputRecords: 160,
+      });
+      expectSameObjects(
+        await replayed(clients, resources.bucket, 'replays/stack'),
+        await originals(clients, resources.bucket, 'wordcount/counts/', 1, 3),
+      );
+    } finally {
+      destroyAwsClients(clients);
+    }
   });
 });

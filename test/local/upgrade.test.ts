@@ -2,11 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { filter, kinesis, pipeline, reduceByKeyAndWindow, transform, type AnyPipeline } from '../../lib';
 import { utf8 } from '../../lib/dsl/source';
 import { batchId } from '../../lib/ids';
-import { coordinate } from '../../lib/runtime/coordinator';
-import { createRuntimeContext } from '../../lib/runtime/context';
 import { startEmulator, type Emulator } from '../../local/emulator';
 import { LocalRuntime } from '../../local/runtime';
 import { generateLines, toCountMap } from '../support/corpus';
+import { sealWithoutRunning } from '../support/runs';
 
 const source = kinesis({ stream: 'lines', decode: utf8 });
 const words = transform<string, string, number>('words', (line, emit) => {
@@ -24,22 +23,6 @@ const v2 = pipeline({
   stages: [filter<string>('non-empty', (line) => line.length > 0), words, counts('30s')],
 });
 const v3 = pipeline({ name: 'upgraded', batchInterval: '10s', source, stages: [words, counts('60s')] });
-
-/**
- * Seals the next batch of a run with a version's coordinator and starts none of its tasks: a batch
- * in flight when the new version is deployed.
- */
-async function sealWithoutRunning<Out>(run: LocalRuntime<string, Out>, version: AnyPipeline): Promise<void> {
-  await run.ingestPending();
-  const ctx = createRuntimeContext(version, {
-    config: { bucket: run.resources.bucket, table: run.resources.table, functions: {}, sweepAfterMs: 60_000 },
-    clients: run.clients,
-    invoker: { invoke: () => Promise.resolve() },
-    clock: { now: () => run.now() + version.batchIntervalMs },
-  });
-  const report = await coordinate(ctx);
-  expect(report.sealed).toHaveLength(1);
-}
 
 describe('a deployment of new code while a batch is in flight', () => {
   let emulator: Emulator;

@@ -1,4 +1,9 @@
 import { afterEach } from 'vitest';
+import type { AnyPipeline } from '../../lib';
+import type { BatchId } from '../../lib/ids';
+import { createRuntimeContext } from '../../lib/runtime/context';
+import { coordinate } from '../../lib/runtime/coordinator';
+import type { LocalRuntime } from '../../local/runtime';
 import type { TestPipeline } from '../../local/testing';
 
 /**
@@ -16,4 +21,25 @@ export function closeAfterEach(): <T, O>(t: TestPipeline<T, O>) => TestPipeline<
     open.push(t);
     return t;
   };
+}
+
+/**
+ * Seals the next batch of a run with a version's coordinator and starts none of its tasks: a batch
+ * in flight when another version is deployed. Returns the batch it sealed.
+ */
+export async function sealWithoutRunning<T, Out>(
+  run: LocalRuntime<T, Out>,
+  sealing: AnyPipeline,
+): Promise<BatchId> {
+  await run.ingestPending();
+  const ctx = createRuntimeContext(sealing, {
+    config: { bucket: run.resources.bucket, table: run.resources.table, functions: {}, sweepAfterMs: 60_000 },
+    clients: run.clients,
+    invoker: { invoke: () => Promise.resolve() },
+    clock: { now: () => run.now() + sealing.batchIntervalMs },
+  });
+  const { sealed } = await coordinate(ctx);
+  const [batch] = sealed;
+  if (sealed.length !== 1 || batch === undefined) throw new Error(`sealed ${sealed.length} batches, not 1`);
+  return batch;
 }
