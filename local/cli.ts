@@ -473,6 +473,9 @@ function batchOrTime(value: string): BatchOrTime {
   }
 }
 
+/** Progress records `sluice cost --stack` reads at once. */
+const PROGRESS_READS_AT_ONCE = 32;
+
 /** `sluice cost --stack`: a deployed pipeline's batches in a range, priced from their progress records. */
 async function stackCostCommand(
   file: string,
@@ -483,13 +486,20 @@ async function stackCostCommand(
   const deployed = await openStack(pipeline, flags.stack);
   try {
     const { ctx, resources, clients } = deployed;
-    const items = (await ctx.ledger.batches.all()).filter((item) => inBatchRange(item, flags.from, flags.to));
-    const records = await Promise.all(
-      items.map(async (item) =>
-        item.status === 'complete' ? await readProgress(ctx, item.batch) : undefined,
-      ),
+    // The range from the pipeline item (batch n ends at zeroTime + n x interval) and the progress
+    // records in the bucket: the ledger's batch items expire long before the records do.
+    const state = await ctx.ledger.pipeline.get();
+    const interval = pipeline.batchIntervalMs;
+    const inRange = Array.from({ length: state?.lastSealed ?? 0 }, (_, i) => i + 1).filter((batch) =>
+      inBatchRange({ batch, time: (state?.zeroTime ?? 0) + batch * interval }, flags.from, flags.to),
     );
-    const priced = records.filter((record): record is BatchProgress => record !== undefined);
+    const priced: BatchProgress[] = [];
+    for (let i = 0; i < inRange.length; i += PROGRESS_READS_AT_ONCE) {
+      const read = await Promise.all(
+        inRange.slice(i, i + PROGRESS_READS_AT_ONCE).map((batch) => readProgress(ctx, batchId(batch))),
+      );
+      priced.push(...read.filter((record): record is BatchProgress => record !== undefined));
+    }
     let shards = 0;
     for (const stream of Object.values(resources.streams)) {
       const out = await clients.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream }));
@@ -499,7 +509,7 @@ async function stackCostCommand(
       stack: deployed.stack,
       pipeline: pipeline.name,
       batches: priced,
-      unpriced: items.length - priced.length,
+      unpriced: inRange.length - priced.length,
       span: {
         batchIntervalMs: pipeline.batchIntervalMs,
         memory: resources.memoryMb,

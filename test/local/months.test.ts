@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   filter,
   kinesis,
@@ -12,12 +12,11 @@ import {
 import { batchId } from '../../lib/ids';
 import { parseManifest } from '../../lib/manifest';
 import { manifestKey } from '../../lib/storage/keys';
-import { startEmulator, type Emulator } from '../../local/emulator';
 import { LocalRuntime, type BatchResult } from '../../local/runtime';
 import { replay } from '../../local/testing';
-import { generateLines, toCountMap } from '../support/corpus';
+import { generateLines, spaceSeparatedCounts, toCountMap } from '../support/corpus';
 import { expectSameObjects, originals, replayed } from '../support/objects';
-import { sealWithoutRunning } from '../support/runs';
+import { emulatorForFile, sealWithoutRunning } from '../support/runs';
 
 /*
  * A stateful word count operated as it would be for months: paused under a backlog, rescaled,
@@ -51,30 +50,14 @@ const v1 = version(4);
 const v2 = version(8);
 const v3 = version(8, [filter<string>('non-empty', (line) => line.trim().length > 0)]);
 
-function runningCounts(lines: readonly string[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const line of lines) {
-    for (const word of line.split(' ')) if (word) counts.set(word, (counts.get(word) ?? 0) + 1);
-  }
-  return counts;
-}
-
 describe('a stateful word count operated for months', () => {
-  let emulator: Emulator;
-
-  beforeAll(async () => {
-    emulator = await startEmulator({ port: 0 });
-  }, 60_000);
-
-  afterAll(async () => {
-    await emulator.stop();
-  });
+  const endpoint = emulatorForFile();
 
   it('is paused under a backlog, resumes within the bound, rescales 4 -> 8, upgrades, and replays byte for byte', async () => {
     const lines = (seed: number) => generateLines(BOUND, seed, 400);
     const sent: string[] = [];
     const results: BatchResult[] = [];
-    const options = { endpoint: emulator.endpoint, run: 'months', shards: 2 } as const;
+    const options = { endpoint: endpoint(), run: 'months', shards: 2 } as const;
 
     // Act 1: two batches, a pause, a backlog ten times a batch, a resume
     const first = (await LocalRuntime.start(v1, options)) as LocalRuntime<string>;
@@ -104,7 +87,9 @@ describe('a stateful word count operated for months', () => {
     expect(taken()).toBe(10 * BOUND);
     expect(caughtUp.filter((b) => b.inputRecords > 0).length).toBeGreaterThanOrEqual(10);
     const lastOfBacklog = [...results].reverse().find((b) => b.inputRecords > 0);
-    expect(toCountMap(lastOfBacklog?.records ?? [])).toEqual(runningCounts(sent.slice(0, afterBacklog)));
+    expect(toCountMap(lastOfBacklog?.records ?? [])).toEqual(
+      spaceSeparatedCounts(sent.slice(0, afterBacklog)),
+    );
 
     // Act 2: the same pipeline on 8 partitions, deployed while a batch sealed on 4 is in flight
     sent.push(...lines(30));
@@ -127,7 +112,7 @@ describe('a stateful word count operated for months', () => {
       totals: { partitions: 8, since: inFlight + 1, previous: { partitions: 4, since: 1 } },
     });
     expect(rescaled?.status).toBe('complete');
-    expect(toCountMap(rescaled?.records ?? [])).toEqual(runningCounts(sent));
+    expect(toCountMap(rescaled?.records ?? [])).toEqual(spaceSeparatedCounts(sent));
 
     // Act 3: a changed stateless stage deployed while a batch is in flight
     sent.push(...lines(40));
@@ -146,12 +131,12 @@ describe('a stateful word count operated for months', () => {
     // Assert 3: no batch failed, from the first to the last; the last counts every line
     expect(ledger.map((b) => b.status).filter((s) => s !== 'complete')).toEqual([]);
     expect(results.every((b) => b.status === 'complete')).toBe(true);
-    expect(toCountMap(upgraded?.records ?? [])).toEqual(runningCounts(sent));
+    expect(toCountMap(upgraded?.records ?? [])).toEqual(spaceSeparatedCounts(sent));
 
     // Act 4: a replay of the first batches, from the stored input, into another prefix
     const report = await replay(v1, {
       run: 'months',
-      endpoint: emulator.endpoint,
+      endpoint: endpoint(),
       from: 1,
       to: 4,
       outputPrefix: 'replays/first',

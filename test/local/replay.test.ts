@@ -6,13 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kinesis, pipeline, reduceByKeyAndWindow, s3Jsonl, transform, utf8 } from '../../lib';
 import { createAwsClients, destroyAwsClients, type AwsClients } from '../../lib/aws';
 import { batchId } from '../../lib/ids';
-import { startEmulator, type Emulator } from '../../local/emulator';
 import type { FaultOptions } from '../../local/faults';
 import { LocalRuntime, type BatchResult } from '../../local/runtime';
 import { replay, ReplayError, type ReplayedBatch, type ReplayReport } from '../../local/testing';
 import { runCli, startCli, type CliResult } from '../support/cli';
 import { generateLines, toCountMap } from '../support/corpus';
 import { expectSameObjects, objectsUnder, originals, replayed } from '../support/objects';
+import { emulatorForFile } from '../support/runs';
 import wordcount from '../../examples/wordcount/pipeline';
 import fragile from './fixtures/fragile';
 import windowed from './fixtures/windowed';
@@ -81,20 +81,12 @@ function countsOf(objects: Map<string, Buffer>, batch: number): Map<string, numb
   return toCountMap(records);
 }
 
-let emulator: Emulator;
-
-beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 });
-}, 60_000);
-
-afterAll(async () => {
-  await emulator.stop();
-});
+const endpoint = emulatorForFile();
 
 /** Runs the windowed word count for five batches as a named run on the emulator. */
 async function liveRun(run: string, partitions: number): Promise<LocalRuntime<string, [string, number]>> {
   const live = await LocalRuntime.start(windowed, {
-    endpoint: emulator.endpoint,
+    endpoint: endpoint(),
     run,
     settings: { partitions },
   });
@@ -125,7 +117,7 @@ describe.each<{ run: string; partitions: number; faults: FaultOptions; shadow: s
 
   const options = (outputPrefix: string) => ({
     run: c.run,
-    endpoint: emulator.endpoint,
+    endpoint: endpoint(),
     outputPrefix,
     faults: c.faults,
   });
@@ -202,7 +194,7 @@ describe('a replay with other code, and what a replay refuses', () => {
   let live: LocalRuntime<string, [string, number]>;
   let results: BatchResult[] = [];
   const run = 'changed';
-  const options = () => ({ run, endpoint: emulator.endpoint });
+  const options = () => ({ run, endpoint: endpoint() });
 
   beforeAll(async () => {
     live = await liveRun(run, 4);
@@ -342,7 +334,7 @@ describe('a replay with other code, and what a replay refuses', () => {
 describe('a replay of a pipeline without state', () => {
   it('starts at --from, with no warm-up, and writes the same bytes', async () => {
     // Arrange
-    const live = await LocalRuntime.start(wordcount, { endpoint: emulator.endpoint, run: 'stateless' });
+    const live = await LocalRuntime.start(wordcount, { endpoint: endpoint(), run: 'stateless' });
     try {
       for (const lines of BATCHES.slice(0, 4)) {
         await live.push(lines);
@@ -354,7 +346,7 @@ describe('a replay of a pipeline without state', () => {
       // Act
       const report = await replay(wordcount, {
         run: 'stateless',
-        endpoint: emulator.endpoint,
+        endpoint: endpoint(),
         from: 3,
         outputPrefix: 'replays/stateless',
         onBatch: (batch) => seen.push(batch),
@@ -379,7 +371,7 @@ describe('a replay of a pipeline without state', () => {
 describe('a replay past a batch the pipeline skipped', () => {
   it('skips it again for the same reason, and the state after it is the same', async () => {
     // Arrange: batch 2 fails on 'boom' and the operator skips it
-    const live = await LocalRuntime.start(fragile, { endpoint: emulator.endpoint, run: 'skipping' });
+    const live = await LocalRuntime.start(fragile, { endpoint: endpoint(), run: 'skipping' });
     try {
       await live.push(['a b', 'b c']);
       await live.advance();
@@ -394,7 +386,7 @@ describe('a replay past a batch the pipeline skipped', () => {
       // Act
       const report = await replay(fragile, {
         run: 'skipping',
-        endpoint: emulator.endpoint,
+        endpoint: endpoint(),
         from: 1,
         outputPrefix: 'replays/skipping',
         onBatch: (batch) => seen.push(batch),

@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { filter, kinesis, pipeline, reduceByKeyAndWindow, transform, type AnyPipeline } from '../../lib';
 import { utf8 } from '../../lib/dsl/source';
 import { batchId } from '../../lib/ids';
-import { startEmulator, type Emulator } from '../../local/emulator';
 import { LocalRuntime } from '../../local/runtime';
 import { generateLines, toCountMap } from '../support/corpus';
-import { sealWithoutRunning } from '../support/runs';
+import { emulatorForFile, sealWithoutRunning } from '../support/runs';
 
 const source = kinesis({ stream: 'lines', decode: utf8 });
 const words = transform<string, string, number>('words', (line, emit) => {
@@ -25,27 +24,19 @@ const v2 = pipeline({
 const v3 = pipeline({ name: 'upgraded', batchInterval: '10s', source, stages: [words, counts('60s')] });
 
 describe('a deployment of new code while a batch is in flight', () => {
-  let emulator: Emulator;
-
-  beforeAll(async () => {
-    emulator = await startEmulator({ port: 0 });
-  }, 60_000);
-
-  afterAll(async () => {
-    await emulator.stop();
-  });
+  const endpoint = emulatorForFile();
 
   it('runs a batch sealed under the earlier plan with the new code when the change rolls forward', async () => {
     // Arrange: version 1 completes a batch and seals the next, then version 2 takes over
     const lines = [generateLines(40, 1, 100), generateLines(30, 2, 100)];
-    const first = await LocalRuntime.start(v1, { endpoint: emulator.endpoint, run: 'forward' });
+    const first = await LocalRuntime.start(v1, { endpoint: endpoint(), run: 'forward' });
     const [one] = await first.push(lines[0] ?? []).then(() => first.advance());
     await first.push(lines[1] ?? []);
     await sealWithoutRunning(first, v1 as AnyPipeline);
     await first.stop();
 
     // Act
-    const second = await LocalRuntime.start(v2, { endpoint: emulator.endpoint, run: 'forward' });
+    const second = await LocalRuntime.start(v2, { endpoint: endpoint(), run: 'forward' });
     await second.settle();
     const two = await second.result(batchId(2));
     const three = await second.advance();
@@ -65,14 +56,14 @@ describe('a deployment of new code while a batch is in flight', () => {
 
   it('fails a batch sealed under a plan the new code cannot run, saying what changed', async () => {
     // Arrange
-    const first = await LocalRuntime.start(v1, { endpoint: emulator.endpoint, run: 'breaking' });
+    const first = await LocalRuntime.start(v1, { endpoint: endpoint(), run: 'breaking' });
     await first.push(['a b']).then(() => first.advance());
     await first.push(['c d']);
     await sealWithoutRunning(first, v1 as AnyPipeline);
     await first.stop();
 
     // Act
-    const second = await LocalRuntime.start(v3, { endpoint: emulator.endpoint, run: 'breaking' });
+    const second = await LocalRuntime.start(v3, { endpoint: endpoint(), run: 'breaking' });
     await second.settle();
     const two = await second.result(batchId(2));
     await second.stop();

@@ -1,8 +1,9 @@
-import { afterEach } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { AnyPipeline } from '../../lib';
 import type { BatchId } from '../../lib/ids';
 import { createRuntimeContext } from '../../lib/runtime/context';
 import { coordinate } from '../../lib/runtime/coordinator';
+import { startEmulator, type Emulator } from '../../local/emulator';
 import type { LocalRuntime } from '../../local/runtime';
 import type { TestPipeline } from '../../local/testing';
 
@@ -42,4 +43,22 @@ export async function sealWithoutRunning<T, Out>(
   const [batch] = sealed;
   if (sealed.length !== 1 || batch === undefined) throw new Error(`sealed ${sealed.length} batches, not 1`);
   return batch;
+}
+
+/**
+ * One embedded emulator for a test file: started before its tests, stopped after them. Returns
+ * its endpoint, for named runs (`LocalRuntime.start(p, { endpoint, run })`) that outlive a runtime.
+ */
+export function emulatorForFile(): () => string {
+  let emulator: Emulator | undefined;
+  beforeAll(async () => {
+    emulator = await startEmulator({ port: 0 });
+  }, 60_000);
+  afterAll(async () => {
+    await emulator?.stop();
+  });
+  return () => {
+    if (!emulator) throw new Error('the emulator starts before the tests');
+    return emulator.endpoint;
+  };
 }
