@@ -31,6 +31,7 @@ import { Corpus } from '../support/corpus';
 import { startEmulatorProcess } from '../support/emulator';
 import { describeMachine, formatMachine, quietSdkNodeWarning } from '../support/machine';
 import { ItemMeter } from '../support/metering';
+import { BenchArguments } from '../support/args';
 import { fmt, runBench, table, usd, UsageError } from '../support/report';
 import { monthBySteps, STEPS, type MonthBySteps, type StepBill } from './steps';
 
@@ -65,37 +66,18 @@ function parseArgs(argv: readonly string[]): Options {
     seed: 1,
     json: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = String(argv[i]);
-    const value = (): string => {
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`${arg} needs a value`);
-      return next;
-    };
-    const whole = (text: string): number => {
-      const n = Number(text);
-      if (!Number.isSafeInteger(n) || n < 0)
-        throw new UsageError(`${arg} needs whole numbers, not '${text}'`);
-      return n;
-    };
-    if (arg === '--rates') {
-      options.rates = value()
-        .split(',')
-        .map((rate) => (rate === 'idle' ? 0 : whole(rate.replace(/\/s$/, ''))));
-    } else if (arg === '--pipelines' || arg === '--pipeline') {
-      options.pipelines = value()
-        .split(',')
-        .map((name) => {
-          const known = PIPELINES.find((p) => p === name);
-          if (!known) throw new UsageError(`unknown pipeline '${name}' (${PIPELINES.join(', ')})`);
-          return known;
-        });
-    } else if (arg === '--batches') options.batches = whole(value());
-    else if (arg === '--vocabulary') options.vocabulary = whole(value());
-    else if (arg === '--shards') options.shards = whole(value());
-    else if (arg === '--seed') options.seed = whole(value());
-    else if (arg === '--json') options.json = true;
-    else throw new UsageError(`unknown argument '${arg}' (${USAGE})`);
+  const args = new BenchArguments(argv);
+  for (let flag = args.next(); flag !== undefined; flag = args.next()) {
+    if (flag === '--rates')
+      options.rates = args.wholes((rate) => (rate === 'idle' ? 0 : rate.replace(/\/s$/, '')));
+    else if (flag === '--pipelines' || flag === '--pipeline')
+      options.pipelines = args.names(PIPELINES, 'pipeline');
+    else if (flag === '--batches') options.batches = args.whole();
+    else if (flag === '--vocabulary') options.vocabulary = args.whole();
+    else if (flag === '--shards') options.shards = args.whole();
+    else if (flag === '--seed') options.seed = args.whole();
+    else if (flag === '--json') options.json = true;
+    else args.unknown(USAGE);
   }
   if (options.batches < 1) throw new UsageError('--batches must be at least 1');
   if (options.vocabulary < 10 || options.vocabulary > 1_000_000) {

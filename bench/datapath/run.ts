@@ -32,6 +32,8 @@ import { seededRandom } from '../../local/random';
 import wordcount from '../../examples/wordcount/pipeline';
 import count from '../../examples/wordcount/stages/count';
 import tokenize from '../../examples/wordcount/stages/tokenize';
+import { BenchArguments } from '../support/args';
+import { UsageError } from '../support/report';
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -47,27 +49,14 @@ interface Options {
 
 function parseArgs(argv: readonly string[]): Options {
   const options = { lines: 300_000, sizes: [] as number[], runs: 7, warmup: 2, json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const number = (): number => {
-      const value = Number(argv[++i]);
-      if (!Number.isSafeInteger(value) || value < 0)
-        throw new UsageError(`${String(arg)} needs a whole number`);
-      return value;
-    };
-    if (arg === '--lines') options.lines = number();
-    else if (arg === '--runs') options.runs = number();
-    else if (arg === '--warmup') options.warmup = number();
-    else if (arg === '--sizes') {
-      options.sizes = (argv[++i] ?? '').split(',').map((part) => Number(part));
-      if (options.sizes.some((size) => !Number.isSafeInteger(size))) {
-        throw new UsageError('--sizes needs whole numbers separated by commas, e.g. 10000,100000,300000');
-      }
-    } else if (arg === '--json') options.json = true;
-    else
-      throw new UsageError(
-        `unknown argument '${String(arg)}' (use --lines N, --sizes N,N,..., --runs N, --warmup N, --json)`,
-      );
+  const args = new BenchArguments(argv);
+  for (let flag = args.next(); flag !== undefined; flag = args.next()) {
+    if (flag === '--lines') options.lines = args.whole();
+    else if (flag === '--runs') options.runs = args.whole();
+    else if (flag === '--warmup') options.warmup = args.whole();
+    else if (flag === '--sizes') options.sizes = args.wholes();
+    else if (flag === '--json') options.json = true;
+    else args.unknown('use --lines N, --sizes N,N,..., --runs N, --warmup N, --json');
   }
   if (options.sizes.length === 0) options.sizes = [options.lines];
   if (options.sizes.some((size) => size < 1000))
@@ -746,9 +735,6 @@ function mb(bytes: number): string {
 function round1(n: number): number {
   return Math.round(n * 10) / 10;
 }
-
-/** A mistake on the command line: reported without a stack trace. */
-class UsageError extends Error {}
 
 try {
   main();

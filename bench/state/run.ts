@@ -34,6 +34,7 @@ import { startEmulatorProcess } from '../support/emulator';
 import { describeMachine, formatMachine, quietSdkNodeWarning, type Machine } from '../support/machine';
 import { MemoryWatch, type MemoryReading } from '../support/memory';
 import { InvocationTimes, ITEM_CLASSES, ItemMeter, type ItemClass, type ItemUse } from '../support/metering';
+import { BenchArguments } from '../support/args';
 import { fmt, median, mib, runBench, table, usd, UsageError } from '../support/report';
 
 // ---------------------------------------------------------------------------------------------
@@ -68,35 +69,18 @@ function parseArgs(argv: readonly string[]): Options {
     seed: 1,
     json: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = String(argv[i]);
-    const value = (): string => {
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`${arg} needs a value`);
-      return next;
-    };
-    const whole = (text: string): number => {
-      const n = Number(text);
-      if (!Number.isSafeInteger(n) || n < 0)
-        throw new UsageError(`${arg} needs whole numbers, not '${text}'`);
-      return n;
-    };
-    if (arg === '--keys') options.keys = whole(value());
-    else if (arg === '--partitions') options.partitions = whole(value());
-    else if (arg === '--touch') options.touch = value().split(',').map(whole);
-    else if (arg === '--operator' || arg === '--operators') {
-      options.operators = value()
-        .split(',')
-        .map((name) => {
-          const known = OPERATORS.find((operator) => operator === name);
-          if (!known) throw new UsageError(`unknown operator '${name}' (${OPERATORS.join(', ')})`);
-          return known;
-        });
-    } else if (arg === '--runs') options.runs = whole(value());
-    else if (arg === '--concurrency') options.concurrency = whole(value());
-    else if (arg === '--seed') options.seed = whole(value());
-    else if (arg === '--json') options.json = true;
-    else throw new UsageError(`unknown argument '${arg}' (${USAGE})`);
+  const args = new BenchArguments(argv);
+  for (let flag = args.next(); flag !== undefined; flag = args.next()) {
+    if (flag === '--keys') options.keys = args.whole();
+    else if (flag === '--partitions') options.partitions = args.whole();
+    else if (flag === '--touch') options.touch = args.wholes();
+    else if (flag === '--operator' || flag === '--operators')
+      options.operators = args.names(OPERATORS, 'operator');
+    else if (flag === '--runs') options.runs = args.whole();
+    else if (flag === '--concurrency') options.concurrency = args.whole();
+    else if (flag === '--seed') options.seed = args.whole();
+    else if (flag === '--json') options.json = true;
+    else args.unknown(USAGE);
   }
   if (options.keys < KEYS_PER_RECORD) throw new UsageError(`--keys must be at least ${KEYS_PER_RECORD}`);
   if (options.partitions < 1) throw new UsageError('--partitions must be at least 1');
