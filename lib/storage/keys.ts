@@ -22,12 +22,12 @@ export function segmentKey(shard: ShardId, firstSeq: string): string {
   return `${S3_PREFIXES.segments}${shard}/${firstSeq}.seg`;
 }
 
-/** The sealed manifest of a batch. */
 /** A finished batch's progress record. */
 export function progressKey(batch: BatchId): string {
   return `${S3_PREFIXES.progress}${batchSegment(batch)}.json`;
 }
 
+/** The sealed manifest of a batch. */
 export function manifestKey(batch: BatchId): string {
   return `${S3_PREFIXES.manifests}${batchSegment(batch)}.json`;
 }
