@@ -23,7 +23,7 @@ import type { OperatorCommand } from '../lib/runtime/operator';
 import { batchId } from '../lib/ids';
 import { readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
-import { inBatchRange, parseBatchOrTime, type BatchOrTime } from './batch-range';
+import { batchRange, parseBatchOrTime, sealedBatchTimes, type BatchOrTime } from './batch-range';
 import { initProject, InitError } from './init';
 import { contextSource, startUi, type UiSource } from './ui/server';
 import { readRecords, unreadableReason } from './input';
@@ -486,13 +486,12 @@ async function stackCostCommand(
   const deployed = await openStack(pipeline, flags.stack);
   try {
     const { ctx, resources, clients } = deployed;
-    // The range from the pipeline item (batch n ends at zeroTime + n x interval) and the progress
-    // records in the bucket: the ledger's batch items expire long before the records do.
-    const state = await ctx.ledger.pipeline.get();
-    const interval = pipeline.batchIntervalMs;
-    const inRange = Array.from({ length: state?.lastSealed ?? 0 }, (_, i) => i + 1).filter((batch) =>
-      inBatchRange({ batch, time: (state?.zeroTime ?? 0) + batch * interval }, flags.from, flags.to),
-    );
+    // The range from the last sealed batch and the sealed manifests' times, and the progress records
+    // in the bucket: the ledger's batch items expire long before the records do.
+    const last = (await ctx.ledger.pipeline.get())?.lastSealed ?? 0;
+    const range = await batchRange(last, sealedBatchTimes(ctx.objects), flags.from, flags.to);
+    const inRange: number[] = [];
+    for (let batch = Math.max(range.from, 1); batch <= Math.min(range.to, last); batch++) inRange.push(batch);
     const priced: BatchProgress[] = [];
     for (let i = 0; i < inRange.length; i += PROGRESS_READS_AT_ONCE) {
       const read = await Promise.all(

@@ -15,7 +15,7 @@ import {
 } from '../lib/runtime/replay';
 import { manifestKey, outputKey, skippedBatchKey } from '../lib/storage/keys';
 import type { ObjectStore } from '../lib/storage/objects';
-import { inBatchRange, type BatchOrTime } from './batch-range';
+import { batchRange, sealedBatchTimes, type BatchOrTime } from './batch-range';
 import { startEmulator } from './emulator';
 import type { FaultOptions } from './faults';
 import { LocalRuntime } from './runtime';
@@ -159,7 +159,7 @@ export async function replay<T, Out>(
   );
   try {
     const source = target.ctx;
-    const range = await resolveRange(source, pipeline.name, from, to);
+    const range = await resolveRange(source, from, to);
     const first = await readSealedManifest(source, pipeline.name, range.from);
     replayOutputPrefix(prefix, [first.manifest.plan, plan]);
     checkPlan(first.manifest, plan);
@@ -234,7 +234,6 @@ function describeBound(value: BatchOrTime): string {
  */
 async function resolveRange(
   source: RuntimeContext,
-  pipeline: string,
   from: BatchOrTime,
   to: BatchOrTime | undefined,
 ): Promise<{ from: number; to: number }> {
@@ -242,15 +241,9 @@ async function resolveRange(
   if (last === 0) {
     throw new ReplayError('no batch is sealed yet: there is nothing to replay', 'See sluice status.');
   }
-  const timeOf = async (batch: number): Promise<number> =>
-    (await readSealedManifest(source, pipeline, batch)).manifest.time;
+  const timeOf = sealedBatchTimes(source.objects);
   const lastSealed = `the last sealed batch, ${last}`;
-  const first =
-    'batch' in from
-      ? from.batch
-      : await firstWhere(last, async (batch) =>
-          inBatchRange({ batch, time: await timeOf(batch) }, from, undefined),
-        );
+  const { from: first, to: final } = await batchRange(last, timeOf, from, to);
   if (first < 1) throw new ReplayError(`there is no batch ${first}`, 'Batches are numbered from 1.');
   if (first > last) {
     throw new ReplayError(
@@ -258,21 +251,11 @@ async function resolveRange(
       'Replay sealed batches: sluice batches list shows them.',
     );
   }
-  let final = last;
-  if (to && 'batch' in to) {
-    if (to.batch > last) {
-      throw new ReplayError(
-        `batch ${to.batch} is not sealed: ${lastSealed}`,
-        'Give --to at or before the last sealed batch, or leave it out to replay up to it.',
-      );
-    }
-    final = to.batch;
-  } else if (to) {
-    final =
-      (await firstWhere(
-        last,
-        async (batch) => !inBatchRange({ batch, time: await timeOf(batch) }, undefined, to),
-      )) - 1;
+  if (to && 'batch' in to && to.batch > last) {
+    throw new ReplayError(
+      `batch ${to.batch} is not sealed: ${lastSealed}`,
+      'Give --to at or before the last sealed batch, or leave it out to replay up to it.',
+    );
   }
   if (final < first) {
     throw new ReplayError(
@@ -281,22 +264,6 @@ async function resolveRange(
     );
   }
   return { from: first, to: final };
-}
-
-/**
- * The first sealed batch in 1..last for which `holds` is true (last + 1 if none), where it is
- * false up to some batch and true after: batch times only grow, so a bound by time is found with
- * a few manifests read rather than all of them.
- */
-async function firstWhere(last: number, holds: (batch: number) => Promise<boolean>): Promise<number> {
-  let low = 1;
-  let high = last + 1;
-  while (low < high) {
-    const middle = Math.floor((low + high) / 2);
-    if (await holds(middle)) high = middle;
-    else low = middle + 1;
-  }
-  return low;
 }
 
 /** A sealed manifest as the pipeline's bucket has it: its bytes and what they say, checked. */

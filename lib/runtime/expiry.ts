@@ -42,9 +42,12 @@ export async function expireSettledBatches(
     await expireBatch(ctx, item);
     expired.push(item.batch);
   }
-  const through = expired.length > 0 ? Math.max(...expired) : first - 1;
-  if (through >= first) await ctx.ledger.pipeline.recordExpired(through);
-  if (expired.length > 0) ctx.log.info('expired settled batches', { from: first, through });
+  // Batch items come in batch order: the last one expired is the highest.
+  const through = expired.at(-1);
+  if (through !== undefined) {
+    await ctx.ledger.pipeline.recordExpired(through);
+    ctx.log.info('expired settled batches', { from: first, through });
+  }
   return expired;
 }
 

@@ -1,14 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  filter,
-  kinesis,
-  pipeline,
-  s3Jsonl,
-  transform,
-  updateStateByKey,
-  utf8,
-  type AnyPipeline,
-} from '../../lib';
+import { filter, kinesis, pipeline, s3Jsonl, updateStateByKey, utf8, type AnyPipeline } from '../../lib';
 import { batchId } from '../../lib/ids';
 import { parseManifest } from '../../lib/manifest';
 import { manifestKey } from '../../lib/storage/keys';
@@ -16,6 +7,7 @@ import { LocalRuntime, type BatchResult } from '../../local/runtime';
 import { replay } from '../../local/testing';
 import { generateLines, spaceSeparatedCounts, toCountMap } from '../support/corpus';
 import { expectSameObjects, originals, replayed } from '../support/objects';
+import { spaceSeparatedWords } from '../support/pipelines';
 import { emulatorForFile, sealWithoutRunning } from '../support/runs';
 
 /*
@@ -25,9 +17,6 @@ import { emulatorForFile, sealWithoutRunning } from '../support/runs';
  */
 
 const source = kinesis({ stream: 'lines', decode: utf8 });
-const words = transform<string, string, number>('words', (line, emit) => {
-  for (const word of line.split(' ')) if (word) emit(word, 1);
-});
 const totals = (partitions: number) =>
   updateStateByKey<string, number, number>(
     'totals',
@@ -41,7 +30,7 @@ const version = (partitions: number, extra: readonly AnyPipeline['stages'][numbe
     batchInterval: '10s',
     source,
     maxRecordsPerBatch: BOUND,
-    stages: [...extra, words, totals(partitions)] as never,
+    stages: [...extra, spaceSeparatedWords, totals(partitions)] as never,
     sinks: [s3Jsonl({ prefix: 'months/totals' })],
   }) as AnyPipeline;
 

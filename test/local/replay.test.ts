@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kinesis, pipeline, reduceByKeyAndWindow, s3Jsonl, transform, utf8 } from '../../lib';
 import { createAwsClients, destroyAwsClients, type AwsClients } from '../../lib/aws';
 import { batchId } from '../../lib/ids';
 import type { FaultOptions } from '../../local/faults';
@@ -15,7 +14,7 @@ import { expectSameObjects, objectsUnder, originals, replayed } from '../support
 import { emulatorForFile } from '../support/runs';
 import wordcount from '../../examples/wordcount/pipeline';
 import fragile from './fixtures/fragile';
-import windowed from './fixtures/windowed';
+import windowed, { windowedCounts } from './fixtures/windowed';
 
 /** The live run's output prefix (the fixture's `s3Jsonl` sink). */
 const OUTPUT = 'windowed/counts/';
@@ -25,32 +24,10 @@ const BATCHES = [1, 2, 3, 4, 5].map((seed) => generateLines(60, seed, 200));
 const NOT_UTF8 = Uint8Array.from([0x63, 0x61, 0x66, 0xff]);
 
 /** The same pipeline with another record-level stage: words upper-cased (a change that rolls forward). */
-const shouting = pipeline({
-  name: 'windowed',
-  batchInterval: '10s',
-  source: kinesis({ stream: 'lines', decode: utf8 }),
-  stages: [
-    transform<string, string, number>('words', (line, emit) => {
-      for (const word of line.split(' ')) if (word) emit(word.toUpperCase(), 1);
-    }),
-    reduceByKeyAndWindow<string, number>('count', (a, b) => a + b, { length: '30s', slide: '10s' }),
-  ],
-  sinks: [s3Jsonl({ prefix: 'windowed/counts' })],
-});
+const shouting = windowedCounts({ shout: true });
 
 /** The same pipeline with a longer window: what its sealed batches cannot be run with. */
-const longer = pipeline({
-  name: 'windowed',
-  batchInterval: '10s',
-  source: kinesis({ stream: 'lines', decode: utf8 }),
-  stages: [
-    transform<string, string, number>('words', (line, emit) => {
-      for (const word of line.split(' ')) if (word) emit(word, 1);
-    }),
-    reduceByKeyAndWindow<string, number>('count', (a, b) => a + b, { length: '60s', slide: '10s' }),
-  ],
-  sinks: [s3Jsonl({ prefix: 'windowed/counts' })],
-});
+const longer = windowedCounts({ length: '60s' });
 
 /** Every item of a ledger table (batch items, task reports, state heads and chunks), in key order. */
 async function ledgerOf(clients: AwsClients, table: string): Promise<Record<string, unknown>[]> {

@@ -19,7 +19,7 @@ import {
   sealedBatchOf,
   segmentsOf,
 } from '../../lib/runtime/replay';
-import { inBatchRange, parseBatchOrTime } from '../../local/batch-range';
+import { batchRange, inBatchRange, parseBatchOrTime } from '../../local/batch-range';
 
 const words = transform<string, string, number>('words', (line, emit) => {
   for (const word of line.split(' ')) if (word) emit(word, 1);
@@ -176,5 +176,25 @@ describe('one end of a range of batches', () => {
     expect(inBatchRange(item, { time: 40_000 }, { time: 40_000 })).toBe(true);
     expect(inBatchRange(item, { batch: 5 }, undefined)).toBe(false);
     expect(inBatchRange(item, undefined, { time: 39_999 })).toBe(false);
+  });
+
+  it('finds the batches of a range by their times, counting expired manifests as before any time', async () => {
+    // Arrange: batch n ends at n x 10 s; the manifests of batches 1-3 have expired
+    const probed: number[] = [];
+    const timeOf = (batch: number): Promise<number> => {
+      probed.push(batch);
+      return Promise.resolve(batch <= 3 ? Number.NEGATIVE_INFINITY : batch * 10_000);
+    };
+
+    // Act
+    const byTime = await batchRange(100, timeOf, { time: 45_000 }, { time: 80_000 });
+    const byNumber = await batchRange(100, timeOf, { batch: 7 }, undefined);
+    const unbounded = await batchRange(100, timeOf, undefined, undefined);
+
+    // Assert
+    expect(byTime).toEqual({ from: 5, to: 8 });
+    expect(byNumber).toEqual({ from: 7, to: 100 });
+    expect(unbounded).toEqual({ from: 1, to: 100 });
+    expect(probed.length).toBeLessThan(20);
   });
 });
