@@ -199,8 +199,13 @@ describe('the packed package in a project of its own', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as { batch: number; stage: string; records: [string, number][] });
-    const first = outputs.filter((output) => output.batch === 1 && output.stage === 'count');
-    expect(new Map(first.flatMap((output) => output.records))).toEqual(oracleCounts(sample));
+    // The run is in wall-clock time: on a busy machine the input may reach the stream after the
+    // first batch has closed. The last batch's 30-second window holds it all either way (the input
+    // takes well under three batches to write), so that window is what the oracle is held to.
+    const counts = outputs.filter((output) => output.stage === 'count');
+    const last = Math.max(...counts.map((output) => output.batch));
+    const window = counts.filter((output) => output.batch === last);
+    expect(new Map(window.flatMap((output) => output.records))).toEqual(oracleCounts(sample));
   }, 120_000);
 
   it('serves the streaming page of a local run from the installed package', async () => {
