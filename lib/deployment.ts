@@ -70,7 +70,10 @@ export interface LedgerAccess {
   readonly readActions: readonly LedgerReadAction[];
   readonly write: readonly string[];
   readonly writeActions: readonly LedgerWriteAction[];
-  /** Items it may only delete (the coordinator's expiry of settled batches), by partition key. */
+  /**
+   * Items it may only delete, by partition key: the coordinator's expiry of settled batches, a
+   * stateful stage's applied time-index entries and retired chunks.
+   */
   readonly expire?: readonly string[];
 }
 
@@ -168,6 +171,8 @@ export function describeDeployment(pipeline: AnyPipeline, plan: Plan = planPipel
           ...(stateful ? [LEDGER_KEYS.state(id)] : []),
         ],
         writeActions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        // A keyed state layout deletes the time-index entries it has applied and retired chunks.
+        ...(stateful ? { expire: [LEDGER_KEYS.state(id)] } : {}),
       },
       asyncRetries: TASK_RETRIES,
     };

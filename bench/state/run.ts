@@ -227,6 +227,29 @@ class StateStoreTimes {
         this.reads.set(ref.partition, (this.reads.get(ref.partition) ?? 0) + performance.now() - started);
       }
     };
+    const readKeyed = store.readKeyed.bind(store);
+    store.readKeyed = async (ref, generation, wanted, asOf) => {
+      const started = performance.now();
+      try {
+        return await readKeyed(ref, generation, wanted, asOf);
+      } finally {
+        this.reads.set(ref.partition, (this.reads.get(ref.partition) ?? 0) + performance.now() - started);
+      }
+    };
+    const readAllKeyed = store.readAllKeyed.bind(store);
+    store.readAllKeyed = async (ref, generation, asOf) => {
+      const started = performance.now();
+      try {
+        return await readAllKeyed(ref, generation, asOf);
+      } finally {
+        this.reads.set(ref.partition, (this.reads.get(ref.partition) ?? 0) + performance.now() - started);
+      }
+    };
+    const writeKeyed = store.writeKeyed.bind(store);
+    store.writeKeyed = (ref, generation, chunk, version, data, read) => {
+      if (!this.commitStart.has(ref.partition)) this.commitStart.set(ref.partition, performance.now());
+      return writeKeyed(ref, generation, chunk, version, data, read);
+    };
     const writeChunk = store.writeChunk.bind(store);
     store.writeChunk = (ref, chunk, slot, version, data) => {
       if (!this.commitStart.has(ref.partition)) this.commitStart.set(ref.partition, performance.now());
@@ -271,6 +294,8 @@ class StateCodecTimes {
     const prototype = StateTable.prototype;
     const load = Object.getOwnPropertyDescriptor(prototype, 'load')?.value as StateTable['load'];
     const encode = Object.getOwnPropertyDescriptor(prototype, 'encode')?.value as StateTable['encode'];
+    const encodeChunks = Object.getOwnPropertyDescriptor(prototype, 'encodeChunks')
+      ?.value as StateTable['encodeChunks'];
     const decoded = (ms: number): void => {
       this.decodeMs += ms;
     };
@@ -289,6 +314,14 @@ class StateCodecTimes {
       const started = performance.now();
       try {
         return encode.call(this, chunks, onRefused);
+      } finally {
+        encoded(performance.now() - started);
+      }
+    };
+    prototype.encodeChunks = function (this: StateTable, chunks, only, onRefused) {
+      const started = performance.now();
+      try {
+        return encodeChunks.call(this, chunks, only, onRefused);
       } finally {
         encoded(performance.now() - started);
       }
@@ -610,8 +643,11 @@ function checkTargets(operator: OperatorName, summaries: readonly BatchSummary[]
   return TARGETS.flatMap(({ touched, units }) => {
     const s = summaries.find((summary) => summary.touched === touched);
     if (!s) return [];
-    const met = s.readUnits < units && s.writeUnits < units;
-    return [{ operator, touched, under: units, readUnits: s.readUnits, writeUnits: s.writeUnits, met }];
+    // State units: the chunks, the time index and the heads (the ledger's are the batch's, stateful or not).
+    const readUnits = s.items.chunk.readUnits + s.items.head.readUnits;
+    const writeUnits = s.items.chunk.writeUnits + s.items.head.writeUnits;
+    const met = readUnits < units && writeUnits < units;
+    return [{ operator, touched, under: units, readUnits, writeUnits, met }];
   });
 }
 
@@ -619,9 +655,10 @@ function printTable(rows: readonly (readonly string[])[]): void {
   for (const line of table(rows, 0)) console.log(`  ${line}`);
 }
 
-/** Average bytes of a chunk, as KiB. */
+/** Average bytes of a chunk, as KiB (bytes under one). */
 function chunkKiB(bytes: number, chunks: number): string {
-  return `${(bytes / Math.max(chunks, 1) / 1024).toFixed(0)} KiB`;
+  const average = bytes / Math.max(chunks, 1);
+  return average < 1024 ? `${average.toFixed(0)} B` : `${(average / 1024).toFixed(0)} KiB`;
 }
 
 function printOperator(
@@ -684,7 +721,7 @@ function printOperator(
   );
   for (const t of targets) {
     console.log(
-      `  target: a batch touching ${fmt(t.touched)} keys under ${t.under} read and ${t.under} write units: ` +
+      `  target: a batch touching ${fmt(t.touched)} keys under ${t.under} read and ${t.under} write units of state: ` +
         `${fmt(t.readUnits)} read, ${fmt(t.writeUnits)} write: ${t.met ? 'met' : 'NOT met'}`,
     );
   }

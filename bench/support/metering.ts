@@ -6,9 +6,9 @@ import { isConditionFailure } from '../../lib/storage/conditions';
 import { LEDGER_PK } from '../../lib/storage/ledger/items';
 
 /**
- * The DynamoDB items a bench tells apart: a stateful partition's state chunks and its head
- * (lib/storage/state-store.ts), and every other item of the ledger table (pipeline, segments,
- * batches, task reports).
+ * The DynamoDB items a bench tells apart: a stateful partition's state chunks (with the keyed
+ * layout's time-index entries) and its head (lib/storage/state-store.ts), and every other item of
+ * the ledger table (pipeline, segments, batches, task reports).
  */
 export type ItemClass = 'chunk' | 'head' | 'ledger';
 
@@ -38,17 +38,23 @@ function classOf(key: unknown): ItemClass {
   const { pk, sk } = (key ?? {}) as { pk?: unknown; sk?: unknown };
   if (!keyString(pk).startsWith(LEDGER_PK.statePrefix)) return 'ledger';
   if (keyString(sk) === 'head') return 'head';
-  return keyString(sk).startsWith('chunk#') ? 'chunk' : 'ledger';
+  return keyString(sk).startsWith('chunk') || keyString(sk).startsWith('due#') ? 'chunk' : 'ledger';
 }
 
 /** The class of the items a request names, and how many it names. */
 function itemsOf(input: unknown): { readonly itemClass: ItemClass; readonly items: number } {
-  const { Key, Item, RequestItems } = (input ?? {}) as {
+  const { Key, Item, RequestItems, ExpressionAttributeValues } = (input ?? {}) as {
     Key?: unknown;
     Item?: unknown;
     RequestItems?: Record<string, { Keys?: unknown[] } | { PutRequest?: { Item?: unknown } }[]>;
+    ExpressionAttributeValues?: { ':pk'?: unknown; ':from'?: unknown };
   };
   if (Key !== undefined) return { itemClass: classOf(Key), items: 1 };
+  // A query over a key range (the state store's: a generation of chunks, the time index).
+  if (ExpressionAttributeValues?.[':pk'] !== undefined) {
+    const { ':pk': pk, ':from': sk } = ExpressionAttributeValues;
+    return { itemClass: classOf({ pk, sk }), items: 0 };
+  }
   if (Item !== undefined) return { itemClass: classOf(Item), items: 1 };
   for (const request of Object.values(RequestItems ?? {})) {
     if (Array.isArray(request)) {

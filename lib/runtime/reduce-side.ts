@@ -11,7 +11,7 @@ import { ShuffleMerger } from './buffers';
 import type { RuntimeContext } from './context';
 import { NO_KEY, type PhaseRunner } from './datapath';
 import { fetchInOrder, GETS_AHEAD } from './prefetch';
-import { loadState, prepareState, stateRef, type PendingState } from './state-commit';
+import { loadState, openState, prepareState, stateRef, type PendingState } from './state-commit';
 import { sealedLayout } from '../state/layout';
 
 /**
@@ -32,6 +32,11 @@ export class PartitionReduce {
 
   constructor(private readonly wide: WideStage<unknown, unknown>) {
     this.merger = new ShuffleMerger(wide);
+  }
+
+  /** The keys merged so far, in the order first seen. */
+  *keys(): Generator {
+    for (const { key } of this.merger.entries()) yield key;
   }
 
   /** One run (the partition's byte range of one task's shuffle file); added in task order. */
@@ -65,10 +70,10 @@ export class PartitionReduce {
 }
 
 /**
- * A reduce task's input: the partition's state first (if the previous batch is not applied yet
+ * A reduce task's input: the partition's state head first (if the previous batch is not applied yet
  * there is no point reading the shuffle), then its run from every previous-phase task that wrote
  * one, with one ranged GET each (a few ahead of the one being merged), merged in task order so the
- * merge order is fixed. Returns what was read and, for a stateful stage, the state to commit once
+ * merge order is fixed, then the state the merged keys need. Returns what was read and, for a stateful stage, the state to commit once
  * the outputs are written.
  *
  * @example
@@ -84,11 +89,10 @@ export async function reduceInput(
 ): Promise<{ records: number; bytes: number; state?: PendingState }> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
-  const ref = stateRef(manifest, phase, partition);
-  const loaded = wide.stateful
-    ? await loadState(
+  const opened = wide.stateful
+    ? await openState(
         ctx.state,
-        ref,
+        stateRef(manifest, phase, partition),
         sealedLayout(manifest, phase.spec),
         manifest.batch,
         wide.stateful,
@@ -112,13 +116,13 @@ export async function reduceInput(
       reduce.addRun(body);
     },
   );
-  if (!loaded) {
+  if (!opened) {
     reduce.finish(runner);
     return { records: reduce.pairs, bytes };
   }
-  const { head, table, before, read } = loaded;
+  const loaded = await loadState(ctx.state, opened, reduce.keys(), manifest.time);
   reduce.finish(runner, {
-    table,
+    table: loaded.table,
     batch: {
       batch: manifest.batch,
       time: manifest.time,
@@ -129,7 +133,7 @@ export async function reduceInput(
   return {
     records: reduce.pairs,
     bytes,
-    state: prepareState(ref, manifest.batch, head, table, before, read, (key, value, error) =>
+    state: prepareState(opened, loaded, manifest.time, (key, value, error) =>
       runner.stateFailed(key, error, { state: value }),
     ),
   };

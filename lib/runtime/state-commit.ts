@@ -1,13 +1,33 @@
-import { mapKey, partitionOf } from '../encoding/key';
+import { ByteReader, ByteWriter } from '../encoding/bytes';
+import { mapKey, partitionOf, type MapKey } from '../encoding/key';
+import { readValue, writeValue } from '../encoding/value';
 import { DATA_FORMATS } from '../encoding/formats';
-import { NotReadyError, PlanMismatchError, type ErrorScope } from '../errors';
+import { DataFormatError, NotReadyError, PlanMismatchError, type ErrorScope } from '../errors';
 import type { Manifest } from '../manifest';
 import type { CompiledPhase } from '../plan';
 import { sealedLayout, type StateLayout } from '../state/layout';
 import type { StatefulOperator } from '../state/operator';
-import { StateTable } from '../state/table';
-import type { StateHead, StatePartition, StateStore } from '../storage/state-store';
+import { chunkOf, StateTable } from '../state/table';
+import type {
+  KeyedChunk,
+  KeyedHead,
+  RetiredItems,
+  SlottedHead,
+  StateHead,
+  StatePartition,
+  StateStore,
+} from '../storage/state-store';
 import type { StateUsage } from '../batch';
+
+/**
+ * The keyed layout splits its chunks (doubling their count) when their encoded bytes average more
+ * than this. A chunk item holds its bytes as of two batches, so chunks of this size keep most
+ * items within one write unit (1 KB) and every item within one read unit (4 KB).
+ */
+export const KEYED_CHUNK_SPLIT_BYTES = 384;
+
+/** A time-index entry is written in parts of at most this many bytes of keys (items hold 400 KB). */
+const DUE_PART_BYTES = 64 * 1024;
 
 /**
  * Where a stateful partition of a sealed batch keeps its state: in the layout the batch was sealed
@@ -20,15 +40,33 @@ export function stateRef(manifest: Manifest, phase: CompiledPhase, partition: nu
   return { stage: phase.spec.function, partition, since: sealedLayout(manifest, phase.spec).since };
 }
 
-/** A stateful partition's new state, computed but not yet stored. */
-export interface PendingState {
+/** A partition's new state in the slotted layout, computed but not yet stored. */
+interface SlottedPending {
+  readonly kind: 'slotted';
   readonly ref: StatePartition;
   readonly previous: StateHead;
-  readonly next: StateHead;
+  readonly next: SlottedHead;
   readonly writes: readonly { readonly chunk: number; readonly slot: string; readonly data: Buffer }[];
-  /** What loading it read and committing it will write, and its size after the batch. */
   readonly usage: StateUsage;
 }
+
+/** A partition's new state in the keyed layout, computed but not yet stored. */
+interface KeyedPending {
+  readonly kind: 'keyed';
+  readonly ref: StatePartition;
+  readonly previous: StateHead;
+  readonly next: KeyedHead;
+  readonly writes: readonly { readonly chunk: number; readonly data: Buffer; readonly read: KeyedChunk }[];
+  /** Parts of the time index's entry for keys this batch touched. */
+  readonly due: readonly { readonly due: number; readonly part: number; readonly keys: Buffer }[];
+  readonly usage: StateUsage;
+}
+
+/**
+ * A partition's new state, computed but not yet stored: what loading it read and committing it
+ * will write (`usage`), and its size after the batch.
+ */
+export type PendingState = SlottedPending | KeyedPending;
 
 /**
  * Thrown when the batch's state is already committed: the task's report says what it did.
@@ -40,51 +78,212 @@ export class StateAlreadyCommitted extends Error {
   override readonly name = 'StateAlreadyCommitted';
 }
 
-/** A partition's state, loaded as of batch n-1, to apply batch n to. */
-export interface LoadedState {
+/** A partition's state opened for batch n: its head is at n-1 (or starts its layout at n). */
+export interface OpenedState {
+  readonly ref: StatePartition;
+  readonly layout: StateLayout;
+  readonly batch: number;
+  readonly operator: StatefulOperator;
   readonly head: StateHead;
-  readonly table: StateTable;
-  /** The chunks as stored, to find those batch n changes (none when the layout starts at n). */
-  readonly before: readonly Buffer[];
-  readonly read: ChunksRead;
+  readonly scope: ErrorScope;
 }
 
+/** The chunks a partition's state was loaded from. */
+export interface ChunksRead {
+  readonly chunks: number;
+  readonly bytes: number;
+}
+
+/** A partition's state, loaded as of batch n-1, to apply batch n to. */
+export type LoadedState =
+  | {
+      readonly kind: 'slotted';
+      readonly head: StateHead;
+      readonly table: StateTable;
+      /** The chunks as stored, to find those batch n changes (none when the layout starts at n). */
+      readonly before: readonly Buffer[];
+      readonly read: ChunksRead;
+    }
+  | {
+      readonly kind: 'keyed';
+      readonly head: StateHead;
+      readonly table: StateTable;
+      /** The chunks read, by number: only these are written back. Undefined: all of the state. */
+      readonly chunks?: ReadonlyMap<number, KeyedChunk>;
+      /** Entries loaded, before the batch. */
+      readonly loadedKeys: number;
+      /** Each loaded key's due time before the batch: the time index is written for changes. */
+      readonly dues: ReadonlyMap<MapKey, number>;
+      /** The time index's entries this batch applies (deleted after the next batch commits). */
+      readonly dueApplied: readonly string[];
+      /** Items the batch stops using: a slotted layout's, or a split's smaller chunk count. */
+      readonly retired?: RetiredItems;
+      readonly read: ChunksRead;
+    };
+
 /**
- * Loads one partition's state as of batch n-1. State is applied in batch order: if batch n-1 is not
+ * Opens one partition's state for batch n: reads its head, in batch order. If batch n-1 is not
  * applied yet this is `NotReadyError` (retried, then swept); if batch n already is, the caller
- * reports what the committing run did. On the first batch of a layout the partition starts from
- * the operator's initial state, or, when the layout rescales, from the previous layout's state
- * re-hashed (`rehashState`).
+ * reports what the committing run did (`StateAlreadyCommitted`). Read before the shuffle: there is
+ * no point reading a batch's input before its turn.
  *
  * @example
- * const { head, table, before, read } = await loadState(store, ref, layout, batch, operator, scope);
+ * const opened = await openState(ctx.state, ref, layout, manifest.batch, operator, scope);
  */
-export async function loadState(
+export async function openState(
   store: StateStore,
   ref: StatePartition,
   layout: StateLayout,
   batch: number,
   operator: StatefulOperator,
   scope: ErrorScope,
-): Promise<LoadedState> {
+): Promise<OpenedState> {
   const head = await headFor(store, ref, layout, batch, scope);
   if (head.batch >= batch)
     throw new StateAlreadyCommitted(`state of ${ref.stage}/${ref.partition} is at batch ${head.batch}`);
-  if (startsLayout(head, layout, batch)) {
-    if (layout.previous) return rehashState(store, ref, layout, layout.previous, batch, head, scope);
-    const table = new StateTable();
-    for (const [key, value] of operator.initial?.() ?? []) {
-      if (partitionOf(mapKey(key), layout.partitions) === ref.partition) table.set(key, value);
-    }
-    return { head, table, before: [], read: { chunks: 0, bytes: 0 } };
+  return { ref, layout, batch, operator, head, scope };
+}
+
+/**
+ * Loads an opened partition's state as of batch n-1, to apply batch n (at `time`) to its `keys`.
+ * An operator that reads only its keys (`reads: 'keys'`) gets the chunks of those keys and of the
+ * keys the time index says are due by `time`; any other gets every key. On the first batch of a
+ * layout the partition starts from the operator's initial state, or, when the layout rescales,
+ * from the previous layout's state re-hashed (`rehashState`).
+ *
+ * @example
+ * const loaded = await loadState(ctx.state, opened, merged.keys(), manifest.time);
+ */
+export async function loadState(
+  store: StateStore,
+  opened: OpenedState,
+  keys: Iterable<unknown>,
+  time: number,
+): Promise<LoadedState> {
+  const { ref, layout, batch, operator, head, scope } = opened;
+  const keyed = operator.reads === 'keys';
+  if (head.kind === 'sluice.state/keyed@1' && !keyed) {
+    throw new DataFormatError(
+      `the state of ${ref.stage}/${ref.partition} is in the keyed layout; this stage's operator reads every key`,
+      scope,
+    );
   }
+  let table: StateTable;
+  let before: readonly Buffer[] = [];
+  let read: ChunksRead = { chunks: 0, bytes: 0 };
+  if (startsLayout(head, layout, batch)) {
+    if (layout.previous)
+      ({ table, read } = await rehashState(store, ref, layout, layout.previous, batch, scope));
+    else {
+      table = new StateTable();
+      for (const [key, value] of operator.initial?.() ?? []) {
+        if (partitionOf(mapKey(key), layout.partitions) === ref.partition) table.set(key, value);
+      }
+    }
+  } else if (head.kind === 'sluice.state/keyed@1') {
+    return loadKeyed(store, ref, head, keys, time, operator);
+  } else {
+    // The stored bytes, chunk by chunk, to find the chunks a batch changed. The table encodes what
+    // it loaded to the same bytes (entries keep their chunk and their order), so the state is
+    // encoded once per batch, after it is applied, not also before.
+    before = await store.read(ref, head);
+    table = tableOf(before);
+    read = chunksRead(before);
+  }
+  if (!keyed) return { kind: 'slotted', head, table, before, read };
+  // A keyed operator's state enters the keyed layout whole: from a slotted layout (written by an
+  // earlier version of this code), the initial state, or a rescale's re-hash.
+  return {
+    kind: 'keyed',
+    head,
+    table,
+    loadedKeys: table.size,
+    dues: new Map(),
+    dueApplied: [],
+    ...(head.kind === 'sluice.state/head@1' && head.batch > 0
+      ? { retired: { kind: 'slotted' as const, chunks: head.chunks } }
+      : {}),
+    read,
+  };
+}
+
+/**
+ * The keyed layout's load: the chunks of the batch's keys and of the keys due by `time`; or, when
+ * the chunks have grown past their split size, every chunk, to write them again split.
+ */
+async function loadKeyed(
+  store: StateStore,
+  ref: StatePartition,
+  head: KeyedHead,
+  keys: Iterable<unknown>,
+  time: number,
+  operator: StatefulOperator,
+): Promise<LoadedState> {
+  const due = operator.dueAt ? await store.readDue(ref, head.dueBefore, time) : [];
+  const dueApplied = due.map((entry) => entry.sk);
+  const split = head.bytes / head.chunks > KEYED_CHUNK_SPLIT_BYTES;
+  const wanted = new Set<number>();
+  if (!split) {
+    for (const key of keys) wanted.add(chunkOf(mapKey(key), head.chunks));
+    for (const entry of due)
+      for (const key of decodeKeys(entry.keys)) wanted.add(chunkOf(mapKey(key), head.chunks));
+  }
+  const numbers = [...wanted].sort((a, b) => a - b);
+  // Reading every chunk with one query is charged by their total size: cheaper than reading
+  // many of them one by one (each at least a unit) once a batch touches most of a small state.
+  const all = split || numbers.length > queryUnits(head);
+  const found = all
+    ? await store.readAllKeyed(ref, head.generation, head.batch)
+    : await store.readKeyed(ref, head.generation, numbers, head.batch);
+  const chunks = new Map<number, KeyedChunk>();
+  for (const number of all ? [...found.keys()].sort((a, b) => a - b) : numbers) {
+    const chunk = found.get(number);
+    if (!chunk) {
+      // Both of the chunk's versions are newer than the head this run read: later batches have
+      // committed since, so this one has.
+      throw new StateAlreadyCommitted(
+        `state of ${ref.stage}/${ref.partition} is past batch ${head.batch + 1}`,
+      );
+    }
+    chunks.set(number, chunk);
+  }
+  const table = tableOf([...chunks.values()].map((chunk) => chunk.data));
+  const dues = new Map<MapKey, number>();
+  if (operator.dueAt) {
+    for (const entry of table.values()) {
+      const at = operator.dueAt(entry.value);
+      if (at !== undefined) dues.set(mapKey(entry.key), at);
+    }
+  }
+  const read = chunksRead([...chunks.values()].map((chunk) => chunk.data));
+  return {
+    kind: 'keyed',
+    head,
+    table,
+    ...(split ? { retired: { kind: 'keyed' as const, generation: head.generation } } : { chunks }),
+    loadedKeys: table.size,
+    dues,
+    dueApplied,
+    read,
+  };
+}
+
+/** Read units of one query over every chunk of a keyed head (items hold about twice their bytes). */
+function queryUnits(head: KeyedHead): number {
+  return Math.ceil((head.bytes * 2 + head.chunks * 64) / 4096);
+}
+
+function tableOf(chunks: readonly Buffer[]): StateTable {
   const table = new StateTable();
-  const stored = await store.read(ref, head);
-  for (const chunk of stored) table.load(chunk);
-  // The stored bytes, chunk by chunk, to find the chunks a batch changed. The table encodes what
-  // it loaded to the same bytes (entries keep their chunk and their order), so the state is
-  // encoded once per batch, after it is applied, not also before.
-  return { head, table, before: stored, read: chunksRead(stored) };
+  for (const chunk of chunks) table.load(chunk);
+  return table;
+}
+
+function decodeKeys(body: Buffer): unknown[] {
+  const reader = new ByteReader(body);
+  const keys: unknown[] = [];
+  while (!reader.done) keys.push(readValue(reader));
+  return keys;
 }
 
 /** Whether batch n is the first its partition applies in its layout (the head is still empty). */
@@ -104,12 +303,10 @@ async function rehashState(
   layout: StateLayout,
   previous: NonNullable<StateLayout['previous']>,
   batch: number,
-  head: StateHead,
   scope: ErrorScope,
-): Promise<LoadedState> {
+): Promise<{ table: StateTable; read: ChunksRead }> {
   const table = new StateTable();
-  let chunks = 0;
-  let bytes = 0;
+  let read: ChunksRead = { chunks: 0, bytes: 0 };
   for (let partition = 0; partition < previous.partitions; partition++) {
     const old: StatePartition = { stage: ref.stage, partition, since: previous.since };
     const oldHead = await store.head(old);
@@ -126,17 +323,15 @@ async function rehashState(
         scope,
       );
     }
-    const stored = await store.read(old, oldHead);
-    ({ chunks, bytes } = addRead({ chunks, bytes }, chunksRead(stored)));
+    const stored = await store.readAll(old, oldHead);
+    read = addRead(read, chunksRead(stored));
     for (const chunk of stored) {
-      const loaded = new StateTable();
-      loaded.load(chunk);
-      for (const { key, value } of loaded.values()) {
+      for (const { key, value } of tableOf([chunk]).values()) {
         if (partitionOf(mapKey(key), layout.partitions) === ref.partition) table.set(key, value);
       }
     }
   }
-  return { head, table, before: [], read: { chunks, bytes } };
+  return { table, read };
 }
 
 function chunksRead(stored: readonly Buffer[]): ChunksRead {
@@ -148,12 +343,6 @@ function chunksRead(stored: readonly Buffer[]): ChunksRead {
 
 function addRead(a: ChunksRead, b: ChunksRead): ChunksRead {
   return { chunks: a.chunks + b.chunks, bytes: a.bytes + b.bytes };
-}
-
-/** The chunks a partition's state was loaded from. */
-export interface ChunksRead {
-  readonly chunks: number;
-  readonly bytes: number;
 }
 
 /**
@@ -180,69 +369,82 @@ async function headFor(
 }
 
 /**
- * A partition's part in skipping batch n: its head moves from n-1 to n with the chunks unchanged, in
- * order like any batch, so that batch n+1 finds it where it expects it. On a layout's first batch
- * the state it starts from (initial, or re-hashed) is committed as batch n's. A run of the batch
- * that committed first stands; either way the partition's state is whole.
+ * A partition's part in skipping batch n (at `time`): its head moves from n-1 to n with the state
+ * unchanged, in order like any batch, so that batch n+1 finds it where it expects it (keys due in
+ * the time index stay due, for the next batch). On a layout's first batch the state it starts from
+ * (initial, or re-hashed) is committed as batch n's. A run of the batch that committed first
+ * stands; either way the partition's state is whole.
  *
  * @example
- * await skipState(ctx.state, ref, layout, batch, operator, scope);
+ * await skipState(ctx.state, ref, layout, batch, manifest.time, operator, scope);
  */
 export async function skipState(
   store: StateStore,
   ref: StatePartition,
   layout: StateLayout,
   batch: number,
+  time: number,
   operator: StatefulOperator,
   scope: ErrorScope,
 ): Promise<void> {
   const head = await headFor(store, ref, layout, batch, scope);
   if (head.batch >= batch) return;
   if (startsLayout(head, layout, batch)) {
-    const { table, before, read } = await loadState(store, ref, layout, batch, operator, scope);
-    await commitState(store, prepareState(ref, batch, head, table, before, read));
+    const opened: OpenedState = { ref, layout, batch, operator, head, scope };
+    const loaded = await loadState(store, opened, [], time);
+    await commitState(store, prepareState(opened, loaded, time));
     return;
   }
-  await store.commit(ref, head, { ...head, batch });
+  if (head.kind === 'sluice.state/head@1') {
+    await store.commit(ref, head, { ...head, batch });
+    return;
+  }
+  const { retired: _done, ...rest } = head;
+  await store.commit(ref, head, { ...rest, batch, dueApplied: [] });
+  await cleanUp(store, ref, head);
 }
 
 /**
- * The writes that take a partition's state from `head` to batch n: only the chunks that changed.
+ * The writes that take a partition's state from its head to batch n (at `time`): only the chunks
+ * that changed, and for a keyed operator with a time index, the index entry of the keys it touched.
  *
  * @example
- * const pending = prepareState(ref, batch, head, table, before, read, onRefused);
+ * const pending = prepareState(opened, loaded, manifest.time, onRefused);
  */
 export function prepareState(
-  ref: StatePartition,
-  batch: number,
-  head: StateHead,
-  table: StateTable,
-  before: readonly Buffer[],
-  read: ChunksRead,
+  opened: OpenedState,
+  loaded: LoadedState,
+  time: number,
   onRefused?: (key: unknown, value: unknown, error: Error) => void,
 ): PendingState {
-  const encoded = table.encode(head.chunks, onRefused);
-  const resized = encoded.chunks !== head.chunks;
+  if (loaded.kind === 'keyed') return prepareKeyed(opened, loaded, time, onRefused);
+  const { ref, batch } = opened;
+  const { head, table, before, read } = loaded;
+  const chunks = head.kind === 'sluice.state/head@1' ? head.chunks : 1;
+  const headSlots = head.kind === 'sluice.state/head@1' ? head.slots : '';
+  const encoded = table.encode(chunks, onRefused);
+  const resized = encoded.chunks !== chunks;
   const slots: string[] = [];
   const writes: { chunk: number; slot: string; data: Buffer }[] = [];
   encoded.bodies.forEach((data, chunk) => {
-    const current = resized ? '-' : (head.slots[chunk] ?? '-');
+    const current = resized ? '-' : (headSlots[chunk] ?? '-');
     const unchanged = !resized && before[chunk] !== undefined && before[chunk].equals(data);
     if (data.length === 0) slots.push('-');
     else if (unchanged && current !== '-') slots.push(current);
     else {
       // The inactive slot: the head keeps pointing at the active one until the commit.
-      const previousSlot = head.slots[chunk] ?? '-';
+      const previousSlot = headSlots[chunk] ?? '-';
       const slot = previousSlot === '0' ? '1' : '0';
       slots.push(slot);
       writes.push({ chunk, slot, data });
     }
   });
   return {
+    kind: 'slotted',
     ref,
     previous: head,
     next: {
-      kind: head.kind,
+      kind: 'sluice.state/head@1',
       batch,
       chunks: encoded.chunks,
       slots: slots.join(''),
@@ -261,22 +463,144 @@ export function prepareState(
   };
 }
 
+const NO_CHUNK: KeyedChunk = Object.freeze({ data: Buffer.alloc(0), version: 0, latest: 0 });
+
+function prepareKeyed(
+  opened: OpenedState,
+  loaded: Extract<LoadedState, { kind: 'keyed' }>,
+  time: number,
+  onRefused?: (key: unknown, value: unknown, error: Error) => void,
+): KeyedPending {
+  const { ref, batch, operator } = opened;
+  const { head, table, chunks: read } = loaded;
+  const writes: { chunk: number; data: Buffer; read: KeyedChunk }[] = [];
+  let chunkCount: number;
+  let generation: number;
+  let bytes: number;
+  if (read && head.kind === 'sluice.state/keyed@1') {
+    // Only the chunks read can have changed: the batch's keys and the due keys are all in them.
+    chunkCount = head.chunks;
+    generation = head.generation;
+    bytes = head.bytes;
+    const encoded = table.encodeChunks(chunkCount, new Set(read.keys()), onRefused);
+    for (const [chunk, data] of encoded) {
+      const before = read.get(chunk) ?? NO_CHUNK;
+      bytes += data.length - before.data.length;
+      // A chunk a later batch has written means this run is late: its commit will find the head
+      // moved, and the later bytes stand.
+      if (!data.equals(before.data) && before.latest <= batch) writes.push({ chunk, data, read: before });
+    }
+  } else {
+    // The whole state, in a chunk count that keeps the chunks under their split size: every
+    // chunk is new, in a generation of its own (a new layout, or a new chunk count).
+    generation = batch;
+    const encoded = table.encodeChunks(1, undefined, onRefused);
+    bytes = [...encoded.values()].reduce((sum, body) => sum + body.length, 0);
+    chunkCount = head.kind === 'sluice.state/keyed@1' ? head.chunks : 1;
+    while (bytes / chunkCount > KEYED_CHUNK_SPLIT_BYTES / 2) chunkCount *= 2;
+    for (const [chunk, data] of table.encodeChunks(chunkCount)) {
+      if (data.length > 0) writes.push({ chunk, data, read: NO_CHUNK });
+    }
+  }
+  const next: KeyedHead = {
+    kind: 'sluice.state/keyed@1',
+    batch,
+    chunks: chunkCount,
+    generation,
+    keys: (head.kind === 'sluice.state/keyed@1' && read ? head.keys - loaded.loadedKeys : 0) + table.size,
+    bytes,
+    format: DATA_FORMATS.chunk,
+    dueBefore: operator.dueAt ? time : 0,
+    dueApplied: loaded.dueApplied,
+    ...(loaded.retired ? { retired: loaded.retired } : {}),
+  };
+  return {
+    kind: 'keyed',
+    ref,
+    previous: head,
+    next,
+    writes,
+    due: operator.dueAt ? dueParts(table, loaded.dues, operator.dueAt, time) : [],
+    usage: {
+      keys: next.keys,
+      chunks: next.chunks,
+      bytes: next.bytes,
+      chunksRead: loaded.read.chunks,
+      bytesRead: loaded.read.bytes,
+      chunksWritten: writes.length,
+      bytesWritten: writes.reduce((sum, write) => sum + write.data.length, 0),
+    },
+  };
+}
+
 /**
- * Writes the changed chunks (fenced by batch), then commits the head.
+ * The time index's new entries: every key whose due time the batch changed (set, touched, or
+ * loaded whole), grouped by due time, in parts. A due time not after the batch's is indexed at
+ * the batch's, so the next batch applies it.
+ */
+function dueParts(
+  table: StateTable,
+  before: ReadonlyMap<MapKey, number>,
+  dueAt: (value: unknown) => number | undefined,
+  time: number,
+): { due: number; part: number; keys: Buffer }[] {
+  const byDue = new Map<number, ByteWriter[]>();
+  for (const entry of table.values()) {
+    const at = dueAt(entry.value);
+    if (at === undefined || before.get(mapKey(entry.key)) === at) continue;
+    const due = Math.max(at, time);
+    const parts = byDue.get(due) ?? [new ByteWriter(256)];
+    byDue.set(due, parts);
+    let writer = parts[parts.length - 1] as ByteWriter;
+    if (writer.length > DUE_PART_BYTES) {
+      writer = new ByteWriter(256);
+      parts.push(writer);
+    }
+    writeValue(writer, entry.key);
+  }
+  return [...byDue].flatMap(([due, parts]) =>
+    parts.map((writer, part) => ({ due, part, keys: writer.toBuffer() })),
+  );
+}
+
+/**
+ * Writes the changed chunks (fenced by batch) and the time index, then commits the head, then
+ * deletes what the batch before left to delete (due entries it applied, items it retired): a run
+ * of that batch still reading them has been overtaken by two commits.
  *
  * @example
  * await commitState(ctx.state, pending);
  */
 export async function commitState(store: StateStore, pending: PendingState): Promise<void> {
-  const queue = [...pending.writes];
+  const { ref, next } = pending;
+  if (pending.kind === 'slotted') {
+    await inParallel(pending.writes, (write) =>
+      store.writeChunk(ref, write.chunk, write.slot, next.batch, write.data),
+    );
+  } else {
+    const { generation } = pending.next;
+    await inParallel(pending.writes, (write) =>
+      store.writeKeyed(ref, generation, write.chunk, next.batch, write.data, write.read),
+    );
+    await inParallel(pending.due, (part) => store.writeDue(ref, part.due, next.batch, part.part, part.keys));
+  }
+  // False means a duplicate committed the same batch first: its state is this state.
+  await store.commit(ref, pending.previous, next);
+  if (pending.previous.kind === 'sluice.state/keyed@1') await cleanUp(store, ref, pending.previous);
+}
+
+/** Deletes what a keyed head's batch left to delete, once a later batch has committed. */
+async function cleanUp(store: StateStore, ref: StatePartition, head: KeyedHead): Promise<void> {
+  const retired = head.retired ? await store.retiredItems(ref, head.retired) : [];
+  await store.deleteItems(ref, [...head.dueApplied, ...retired]);
+}
+
+async function inParallel<T>(items: readonly T[], write: (item: T) => Promise<unknown>): Promise<void> {
+  const queue = [...items];
   const workers = Array.from({ length: Math.min(8, queue.length) }, async () => {
-    for (let write = queue.shift(); write; write = queue.shift()) {
-      await store.writeChunk(pending.ref, write.chunk, write.slot, pending.next.batch, write.data);
-    }
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await write(item);
   });
   await Promise.all(workers);
-  // False means a duplicate committed the same batch first: its state is this state.
-  await store.commit(pending.ref, pending.previous, pending.next);
 }
 
 /**

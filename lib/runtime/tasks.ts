@@ -123,7 +123,15 @@ async function skipTask(
   }
   const manifest = await loadManifest(ctx, event.batch, scope);
   const ref = stateRef(manifest, phase, event.task);
-  await skipState(ctx.state, ref, sealedLayout(manifest, phase.spec), event.batch, operator, scope);
+  await skipState(
+    ctx.state,
+    ref,
+    sealedLayout(manifest, phase.spec),
+    event.batch,
+    manifest.time,
+    operator,
+    scope,
+  );
   const report: TaskReport = {
     batch: event.batch,
     phase: event.phase,

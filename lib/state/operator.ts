@@ -54,4 +54,17 @@ export interface StatefulOperator {
   ) => void;
   /** State before the first batch (all partitions' keys; the runtime keeps each partition's own). */
   readonly initial?: () => Iterable<readonly [unknown, unknown]>;
+  /**
+   * `'keys'` when a batch needs only the state of its own keys and of keys the time index says are
+   * due (`dueAt`): the runtime then loads and stores just those keys' chunks (the keyed layout), so
+   * a batch costs what it touches. Otherwise every key's state is loaded every batch (windows over
+   * processing time, `updateStateByKey`, snapshots).
+   */
+  readonly reads?: 'keys';
+  /**
+   * For a `'keys'` operator that acts on keys no record touched (a timeout): the time (epoch ms)
+   * after which a key with this stored value must be seen again, or undefined. The key is loaded
+   * in the first batch whose time is past it, and `apply` finds it in `state.values()`.
+   */
+  readonly dueAt?: (value: unknown) => number | undefined;
 }

@@ -258,10 +258,22 @@ class Cell implements KeyState<unknown> {
  * Stored per key: `[state, lastTouched]` (batch time of the last record or update).
  */
 export function mapWithState(options: MapWithStateOptions): StatefulOperator {
+  const { timeoutMs } = options;
   return {
     ...(options.initial
       ? { initial: () => [...(options.initial?.() ?? [])].map(([k, s]) => [k, [s, null]] as const) }
       : {}),
+    // Snapshots output every key's state every batch; otherwise a batch needs only its own keys
+    // and, with a timeout, the keys idle that long, which the time index names.
+    ...(options.snapshots ? {} : { reads: 'keys' as const }),
+    ...(timeoutMs === undefined
+      ? {}
+      : {
+          dueAt: (value: unknown) => {
+            const touched = (value as [unknown, number | null])[1];
+            return touched === null ? undefined : touched + timeoutMs;
+          },
+        }),
     apply(input, state, batch, emit, fail) {
       const seen = new Set<object>();
       const held: unknown[] = [];

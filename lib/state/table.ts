@@ -65,6 +65,35 @@ export class StateTable {
   }
 
   /**
+   * Encodes the entries into `chunks` chunks without splitting (the keyed layout's chunk count is
+   * the head's): the bodies of the chunks in `only` (every chunk an entry falls in, when not
+   * given), empty ones included. Refuses entries as `encode` does.
+   */
+  encodeChunks(
+    chunks: number,
+    only?: ReadonlySet<number>,
+    onRefused?: (key: unknown, value: unknown, error: Error) => void,
+  ): Map<number, Buffer> {
+    const writers = new Map<number, ByteWriter>();
+    for (const chunk of only ?? []) writers.set(chunk, new ByteWriter(256));
+    for (const [k, entry] of this.entries) {
+      const chunk = chunkOf(k, chunks);
+      let writer = writers.get(chunk);
+      if (!writer) {
+        if (only) continue;
+        writer = new ByteWriter(256);
+        writers.set(chunk, writer);
+      }
+      const refusal = writeEntry(writer, entry);
+      if (!refusal) continue;
+      if (!onRefused) throw refusal;
+      this.entries.delete(k);
+      onRefused(entry.key, entry.value, refusal);
+    }
+    return new Map([...writers].map(([chunk, writer]) => [chunk, writer.toBuffer()]));
+  }
+
+  /**
    * Encodes the entries into `chunks` chunks, doubling the count until no chunk of more than one
    * key is over the split size. Empty chunks encode to zero bytes. A key whose encoded state is
    * over `LIMITS.stateEntryBytes` (it could never fit in an item) or cannot be encoded at all is
@@ -80,25 +109,9 @@ export class StateTable {
       const keys = new Array<number>(count).fill(0);
       for (const [k, entry] of this.entries) {
         const chunk = chunkOf(k, count);
-        const writer = writers[chunk] as ByteWriter;
-        const start = writer.length;
-        let refusal: Error | undefined;
-        try {
-          writeValue(writer, entry.key);
-          writeValue(writer, entry.value);
-          const bytes = writer.length - start;
-          if (bytes > LIMITS.stateEntryBytes) {
-            refusal = new StateTooLargeError(
-              `the state of one key is ${bytes} bytes encoded, over the ${LIMITS.stateEntryBytes}-byte limit of one state item`,
-            );
-          }
-        } catch (error) {
-          if (!(error instanceof UnencodableValueError)) throw error;
-          refusal = error;
-        }
+        const refusal = writeEntry(writers[chunk] as ByteWriter, entry);
         if (refusal) {
           if (!onRefused) throw refusal;
-          writer.truncate(start);
           this.entries.delete(k);
           onRefused(entry.key, entry.value, refusal);
           continue;
@@ -112,4 +125,28 @@ export class StateTable {
       count *= 2;
     }
   }
+}
+
+/**
+ * Appends one entry, or leaves the writer as it was and returns why it cannot be kept: over
+ * `LIMITS.stateEntryBytes` (it could never fit in an item) or not encodable at all.
+ */
+function writeEntry(writer: ByteWriter, entry: StateEntry): Error | undefined {
+  const start = writer.length;
+  let refusal: Error | undefined;
+  try {
+    writeValue(writer, entry.key);
+    writeValue(writer, entry.value);
+    const bytes = writer.length - start;
+    if (bytes > LIMITS.stateEntryBytes) {
+      refusal = new StateTooLargeError(
+        `the state of one key is ${bytes} bytes encoded, over the ${LIMITS.stateEntryBytes}-byte limit of one state item`,
+      );
+    }
+  } catch (error) {
+    if (!(error instanceof UnencodableValueError)) throw error;
+    refusal = error;
+  }
+  if (refusal) writer.truncate(start);
+  return refusal;
 }

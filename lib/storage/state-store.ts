@@ -1,9 +1,12 @@
 import {
   BatchGetCommand,
+  DeleteCommand,
   GetCommand,
   PutCommand,
+  QueryCommand,
   type BatchGetCommandOutput,
   type DynamoDBDocumentClient,
+  type QueryCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod/mini';
 import { conditionalWrite } from './conditions';
@@ -13,10 +16,11 @@ import { LEDGER_ITEM_KEYS } from './ledger/items';
 import type { StageId } from '../ids';
 
 /**
- * The head of one stateful partition: which batch its state is as of, which of the two slots of
- * each chunk holds that state, and the format the chunks are encoded in.
+ * The head of one stateful partition in the slotted layout (an operator that reads every key each
+ * batch): which batch its state is as of, which of the two slots of each chunk holds that state,
+ * and the format the chunks are encoded in.
  */
-export interface StateHead {
+export interface SlottedHead {
   readonly kind: 'sluice.state/head@1';
   /** The last batch applied; 0 before the first. */
   readonly batch: number;
@@ -27,7 +31,47 @@ export interface StateHead {
   readonly format: string;
 }
 
-const EMPTY_HEAD: StateHead = Object.freeze({
+/** Items a keyed head's batch left to delete once the next batch has committed. */
+export type RetiredItems =
+  /** A slotted layout's chunks, both slots each (the partition moved to the keyed layout). */
+  | { readonly kind: 'slotted'; readonly chunks: number }
+  /** The keyed chunks of an earlier generation (the partition's chunks were split). */
+  | { readonly kind: 'keyed'; readonly generation: number };
+
+/**
+ * The head of one stateful partition in the keyed layout (an operator that reads only the keys a
+ * batch touches): its batch, its chunk count (a key's chunk is `chunkOf(key, chunks)`), its size,
+ * and the time index it has applied. Every chunk is its own item holding its bytes as of the batch
+ * that last wrote it and as of the write before, so a reader at the head's batch finds them whether
+ * or not a later run has written since.
+ */
+export interface KeyedHead {
+  readonly kind: 'sluice.state/keyed@1';
+  /** The last batch applied; 0 before the first. */
+  readonly batch: number;
+  /** The chunk count: a power of two, doubled when the chunks grow past their size. */
+  readonly chunks: number;
+  /**
+   * The batch that wrote every chunk anew (the layout's first, or a split): chunk items are named
+   * by it, so a generation never meets items of another.
+   */
+  readonly generation: number;
+  readonly keys: number;
+  /** The chunks' encoded bytes, summed. */
+  readonly bytes: number;
+  readonly format: string;
+  /** Due entries of the time index before this time (epoch ms) have been applied. */
+  readonly dueBefore: number;
+  /** Sort keys of the due entries this batch applied: the next batch deletes them. */
+  readonly dueApplied: readonly string[];
+  /** Items this batch stopped using: the next batch deletes them. */
+  readonly retired?: RetiredItems;
+}
+
+/** A stateful partition's head, in either layout (`EMPTY_HEAD` before the first batch). */
+export type StateHead = SlottedHead | KeyedHead;
+
+const EMPTY_HEAD: SlottedHead = Object.freeze({
   kind: 'sluice.state/head@1',
   batch: 0,
   chunks: 1,
@@ -35,13 +79,35 @@ const EMPTY_HEAD: StateHead = Object.freeze({
   format: DATA_FORMATS.chunk,
 });
 
-const headSchema = z.object({
+const slottedSchema = z.object({
   kind: z.literal('sluice.state/head@1'),
   batch: z.number().check(z.int(), z.nonnegative()),
   chunks: z.number().check(z.int(), z.positive()),
   slots: z.string().check(z.regex(/^[-01]+$/)),
   format: z.string(),
 });
+
+const count = z.number().check(z.int(), z.nonnegative());
+
+const keyedSchema = z.object({
+  kind: z.literal('sluice.state/keyed@1'),
+  batch: count,
+  chunks: z.number().check(z.int(), z.positive()),
+  keys: count,
+  bytes: count,
+  format: z.string(),
+  dueBefore: count,
+  dueApplied: z.array(z.string()),
+  generation: z.number().check(z.int(), z.positive()),
+  retired: z.optional(
+    z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('slotted'), chunks: z.number().check(z.int(), z.positive()) }),
+      z.object({ kind: z.literal('keyed'), generation: z.number().check(z.int(), z.positive()) }),
+    ]),
+  ),
+});
+
+const headSchema = z.discriminatedUnion('kind', [slottedSchema, keyedSchema]);
 
 /**
  * Parses a head item read from the table: a head of another kind, or whose chunks are in a
@@ -54,21 +120,96 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
   const parsed = headSchema.safeParse(item);
   if (!parsed.success) {
     throw new DataFormatError(
-      `the state head of ${where} is not a sluice.state/head@1: ${parsed.error.message}`,
+      `the state head of ${where} is not a sluice.state/head@1 or sluice.state/keyed@1: ${parsed.error.message}`,
     );
   }
-  if (parsed.data.format !== DATA_FORMATS.chunk) {
+  const head = parsed.data;
+  if (head.format !== DATA_FORMATS.chunk) {
     throw new DataFormatError(
-      `the state of ${where} is in ${parsed.data.format}; this code reads ${DATA_FORMATS.chunk}`,
+      `the state of ${where} is in ${head.format}; this code reads ${DATA_FORMATS.chunk}`,
     );
+  }
+  if (head.kind === 'sluice.state/head@1') {
+    return {
+      kind: head.kind,
+      batch: head.batch,
+      chunks: head.chunks,
+      slots: head.slots,
+      format: head.format,
+    };
   }
   return {
-    kind: parsed.data.kind,
-    batch: parsed.data.batch,
-    chunks: parsed.data.chunks,
-    slots: parsed.data.slots,
-    format: parsed.data.format,
+    kind: head.kind,
+    batch: head.batch,
+    chunks: head.chunks,
+    generation: head.generation,
+    keys: head.keys,
+    bytes: head.bytes,
+    format: head.format,
+    dueBefore: head.dueBefore,
+    dueApplied: head.dueApplied,
+    ...(head.retired ? { retired: head.retired } : {}),
   };
+}
+
+/**
+ * The sort key of a keyed chunk: its generation first, so that a split's new chunks never meet
+ * the old ones and one generation can be read (or deleted) with one key range.
+ */
+function keyedChunkSk(generation: number, chunk: number): string {
+  return `${generationSk(generation)}${chunk}`;
+}
+
+function generationSk(generation: number): string {
+  return `chunks@${generation}#`;
+}
+
+/**
+ * The sort key of a time-index entry: its due time (zero-padded, so keys sort by time), the batch
+ * that wrote it (two batches may index keys at one time) and its part.
+ */
+function dueSk(due: number, batch: number, part: number): string {
+  return `${dueTimeSk(due)}${batch}#${part}`;
+}
+
+function dueTimeSk(due: number): string {
+  return `due#${String(due).padStart(15, '0')}#`;
+}
+
+/** A keyed chunk as read: its bytes as of the reader's batch, and the version they are (0: none). */
+export interface KeyedChunk {
+  readonly data: Buffer;
+  /** The batch that wrote `data` (0: the chunk did not exist as of the reader's batch). */
+  readonly version: number;
+  /** The batch of the item's newest bytes: past the reader's batch when a later run wrote it. */
+  readonly latest: number;
+}
+
+/** One entry of the time index: keys due at a time, as a later batch reads them. */
+export interface DueEntry {
+  readonly sk: string;
+  readonly keys: Buffer;
+}
+
+/**
+ * A chunk item's bytes as of batch `asOf`: its newest if that batch wrote them by then, else the
+ * ones before. A reader that finds both newer than its batch has been overtaken by two later
+ * batches: it is a late duplicate, told by `undefined`.
+ */
+function chunkAsOf(item: Record<string, unknown> | undefined, asOf: number): KeyedChunk | undefined {
+  if (!item) return { data: Buffer.alloc(0), version: 0, latest: 0 };
+  const latest = item.version as number;
+  if (latest <= asOf) return { data: bytesOf(item.data), version: latest, latest };
+  const prior = item.prior as number | undefined;
+  if (prior === undefined) return { data: Buffer.alloc(0), version: 0, latest };
+  if (prior > asOf) return undefined;
+  return { data: bytesOf(item.priorData), version: prior, latest };
+}
+
+function bytesOf(value: unknown): Buffer {
+  if (value === undefined) return Buffer.alloc(0);
+  const data = value as Uint8Array;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /**
@@ -84,11 +225,14 @@ export interface StatePartition {
 }
 
 /**
- * Keyed state in the ledger table, in chunks: a head item per (stage, partition) and two slots per
- * chunk. A batch writes the chunks it changed into their inactive slots, each write fenced so it
- * never overwrites a newer batch's bytes, then moves the head from n-1 to n with one conditional
- * write: the commit. Until then the head still points at batch n-1's chunks, so a crash half-way
- * leaves the old state whole, and the re-run writes the same bytes again.
+ * Keyed state in the ledger table, in chunks, under a head item per (stage, partition), in one of
+ * two layouts. Slotted (operators that read every key each batch): two slots per chunk; a batch
+ * writes the chunks it changed into their inactive slots, each write fenced so it never overwrites
+ * a newer batch's bytes. Keyed (operators that read only the keys a batch touches): one small item
+ * per chunk holding its bytes as of two batches, read by the chunks a batch needs, and a time
+ * index of due keys. Either way the batch then moves the head from n-1 to n with one conditional
+ * write: the commit. Until then the head still says batch n-1, so a crash half-way leaves the old
+ * state whole, and the re-run writes the same bytes again.
  *
  * @example
  * const head = await new StateStore(dynamo, table).head({ stage: stageId('count'), partition: 0, since: 1 });
@@ -116,7 +260,7 @@ export class StateStore {
   }
 
   /** The bytes of every chunk the head points at, by chunk number (empty for an empty chunk). */
-  async read(ref: StatePartition, head: StateHead): Promise<Buffer[]> {
+  async read(ref: StatePartition, head: SlottedHead): Promise<Buffer[]> {
     const pk = this.pk(ref);
     const wanted = Array.from(head.slots).flatMap((slot, chunk) =>
       slot === '-' ? [] : [`chunk#${chunk}#${slot}`],
@@ -165,6 +309,174 @@ export class StateStore {
         }),
       ),
     );
+  }
+
+  /**
+   * The bytes of every chunk of a partition's state as of its head, in either layout, in chunk
+   * order. A keyed chunk past the head on both its versions (later batches have committed since the
+   * head was read) is an error: read the head again.
+   */
+  async readAll(ref: StatePartition, head: StateHead): Promise<Buffer[]> {
+    if (head.kind === 'sluice.state/head@1') return this.read(ref, head);
+    const found = await this.readAllKeyed(ref, head.generation, head.batch);
+    return [...found.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([number, chunk]) => {
+        if (!chunk) throw new Error(`state chunk ${number} of ${this.pk(ref)} is past batch ${head.batch}`);
+        return chunk.data;
+      });
+  }
+
+  /**
+   * The keyed chunks `wanted` of a partition as of batch `asOf` (strongly consistent: the head's
+   * batch committed after its chunks were written). Undefined for a chunk when the reader has been
+   * overtaken (see `chunkAsOf`).
+   */
+  async readKeyed(
+    ref: StatePartition,
+    generation: number,
+    wanted: readonly number[],
+    asOf: number,
+  ): Promise<Map<number, KeyedChunk | undefined>> {
+    const pk = this.pk(ref);
+    const items = new Map<string, Record<string, unknown>>();
+    for (let i = 0; i < wanted.length; i += 100) {
+      let keys: Record<string, unknown>[] | undefined = wanted
+        .slice(i, i + 100)
+        .map((chunk) => ({ pk, sk: keyedChunkSk(generation, chunk) }));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt > 8) throw new Error(`state chunks of ${pk} could not be read`);
+        const out: BatchGetCommandOutput = await this.dynamo.send(
+          new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const item of out.Responses?.[this.table] ?? []) items.set(item.sk as string, item);
+        keys = out.UnprocessedKeys?.[this.table]?.Keys;
+      }
+    }
+    return new Map(
+      wanted.map((chunk) => [chunk, chunkAsOf(items.get(keyedChunkSk(generation, chunk)), asOf)]),
+    );
+  }
+
+  /** Every keyed chunk of a generation, as of batch `asOf`, by chunk number (one key range). */
+  async readAllKeyed(
+    ref: StatePartition,
+    generation: number,
+    asOf: number,
+  ): Promise<Map<number, KeyedChunk | undefined>> {
+    const found = new Map<number, KeyedChunk | undefined>();
+    const prefix = generationSk(generation);
+    for (const item of await this.queryRange(ref, prefix, `${prefix}~`)) {
+      found.set(Number((item.sk as string).slice(prefix.length)), chunkAsOf(item, asOf));
+    }
+    return found;
+  }
+
+  /**
+   * Writes a keyed chunk's bytes for batch `version`, keeping the bytes it replaces (read as
+   * `read`) beside them for readers still at the batch before. Fenced on the version read: if
+   * another run has written the chunk since, its bytes stand (a run of the same batch wrote the same
+   * bytes; a later batch's must not be clobbered).
+   */
+  async writeKeyed(
+    ref: StatePartition,
+    generation: number,
+    chunk: number,
+    version: number,
+    data: Uint8Array,
+    read: KeyedChunk,
+  ): Promise<boolean> {
+    const item = {
+      pk: this.pk(ref),
+      sk: keyedChunkSk(generation, chunk),
+      version,
+      data,
+      ...(read.version > 0 ? { prior: read.version, priorData: read.data } : {}),
+    };
+    return conditionalWrite(() =>
+      this.dynamo.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: item,
+          ...(read.latest === 0
+            ? { ConditionExpression: 'attribute_not_exists(pk)' }
+            : {
+                ConditionExpression: 'version = :read',
+                ExpressionAttributeValues: { ':read': read.latest },
+              }),
+        }),
+      ),
+    );
+  }
+
+  /** The time index's entries due in [from, before), in due order. */
+  async readDue(ref: StatePartition, from: number, before: number): Promise<DueEntry[]> {
+    if (before <= from) return [];
+    const items = await this.queryRange(ref, dueTimeSk(from), `${dueTimeSk(before - 1)}~`);
+    return items.map((item) => ({ sk: item.sk as string, keys: bytesOf(item.keys) }));
+  }
+
+  /**
+   * Writes one part of the time index's entry for a due time. Each is written by the one batch
+   * that touched its keys, with the same bytes by every run of it.
+   */
+  async writeDue(
+    ref: StatePartition,
+    due: number,
+    batch: number,
+    part: number,
+    keys: Uint8Array,
+  ): Promise<string> {
+    const sk = dueSk(due, batch, part);
+    await this.dynamo.send(new PutCommand({ TableName: this.table, Item: { pk: this.pk(ref), sk, keys } }));
+    return sk;
+  }
+
+  /** Deletes items of a partition by sort key: applied due entries, retired chunks. */
+  async deleteItems(ref: StatePartition, sks: readonly string[]): Promise<void> {
+    const queue = [...sks];
+    const pk = this.pk(ref);
+    const workers = Array.from({ length: Math.min(8, queue.length) }, async () => {
+      for (let sk = queue.shift(); sk !== undefined; sk = queue.shift()) {
+        await this.dynamo.send(new DeleteCommand({ TableName: this.table, Key: { pk, sk } }));
+      }
+    });
+    await Promise.all(workers);
+  }
+
+  /** The sort keys of the items `retired` names that exist. */
+  async retiredItems(ref: StatePartition, retired: RetiredItems): Promise<string[]> {
+    if (retired.kind === 'slotted') {
+      return Array.from({ length: retired.chunks }, (_, chunk) => [
+        `chunk#${chunk}#0`,
+        `chunk#${chunk}#1`,
+      ]).flat();
+    }
+    const prefix = generationSk(retired.generation);
+    return (await this.queryRange(ref, prefix, `${prefix}~`)).map((item) => item.sk as string);
+  }
+
+  private async queryRange(
+    ref: StatePartition,
+    from: string,
+    to: string,
+  ): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out: QueryCommandOutput = await this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: { ':pk': this.pk(ref), ':from': from, ':to': to },
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
   }
 
   /** Moves the head from `previous.batch` to `next.batch`; false if another run already did. */

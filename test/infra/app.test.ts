@@ -8,10 +8,10 @@ import { cfnLint, cfnLintAvailable, cfnLintTitle } from './helpers';
 
 /**
  * Bundles must stay small for fast cold starts; the AWS SDK is left to the runtime. They are about
- * 153 KB (each function carries the four handlers, zod and Powertools): this bound catches a
+ * 163 KB (each function carries the four handlers, zod and Powertools): this bound catches a
  * dependency bundled by mistake, not a few new features.
  */
-const MAX_BUNDLE_BYTES = 160 * 1024;
+const MAX_BUNDLE_BYTES = 192 * 1024;
 
 /** Runs the CDK app the way the CLI does: context and output directory through the environment. */
 function runApp(context: Record<string, unknown>, outdir: string): { status: number | null; stderr: string } {

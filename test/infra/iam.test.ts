@@ -280,7 +280,7 @@ describe('IAM: ledger items by leading key', () => {
     },
   );
 
-  it('a stateful reduce task also reads (in batches) and writes its own state items, and no other stage’s', () => {
+  it('a stateful reduce task also reads (in batches), writes and deletes its own state items, and no other stage’s', () => {
     // Arrange
     const grants = functionGrants(totals, fn(totals, 'recent'));
 
@@ -297,6 +297,8 @@ describe('IAM: ledger items by leading key', () => {
         actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
         leadingKeys: ['batch', 'task#*#2', 'failed', 'state#recent#*'],
       },
+      // The keyed layout's applied time-index entries and retired chunks.
+      { actions: ['dynamodb:DeleteItem'], leadingKeys: ['state#recent#*'] },
     ]);
   });
 

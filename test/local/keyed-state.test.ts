@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { kinesis, mapWithState, pipeline, transform, utf8 } from '../../lib';
+import type { BatchProgress } from '../../lib/runtime/batch-progress';
+import { KEYED_CHUNK_SPLIT_BYTES } from '../../lib/runtime/state-commit';
+import { stageId } from '../../lib/ids';
+import { DATA_FORMATS } from '../../lib/encoding/formats';
+import { StateTable } from '../../lib/state/table';
+import type { KeyedHead, SlottedHead, StatePartition } from '../../lib/storage/state-store';
+import type { FaultOptions } from '../../local/faults';
+import { testPipeline } from '../../local/testing';
+import { canonicalBatches, mapWithStateOracle, type OracleState } from '../support/oracle';
+import { closeAfterEach } from '../support/runs';
+
+/**
+ * mapWithState in the keyed state layout: a batch loads and writes only the chunks of the keys it
+ * touches and of the keys the time index says are due; a state large enough to split its chunks,
+ * timeouts of thousands of keys at once, against the model, under faults.
+ */
+
+const source = kinesis({ stream: 'visits', decode: utf8 });
+const words = transform<string, string, number>('words', (line, emit) => {
+  for (const word of line.split(' ')) if (word) emit(word, 1);
+});
+
+type Visit = [string, number] | [string, 'timed out', number];
+
+/** A running count per key; a key idle for the timeout says so with its last count. */
+function visits(key: string, value: number | undefined, state: OracleState<number>): Visit {
+  if (state.isTimingOut()) return [key, 'timed out', state.get()];
+  const count = (state.exists() ? state.get() : 0) + (value ?? 0);
+  state.update(count);
+  return [key, count];
+}
+
+const PARTITIONS = 2;
+const KEYS = 6000;
+const key = (i: number): string => `key${String(i).padStart(5, '0')}`;
+const keys = (from: number, count: number): string[] =>
+  Array.from({ length: count }, (_, i) => key(from + i));
+/** Lines of up to 100 space-separated words. */
+const lines = (words: readonly string[]): string[] => {
+  const out: string[] = [];
+  for (let i = 0; i < words.length; i += 100) out.push(words.slice(i, i + 100).join(' '));
+  return out;
+};
+
+/**
+ * Batch 1 touches every key; later batches a few, some again, some new; empty batches between.
+ * With a 3 s timeout (1 s batches) the keys of batch 1 not touched since time out together in
+ * batch 5, those of batches 2 and 3 in batches 6 and 7.
+ */
+const batches: readonly (readonly string[])[] = [
+  keys(0, KEYS),
+  keys(0, 10),
+  [...keys(5, 10), 'fresh1', 'fresh2'],
+  [],
+  keys(100, 10),
+  [],
+  [],
+  ['fresh1', ...keys(200, 4)],
+  [],
+];
+
+const faults: readonly { readonly name: string; readonly faults?: FaultOptions }[] = [
+  { name: 'no faults' },
+  { name: 'every invocation delivered twice', faults: { duplicate: true } },
+  { name: 'crashes', faults: { crash: 0.2, seed: 5 } },
+];
+
+describe.each(faults)('mapWithState in the keyed layout, $name', ({ faults: injected }) => {
+  const track = closeAfterEach();
+
+  it('outputs what the model outputs, loading only the chunks a batch touches', async () => {
+    // Arrange
+    const stage = mapWithState<string, number, number, Visit>('visits', visits, {
+      timeout: '3s',
+      partitions: PARTITIONS,
+    });
+    const t = track(
+      testPipeline(pipeline({ name: 'keyed', batchInterval: '1s', source, stages: [words, stage] }), {
+        ...(injected ? { faults: injected } : {}),
+      }),
+    );
+    const expected = canonicalBatches(
+      mapWithStateOracle(
+        batches.map((batch) => batch.map((word): [string, number] => [word, 1])),
+        visits,
+        { timeout: 3 },
+      ),
+    );
+
+    // Act
+    const outputs: unknown[][] = [];
+    const progress: BatchProgress[] = [];
+    for (const batch of batches) {
+      const result = await t.push(lines(batch)).advance();
+      expect(result.status, `batch ${result.batch}: ${result.failure ?? ''}`).toBe('complete');
+      outputs.push([...result.records]);
+      if (result.progress) progress.push(result.progress);
+    }
+
+    // Assert: the model's output, batch by batch.
+    expect(canonicalBatches(outputs)).toEqual(expected);
+    // The state split into many chunks; a batch of 10 keys read and wrote at most their 10.
+    const [, second] = progress.map((p) => p.state[0]);
+    expect(second?.keys).toBe(KEYS);
+    expect(second?.chunks).toBeGreaterThan(100);
+    expect(second?.chunksRead).toBeLessThanOrEqual(10);
+    expect(second?.chunksWritten).toBeLessThanOrEqual(10);
+    // An empty batch with nothing due reads and writes no chunk.
+    expect(progress[3]?.state[0]).toMatchObject({ chunksRead: 0, chunksWritten: 0 });
+    // Every partition's head is keyed, its chunks under the split size, nothing due left behind
+    // but what the last batches indexed, and no chunk of a smaller count (split) left over.
+    const ctx = (await t.local()).context('visits');
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      const ref: StatePartition = { stage: stageId('visits'), partition, since: 1 };
+      const head = (await ctx.state.head(ref)) as KeyedHead;
+      expect(head.kind).toBe('sluice.state/keyed@1');
+      expect(head.bytes / head.chunks).toBeLessThanOrEqual(KEYED_CHUNK_SPLIT_BYTES);
+      const due = await ctx.state.readDue(ref, 0, Number.MAX_SAFE_INTEGER);
+      expect(due.length).toBeLessThanOrEqual(3);
+      for (let generation = 1; generation < head.generation; generation++) {
+        expect(await ctx.state.retiredItems(ref, { kind: 'keyed', generation })).toEqual([]);
+      }
+    }
+  }, 240_000);
+});
+
+describe('mapWithState state kept in the slotted layout (by an earlier version of sluice)', () => {
+  const track = closeAfterEach();
+
+  it('moves to the keyed layout at the next batch, whole, and the slotted chunks go after it', async () => {
+    // Arrange: batches 1-2 run; then each partition's state is put back as the slotted layout
+    // kept it (every key in one chunk, the head pointing at its slot), as of batch 2.
+    const stage = mapWithState<string, number, number, Visit>('visits', visits, {
+      timeout: '3s',
+      partitions: PARTITIONS,
+    });
+    const t = track(
+      testPipeline(pipeline({ name: 'slotted', batchInterval: '1s', source, stages: [words, stage] })),
+    );
+    const outputs: unknown[][] = [];
+    for (const batch of batches.slice(0, 2))
+      outputs.push([...(await t.push(lines(batch)).advance()).records]);
+    const ctx = (await t.local()).context('visits');
+    const slotted: SlottedHead[] = [];
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      const ref: StatePartition = { stage: stageId('visits'), partition, since: 1 };
+      const keyed = await ctx.state.head(ref);
+      const table = new StateTable();
+      for (const chunk of await ctx.state.readAll(ref, keyed)) table.load(chunk);
+      const { chunks, bodies } = table.encode(1);
+      for (const [chunk, body] of bodies.entries()) await ctx.state.writeChunk(ref, chunk, '0', 2, body);
+      const head: SlottedHead = {
+        kind: 'sluice.state/head@1',
+        batch: 2,
+        chunks,
+        slots: '0'.repeat(chunks),
+        format: DATA_FORMATS.chunk,
+      };
+      expect(await ctx.state.commit(ref, keyed, head)).toBe(true);
+      slotted.push(head);
+    }
+
+    // Act
+    for (const batch of batches.slice(2)) {
+      const result = await t.push(lines(batch)).advance();
+      expect(result.status, `batch ${result.batch}: ${result.failure ?? ''}`).toBe('complete');
+      outputs.push([...result.records]);
+    }
+
+    // Assert: the model's output throughout; keyed heads; the slotted chunks deleted.
+    const expected = mapWithStateOracle(
+      batches.map((batch) => batch.map((word): [string, number] => [word, 1])),
+      visits,
+      { timeout: 3 },
+    );
+    expect(canonicalBatches(outputs)).toEqual(canonicalBatches(expected));
+    for (let partition = 0; partition < PARTITIONS; partition++) {
+      const ref: StatePartition = { stage: stageId('visits'), partition, since: 1 };
+      expect((await ctx.state.head(ref)).kind).toBe('sluice.state/keyed@1');
+      await expect(ctx.state.read(ref, slotted[partition] as SlottedHead)).rejects.toThrow(/missing/);
+    }
+  }, 240_000);
+});
