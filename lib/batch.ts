@@ -162,7 +162,19 @@ export interface BatchItem {
     readonly deadLetters: number;
     readonly outputRecords: number;
     readonly outputPartitions: readonly number[];
+    /** Request units tasks used after their reports' usage was taken (`LateUnits`), summed. */
+    readonly readUnits: number;
+    readonly writeUnits: number;
   };
+}
+
+/**
+ * Request units a task's invocation used after its report's usage was taken: the report's own put
+ * and a stateful partition's commit. Its done mark adds them to the batch's counts.
+ */
+export interface LateUnits {
+  readonly readUnits: number;
+  readonly writeUnits: number;
 }
 
 /** What a task reports once its outputs are written. */

@@ -728,7 +728,7 @@ function printOperator(
   const missed = summaries.filter((s) => s.progressUnits.write < s.writeUnits);
   if (missed.length > 0) {
     console.log(
-      `  the progress records say fewer write units (reports are written before the state commit): ` +
+      `  the progress records say fewer write units (the done marks and the completion are counted nowhere): ` +
         missed
           .map((s) => `${fmt(s.progressUnits.write)} of ${fmt(s.writeUnits)} (${fmt(s.touched)} touched)`)
           .join(', '),

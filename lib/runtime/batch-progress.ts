@@ -179,7 +179,21 @@ export function batchProgress(
   const seal = item.sealUsage
     ? [{ kind: 'coordinator' as const, usage: item.sealUsage, invocations: 0 }]
     : [];
-  const metered = [...ingest, ...seal, ...tasks];
+  // The units tasks used after their reports' usage was taken (the report's put, the state's
+  // commit), which their done marks counted: units only (no invocation, no time).
+  const { readUnits: lateRead, writeUnits: lateWrite } = item.counted;
+  const late =
+    lateRead > 0 || lateWrite > 0
+      ? [
+          {
+            kind: 'reduce' as const,
+            usage: { durationMs: 0, requests: {}, readUnits: lateRead, writeUnits: lateWrite },
+            invocations: 0,
+          },
+        ]
+      : [];
+  const invoked = [...ingest, ...seal, ...tasks];
+  const metered = [...invoked, ...late];
   const requests: Record<string, number> = {};
   for (const { usage } of metered) {
     for (const [operation, count] of Object.entries(usage.requests)) {
@@ -222,10 +236,10 @@ export function batchProgress(
     requests: Object.fromEntries(Object.entries(requests).sort(([a], [b]) => a.localeCompare(b))),
     readUnits: metered.reduce((sum, { usage }) => sum + usage.readUnits, 0),
     writeUnits: metered.reduce((sum, { usage }) => sum + usage.writeUnits, 0),
-    functions: functionTimes(metered),
+    functions: functionTimes(invoked),
     gbSeconds,
     costUsd: bill.total,
-    costByStep: { ingest: price(ingest), seal: price(seal), tasks: price(tasks) },
+    costByStep: { ingest: price(ingest), seal: price(seal), tasks: price([...tasks, ...late]) },
   };
 }
 

@@ -3,7 +3,7 @@ import { batchId, type BatchId } from '../ids';
 import { parseManifest, type Manifest } from '../manifest';
 import { checkSealedPlan, type CompiledPhase } from '../plan';
 import { manifestKey } from '../storage/keys';
-import type { TaskReport } from '../batch';
+import type { LateUnits, TaskReport } from '../batch';
 import { usageBetween } from '../cost/usage';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
@@ -43,13 +43,15 @@ export async function runTask(ctx: RuntimeContext, event: TaskEvent): Promise<Ta
   if (!phase) throw new InvalidInputError(`the plan has no phase ${event.phase}`, { batch: event.batch });
   const scope: ErrorScope = { batch: event.batch, task: event.task, stage: phase.spec.function };
   // Only a task that has work to do reads its manifest: a duplicate of a finished one just reports.
-  const report =
-    (await standingReport(ctx, phase, event)) ??
-    (event.skip
+  const standing = await standingReport(ctx, phase, event);
+  const { report, fresh } = standing
+    ? { report: standing, fresh: false }
+    : event.skip
       ? await skipTask(ctx, phase, event, scope)
-      : await executeAndReport(ctx, await loadManifest(ctx, event.batch, scope), phase, event, scope));
+      : await executeAndReport(ctx, await loadManifest(ctx, event.batch, scope), phase, event, scope);
   const last = event.phase === ctx.plan.phases.length - 1;
-  const item = await ctx.ledger.batches.markTaskDone(report, last, ctx.clock.now());
+  const late = fresh ? usedSinceReport(ctx, report) : undefined;
+  const item = await ctx.ledger.batches.markTaskDone(report, last, ctx.clock.now(), late);
   await driveBatch(ctx, item, { redrive: false });
   return report;
 }
@@ -77,13 +79,34 @@ function withUsage(ctx: RuntimeContext, report: TaskReport): TaskReport {
   return used ? { ...report, usage: usageBetween(used) } : report;
 }
 
+/**
+ * The request units this invocation used after taking its report's usage: the report's own put,
+ * a stateful partition's commit. The done mark adds them to the batch's counts, so the progress
+ * record has them (the mark's own and the completion's units are not counted anywhere).
+ */
+function usedSinceReport(ctx: RuntimeContext, report: TaskReport): LateUnits | undefined {
+  const used = ctx.meter?.current();
+  if (!used || !report.usage) return undefined;
+  const total = usageBetween(used);
+  return {
+    readUnits: Math.max(0, total.readUnits - report.usage.readUnits),
+    writeUnits: Math.max(0, total.writeUnits - report.usage.writeUnits),
+  };
+}
+
+/** A task's report, and whether this invocation made it (or found another's standing). */
+interface Reported {
+  readonly report: TaskReport;
+  readonly fresh: boolean;
+}
+
 async function executeAndReport(
   ctx: RuntimeContext,
   manifest: Manifest,
   phase: CompiledPhase,
   event: TaskEvent,
   scope: ErrorScope,
-): Promise<TaskReport> {
+): Promise<Reported> {
   let result: { report: TaskReport; state?: PendingState };
   try {
     result = await executeTask(ctx, manifest, phase, event.task, scope);
@@ -93,13 +116,13 @@ async function executeAndReport(
     const theirs = await ctx.ledger.reports.get(event.batch, event.phase, event.task);
     if (!theirs)
       throw new NotReadyError(`state of batch ${event.batch} committed but its report not found`, scope);
-    return theirs;
+    return { report: theirs, fresh: false };
   }
   const report = withUsage(ctx, result.report);
   const { state } = result;
   if (!state) {
     await ctx.ledger.reports.put(report);
-    return report;
+    return { report, fresh: true };
   }
   // Outputs are written; the report is stored (once) before the state is committed, so a run that
   // stops after the commit is finished by any replay without computing again.
@@ -107,7 +130,7 @@ async function executeAndReport(
   await ctx.ledger.reports.put(committing);
   await commitState(ctx.state, state);
   await startWaitingSuccessor(ctx, event);
-  return committing;
+  return { report: committing, fresh: true };
 }
 
 /** A stateful task of a skipping batch: its partition's state moves past the batch (`skipState`). */
@@ -116,7 +139,7 @@ async function skipTask(
   phase: CompiledPhase,
   event: TaskEvent,
   scope: ErrorScope,
-): Promise<TaskReport> {
+): Promise<Reported> {
   const operator = phase.wide?.stateful;
   if (!operator) {
     throw new InvalidInputError(`phase ${event.phase} keeps no state: it has nothing to skip`, scope);
@@ -147,7 +170,7 @@ async function skipTask(
   const stored = withUsage(ctx, report);
   await ctx.ledger.reports.put(stored);
   await startWaitingSuccessor(ctx, event);
-  return stored;
+  return { report: stored, fresh: true };
 }
 
 /**

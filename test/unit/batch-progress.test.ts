@@ -51,7 +51,7 @@ const item: BatchItem = {
   done: { 0: [0], 1: [0, 1] },
   withData: { 1: [0, 1] },
   expected: { 1: [0, 1] },
-  counted: { deadLetters: 1, outputRecords: 6, outputPartitions: [0, 1] },
+  counted: { deadLetters: 1, outputRecords: 6, outputPartitions: [0, 1], readUnits: 0, writeUnits: 0 },
 };
 
 const report = (phase: number, task: number, extra: Partial<TaskReport>): TaskReport => ({
@@ -164,6 +164,27 @@ describe('a progress record (sluice.progress@2)', () => {
     const { ingest, seal, tasks } = progress.costByStep;
     expect(ingest + seal + tasks).toBeCloseTo(progress.costUsd, 15);
     expect(progress.sealMs).toBe(40);
+  });
+});
+
+describe('the units tasks used after their reports', () => {
+  it("are in the record's units and its tasks' cost, as their done marks counted them", () => {
+    // Arrange
+    const counted = { ...item, counted: { ...item.counted, readUnits: 3, writeUnits: 40 } };
+
+    // Act
+    const without = batchProgress({ plan }, item, 1_700_000_004_000, reports);
+    const withLate = batchProgress({ plan }, counted, 1_700_000_004_000, reports);
+
+    // Assert
+    expect(withLate.readUnits).toBe(without.readUnits + 3);
+    expect(withLate.writeUnits).toBe(without.writeUnits + 40);
+    expect(withLate.costByStep.tasks - without.costByStep.tasks).toBeCloseTo(
+      (3 * 0.125 + 40 * 0.625) / 1e6,
+      15,
+    );
+    expect(withLate.functions).toEqual(without.functions);
+    expect(withLate.gbSeconds).toBe(without.gbSeconds);
   });
 });
 

@@ -61,6 +61,7 @@ describe('ledger items', () => {
       countedDeadLetters: 2,
       countedOutputRecords: 9,
       countedOutputPartitions: new Set([2, 1]),
+      countedWriteUnits: 14.5,
     };
 
     // Act
@@ -75,7 +76,7 @@ describe('ledger items', () => {
       expected: { 1: [0, 2] },
       attempts: [{ phase: 1, task: 2, attempts: 3, since: 1_700_000_121_000 }],
       eventTimeHigh: null,
-      counted: { deadLetters: 2, outputRecords: 9, outputPartitions: [1, 2] },
+      counted: { deadLetters: 2, outputRecords: 9, outputPartitions: [1, 2], readUnits: 0, writeUnits: 14.5 },
     });
   });
 

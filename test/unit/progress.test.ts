@@ -51,7 +51,7 @@ function item(overrides: Partial<BatchItem> = {}): BatchItem {
     withData: {},
     expected: {},
     attempts: [],
-    counted: { deadLetters: 0, outputRecords: 0, outputPartitions: [] },
+    counted: { deadLetters: 0, outputRecords: 0, outputPartitions: [], readUnits: 0, writeUnits: 0 },
     ...overrides,
   };
 }

@@ -4,6 +4,7 @@ import type {
   BatchItem,
   BatchStatus,
   BatchSummary,
+  LateUnits,
   RunningStatus,
   TaskAttempts,
   TaskReport,
@@ -88,7 +89,7 @@ export class BatchItems {
           withData: {},
           expected: {},
           attempts: [],
-          counted: { deadLetters: 0, outputRecords: 0, outputPartitions: [] },
+          counted: { deadLetters: 0, outputRecords: 0, outputPartitions: [], readUnits: 0, writeUnits: 0 },
         },
         created,
       };
@@ -134,7 +135,7 @@ export class BatchItems {
    * being done yet); a repeat reads the item instead. The returned item tells the caller whether
    * the phase is now complete.
    */
-  async markTaskDone(report: TaskReport, last: boolean, now: number): Promise<BatchItem> {
+  async markTaskDone(report: TaskReport, last: boolean, now: number, late?: LateUnits): Promise<BatchItem> {
     const { batch, phase, task, withData } = report;
     const values: Record<string, unknown> = {
       ':t': new Set([task]),
@@ -146,6 +147,14 @@ export class BatchItems {
     if (withData.length > 0) {
       adds.push(`withData_${phase + 1} :w`);
       values[':w'] = new Set(withData);
+    }
+    if (late && late.readUnits > 0) {
+      adds.push('countedReadUnits :ru');
+      values[':ru'] = late.readUnits;
+    }
+    if (late && late.writeUnits > 0) {
+      adds.push('countedWriteUnits :wu');
+      values[':wu'] = late.writeUnits;
     }
     if (last) {
       adds.push('countedOutputRecords :out');

@@ -199,6 +199,8 @@ const batchSchema = z.looseObject({
   countedDeadLetters: z.optional(count),
   countedOutputRecords: z.optional(count),
   countedOutputPartitions: z.optional(numberSet),
+  countedReadUnits: z.optional(z.number().check(z.nonnegative())),
+  countedWriteUnits: z.optional(z.number().check(z.nonnegative())),
 });
 
 const reportSchema = z.object({
@@ -409,6 +411,8 @@ export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
       deadLetters: item.countedDeadLetters ?? 0,
       outputRecords: item.countedOutputRecords ?? 0,
       outputPartitions: sorted(item.countedOutputPartitions ?? []),
+      readUnits: item.countedReadUnits ?? 0,
+      writeUnits: item.countedWriteUnits ?? 0,
     },
   };
 }
