@@ -37,6 +37,12 @@ export interface PipelineItem {
   readonly settledThrough?: number;
   /** The ledger items of every batch up to this one are deleted (expired by the sweep). */
   readonly expiredThrough?: number;
+  /**
+   * Set while no coordinator invocation waits for the next batch because the stream is idle:
+   * since when. The schedule's tick seals what came due; the first ingest that finds it set wakes a
+   * coordinator.
+   */
+  readonly asleep?: number;
 }
 
 /** A pause of sealing: since when (epoch ms) and why. */

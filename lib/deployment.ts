@@ -208,12 +208,13 @@ export function describeDeployment(pipeline: AnyPipeline, plan: Plan = planPipel
   const ingest: DeployedFunction = {
     id: 'ingest',
     kind: 'ingest',
-    invokes: [],
+    // Records on an idle stream wake the sleeping coordinator (its mark is on the pipeline item).
+    invokes: ['coordinator'],
     objects: { read: [], write: streams.map((stream) => `${S3_PREFIXES.segments}${stream}/`) },
     ledger: {
-      read: [],
-      readActions: [],
-      write: [LEDGER_KEYS.shards, ...streams.map(LEDGER_KEYS.segments)],
+      read: [LEDGER_KEYS.pipeline],
+      readActions: ['dynamodb:GetItem'],
+      write: [LEDGER_KEYS.shards, ...streams.map(LEDGER_KEYS.segments), LEDGER_KEYS.pipeline],
       writeActions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
     },
   };

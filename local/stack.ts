@@ -118,15 +118,14 @@ export async function openStack<T, Out>(
     functions: resources.functions,
     sweepAfterMs: 5 * 60_000,
   };
-  const readOnly = {
-    invoke: () =>
-      Promise.reject(
-        new StackLookupError(
-          'a deployed pipeline opened to read invokes no function',
-          'Reading a deployed pipeline changes nothing: its own functions run it.',
-        ),
+  const refuse = (): Promise<never> =>
+    Promise.reject(
+      new StackLookupError(
+        'a deployed pipeline opened to read invokes no function',
+        'Reading a deployed pipeline changes nothing: its own functions run it.',
       ),
-  };
+    );
+  const readOnly = { invoke: refuse, wake: refuse };
   // The record types matter to the stages' code, not to reading the ledger and bucket.
   const ctx = createRuntimeContext(pipeline as AnyPipeline, {
     config,

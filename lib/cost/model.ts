@@ -265,10 +265,11 @@ export function projectMonth(input: ProjectionInput, prices: PriceTable): Projec
   if (perPass) addOperations(quantities, perPass.operations, batchesPerMonth);
   const ticks = MONTH_SECONDS / 60;
   quantities.lambdaRequests += ticks;
+  const looping = coordinatorSeconds(input.batchIntervalMs, input.coordinatorTimeoutMs ?? 80_000);
+  // With no records the coordinator sleeps: each tick seals the minute's batches and ends.
+  const asleep = ((perPass?.durationMs ?? 0) / 1000) * Math.max(1, 60 / (input.batchIntervalMs / 1000));
   quantities.gbSeconds +=
-    ticks *
-    coordinatorSeconds(input.batchIntervalMs, input.coordinatorTimeoutMs ?? 80_000) *
-    (memory.coordinator / 1024);
+    ticks * (input.recordsPerSecond > 0 ? looping : Math.min(looping, asleep)) * (memory.coordinator / 1024);
 
   const outsidePut = Object.entries(usage.outside)
     .filter(([key]) => key.startsWith('kinesis:'))

@@ -7,7 +7,7 @@ import { planPipeline, type Plan } from '../plan';
 import { Ledger } from '../storage/ledger/ledger';
 import { ObjectStore } from '../storage/objects';
 import { StateStore } from '../storage/state-store';
-import type { TaskEvent } from './events';
+import type { TaskEvent, TickEvent } from './events';
 
 /** Names of the deployed resources a pipeline's functions use. */
 export interface RuntimeConfig {
@@ -106,6 +106,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RuntimeConfig {
 /** Starts tasks: Lambda's asynchronous invoke on AWS, the local invoker locally. */
 export interface Invoker {
   invoke(fn: StageId, event: TaskEvent): Promise<void>;
+  /** Starts a coordinator invocation with a tick (ingest waking a sleeping coordinator). */
+  wake(tick: TickEvent): Promise<void>;
 }
 
 /** The time, in epoch milliseconds: the system clock on AWS, a manual clock in tests. */

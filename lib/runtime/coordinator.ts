@@ -99,6 +99,61 @@ export async function coordinate(
 }
 
 /**
+ * Whether the stream is idle: its last sealed batch took no input and no segment waits behind the
+ * cursors. Also says whether the coordinator is marked asleep.
+ */
+async function streamIdle(ctx: RuntimeContext): Promise<{ idle: boolean; asleep: boolean }> {
+  const state = await ctx.ledger.pipeline.get();
+  if (!state) return { idle: false, asleep: false };
+  const asleep = state.asleep !== undefined;
+  const last = state.lastSealed > 0 ? await ctx.ledger.batches.get(batchId(state.lastSealed)) : undefined;
+  if (last && last.inputRecords > 0) return { idle: false, asleep };
+  const waiting = await waitingSegments(ctx, state.cursors);
+  return { idle: waiting.every(({ segments }) => segments.length === 0), asleep };
+}
+
+/**
+ * Between two passes of a looping coordinator: true when it should end its invocation rather than
+ * wait for the next batch, because the stream is idle. It marks itself asleep first and then looks
+ * for input once more; ingest registers its segment first and then looks for the mark (`wake`), so
+ * one of the two always sees the other: records never wait for the next tick unseen. A looping
+ * coordinator that finds the mark set on a busy stream clears it (no wake-up is needed).
+ *
+ * @example
+ * if (await sleepWhileIdle(ctx)) return outcome();
+ */
+export async function sleepWhileIdle(ctx: RuntimeContext): Promise<boolean> {
+  const { idle, asleep } = await streamIdle(ctx);
+  if (!idle) {
+    if (asleep) await ctx.ledger.pipeline.wake();
+    return false;
+  }
+  await ctx.ledger.pipeline.sleep(ctx.clock.now());
+  if ((await streamIdle(ctx)).idle) {
+    ctx.log.info('coordinator asleep: the stream is idle');
+    return true;
+  }
+  // Records came while it went to sleep: it stays awake, unless an ingest has already cleared the
+  // mark and started another coordinator.
+  return !(await ctx.ledger.pipeline.wake());
+}
+
+/**
+ * Starts a coordinator if one is asleep (the stream was idle): called by ingest once its segments
+ * are registered. Only the caller that clears the mark starts one.
+ *
+ * @example
+ * await wakeCoordinator(ctx);
+ */
+export async function wakeCoordinator(ctx: RuntimeContext): Promise<void> {
+  const state = await ctx.ledger.pipeline.get();
+  if (state?.asleep === undefined) return;
+  if (!(await ctx.ledger.pipeline.wake())) return;
+  ctx.log.info('waking the coordinator: records arrived on an idle stream');
+  await ctx.invoker.wake({ kind: 'sluice.tick@1', pipeline: ctx.pipeline.name });
+}
+
+/**
  * Seals batch n: fixes its input (every shard's cursor) with a conditional create of its ledger
  * item, advances the pipeline's cursors, writes the manifest and starts phase 0. Re-running it at
  * any point after the item exists rebuilds the same manifest from the item's cursors. Only the

@@ -9,8 +9,8 @@ import {
   type RuntimeContext,
   type RuntimeDeps,
 } from './context';
-import { coordinate, type CoordinatorReport } from './coordinator';
-import { parseKinesisEvent, parseTaskEvent, parseTickEvent, type TaskEvent } from './events';
+import { coordinate, sleepWhileIdle, type CoordinatorReport } from './coordinator';
+import { parseKinesisEvent, parseTaskEvent, parseTickEvent, type TaskEvent, type TickEvent } from './events';
 import { ingest, type IngestResult } from './ingest';
 import { handleTask } from './tasks';
 import { isCommandEvent, operate, parseCommandEvent, type CommandResult } from './operator';
@@ -36,6 +36,12 @@ export class ConfiguredInvoker implements Invoker {
     const name = this.config.functions[fn];
     if (!name) throw new ConfigError(`no function is configured for phase function '${fn}'`);
     await this.send(name, JSON.stringify(event));
+  }
+
+  async wake(tick: TickEvent): Promise<void> {
+    const name = this.config.functions.coordinator;
+    if (!name) throw new ConfigError('no coordinator function is configured to wake');
+    await this.send(name, JSON.stringify(tick));
   }
 }
 
@@ -128,6 +134,9 @@ export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): Pipel
         if (report.halted || report.paused) return outcome();
         const wait = report.nextBatchTime - ctx.clock.now();
         if (remainingMs() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS) return outcome();
+        // An idle stream is not worth an invocation waiting out the minute: the next tick seals
+        // the batches that come due meanwhile, and ingest wakes a coordinator when records come.
+        if (await sleepWhileIdle(ctx)) return outcome();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
     },

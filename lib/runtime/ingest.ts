@@ -7,6 +7,7 @@ import { segmentKey } from '../storage/keys';
 import { usageBetween } from '../cost/usage';
 import type { RuntimeContext } from './context';
 import type { KinesisEvent } from './events';
+import { wakeCoordinator } from './coordinator';
 
 /** What one ingest invocation wrote. */
 export interface IngestResult {
@@ -89,5 +90,6 @@ export async function ingest(ctx: RuntimeContext, event: KinesisEvent): Promise<
     written.push({ shard, key, records: records.length });
   }
   ctx.log.info('ingested', { segments: written.length, records: event.Records.length });
+  if (written.length > 0) await wakeCoordinator(ctx);
   return { segments: written };
 }

@@ -181,7 +181,7 @@ describe('IAM: reduce functions', () => {
 });
 
 describe('IAM: ingest and coordinator', () => {
-  it("ingest writes its sources' segments only, registers them with two ledger actions and reads its stream", () => {
+  it("ingest writes its sources' segments only, registers them, reads its stream and may wake the coordinator", () => {
     // Arrange
     const grants = functionGrants(twoPhase, twoPhase.sluice.ingest);
 
@@ -192,9 +192,11 @@ describe('IAM: ingest and coordinator', () => {
     // Assert
     expect(s3(twoPhase, grants, 's3:PutObject')).toEqual(['segments/fixture-lines/*']);
     expect(s3(twoPhase, grants, 's3:GetObject')).toEqual([]);
-    expect(ledger).toEqual(['dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    expect(ledger).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     expect(stream).toEqual(expect.arrayContaining(['kinesis:GetRecords', 'kinesis:GetShardIterator']));
-    expect(resourcesFor(grants, 'lambda:InvokeFunction')).toEqual([]);
+    expect(resourcesFor(grants, 'lambda:InvokeFunction')).toEqual([
+      arnOf(twoPhase, twoPhase.sluice.coordinator),
+    ]);
   });
 
   it('ingest of a join writes the segments of both sources', () => {
@@ -240,7 +242,7 @@ describe('IAM: ingest and coordinator', () => {
 });
 
 describe('IAM: ledger items by leading key', () => {
-  it('ingest writes only the shard list and its sources’ segment items, and reads nothing', () => {
+  it('ingest writes only the shard list, its sources’ segment items and the pipeline item’s asleep mark, which it reads', () => {
     // Arrange
     const grants = functionGrants(joined, joined.sluice.ingest);
 
@@ -249,9 +251,10 @@ describe('IAM: ledger items by leading key', () => {
 
     // Assert
     expect(statements).toEqual([
+      { actions: ['dynamodb:GetItem'], leadingKeys: ['pipeline'] },
       {
         actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
-        leadingKeys: ['shards', 'segment#fixture-left/*', 'segment#fixture-right/*'],
+        leadingKeys: ['shards', 'segment#fixture-left/*', 'segment#fixture-right/*', 'pipeline'],
       },
     ]);
   });

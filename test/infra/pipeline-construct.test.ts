@@ -340,7 +340,10 @@ describe('SluicePipeline: functions', () => {
     });
     expect(env(sum).SLUICE_FUNCTIONS).toBe('{}');
     expect(env(sum).SLUICE_LEDGER_RETENTION_MS).toBeUndefined();
-    expect(env(sluice.ingest).SLUICE_FUNCTIONS).toBe('{}');
+    // Ingest wakes the coordinator when records reach an idle stream.
+    expect(env(sluice.ingest).SLUICE_FUNCTIONS).toEqual({
+      'Fn::Join': ['', ['{"coordinator":"', ref(sluice.coordinator), '"}']],
+    });
   });
 
   it.each<FixtureName>(['two-phase', 'three-phase', 'single-phase', 'joined-windows', 'running-totals'])(

@@ -19,7 +19,7 @@ function coordinatorAt(run: LocalRuntime<string>, retentionMs: number, now: numb
       ledgerRetentionMs: retentionMs,
     },
     clients: run.clients,
-    invoker: { invoke: () => Promise.resolve() },
+    invoker: { invoke: () => Promise.resolve(), wake: () => Promise.resolve() },
     clock: { now: () => now },
   });
 }

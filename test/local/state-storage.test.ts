@@ -129,6 +129,7 @@ describe('stateful partitions wait for the previous batch', () => {
           invoked.push(event);
           return Promise.resolve();
         },
+        wake: () => Promise.resolve(),
       },
       clock: { now: () => clock.time },
     });

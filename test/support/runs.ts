@@ -36,7 +36,7 @@ export async function sealWithoutRunning<T, Out>(
   const ctx = createRuntimeContext(sealing, {
     config: { bucket: run.resources.bucket, table: run.resources.table, functions: {}, sweepAfterMs: 60_000 },
     clients: run.clients,
-    invoker: { invoke: () => Promise.resolve() },
+    invoker: { invoke: () => Promise.resolve(), wake: () => Promise.resolve() },
     clock: { now: () => run.now() + sealing.batchIntervalMs },
   });
   const { sealed } = await coordinate(ctx);

@@ -118,6 +118,7 @@ const pipelineSchema = z.object({
   layouts: z.optional(z.record(z.string(), stateLayoutSchema)),
   settledThrough: z.optional(count),
   expiredThrough: z.optional(count),
+  asleep: z.optional(z.number()),
 });
 
 const shardsSchema = z.object({ kind: z.literal(LEDGER_KINDS.shards), ids: z.set(z.string()) });
@@ -324,6 +325,7 @@ export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
     ...(item.layouts ? { layouts: item.layouts } : {}),
     ...(item.settledThrough === undefined ? {} : { settledThrough: item.settledThrough }),
     ...(item.expiredThrough === undefined ? {} : { expiredThrough: item.expiredThrough }),
+    ...(item.asleep === undefined ? {} : { asleep: item.asleep }),
   };
 }
 

@@ -75,6 +75,36 @@ export class PipelineItems {
     );
   }
 
+  /** Marks the coordinator asleep: no invocation waits for the next batch (an idle stream). */
+  async sleep(now: number): Promise<void> {
+    await this.table.dynamo.send(
+      new UpdateCommand({
+        TableName: this.table.name,
+        Key: LEDGER_ITEM_KEYS.pipeline,
+        UpdateExpression: 'SET asleep = :now',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':now': now },
+      }),
+    );
+  }
+
+  /**
+   * Clears the asleep mark: true for the one caller that cleared it (and so starts a coordinator or
+   * stays awake), false if it was not set.
+   */
+  async wake(): Promise<boolean> {
+    return conditionalWrite(() =>
+      this.table.dynamo.send(
+        new UpdateCommand({
+          TableName: this.table.name,
+          Key: LEDGER_ITEM_KEYS.pipeline,
+          UpdateExpression: 'REMOVE asleep',
+          ConditionExpression: 'attribute_exists(asleep)',
+        }),
+      ),
+    );
+  }
+
   /**
    * Records that every batch through n is complete or skipped; only ever moves it up, so a sweep
    * that read the ledger before another's never moves it back.
