@@ -103,6 +103,10 @@ export type LoadedState =
       /** The chunks as stored, to find those batch n changes (none when the layout starts at n). */
       readonly before: readonly Buffer[];
       readonly read: ChunksRead;
+      /** Keys a batch with records touches, on average, this batch included (a keyed operator's). */
+      readonly touched?: number;
+      /** Items the batch stops using: the keyed layout's, when the state leaves it. */
+      readonly retired?: readonly RetiredItems[];
     }
   | {
       readonly kind: 'keyed';
@@ -117,9 +121,65 @@ export type LoadedState =
       /** The time index's entries this batch applies (deleted after the next batch commits). */
       readonly dueApplied: readonly string[];
       /** Items the batch stops using: a slotted layout's, or a split's smaller chunk count. */
-      readonly retired?: RetiredItems;
+      readonly retired?: readonly RetiredItems[];
       readonly read: ChunksRead;
+      /** Keys a batch with records touches, on average, this batch included. */
+      readonly touched: number;
     };
+
+/**
+ * What a read unit costs beside a write unit, on demand ($0.125 against $0.625 a million): the
+ * weight of reads in the layouts' costs.
+ */
+const READ_WEIGHT = 0.2;
+/** A slotted chunk's bytes, about (between half the split size and the split size). */
+const SLOTTED_CHUNK_BYTES = 48 * 1024;
+/** A keyed chunk's bytes, about (between half the split size and the split size). */
+const KEYED_CHUNK_BYTES = 288;
+/** Bytes a key takes encoded, guessed before a new layout's state is first encoded. */
+const GUESSED_KEY_BYTES = 24;
+
+/**
+ * The units a batch costs in a layout, in write units (reads weighed by price), for a partition
+ * of `bytes` encoded whose batches touch `touched` keys: reads (every chunk, or the touched keys'
+ * chunks up to one query of all) and writes (every chunk a touched key falls in, whole).
+ */
+function batchUnits(layout: 'slotted' | 'keyed', bytes: number, touched: number): number {
+  if (bytes <= 0) return 0;
+  const chunkBytes = layout === 'slotted' ? Math.min(bytes, SLOTTED_CHUNK_BYTES) : KEYED_CHUNK_BYTES;
+  const chunks = Math.max(1, bytes / chunkBytes);
+  const written = chunks * (1 - Math.exp(-touched / chunks)) * Math.ceil(chunkBytes / 1024);
+  const reads =
+    layout === 'slotted' ? Math.ceil(bytes / 4096) : Math.min(touched, Math.ceil((2 * bytes) / 4096));
+  return READ_WEIGHT * reads + written;
+}
+
+/**
+ * The layout a keyed operator's partition should be in: the keyed one when batches touch few of its
+ * keys, the slotted one when they touch so many that reading all and writing big chunks costs less
+ * (a small state, or dense batches). From a current layout, the other one only when it costs less
+ * than half as much (a change rewrites the whole state once; it should not flap).
+ *
+ * @example
+ * preferredLayout('keyed', 150_000, 750); // 'slotted': 30,000 hot words, 3,000 touched a batch
+ */
+export function preferredLayout(
+  current: 'slotted' | 'keyed' | undefined,
+  bytes: number,
+  touched: number,
+): 'slotted' | 'keyed' {
+  const keyed = batchUnits('keyed', bytes, touched);
+  const slotted = batchUnits('slotted', bytes, touched);
+  if (current === 'keyed') return slotted * 2 < keyed ? 'slotted' : 'keyed';
+  if (current === 'slotted') return keyed * 2 < slotted ? 'keyed' : 'slotted';
+  return keyed <= slotted ? 'keyed' : 'slotted';
+}
+
+/** The running average of keys touched by batches with records (an empty batch says nothing). */
+function averageTouched(before: number | undefined, touched: number): number {
+  if (touched === 0) return before ?? 0;
+  return before === undefined ? touched : 0.8 * before + 0.2 * touched;
+}
 
 /**
  * Opens one partition's state for batch n: reads its head, in batch order. If batch n-1 is not
@@ -168,10 +228,30 @@ export async function loadState(
       scope,
     );
   }
+  const batchKeys = [...keys];
+  const touched = averageTouched(head.touched, batchKeys.length);
+  const starts = startsLayout(head, layout, batch);
+  if (head.kind === 'sluice.state/keyed@1' && !starts) {
+    if (preferredLayout('keyed', head.bytes, touched) === 'keyed') {
+      return loadKeyed(store, ref, head, batchKeys, time, operator, touched);
+    }
+    // Batches touch so much of the state that reading it all and writing big chunks costs less:
+    // it leaves the keyed layout whole, with its time index.
+    const stored = await store.readAll(ref, head);
+    return {
+      kind: 'slotted',
+      head,
+      table: tableOf(stored),
+      before: [],
+      read: chunksRead(stored),
+      touched,
+      retired: [{ kind: 'keyed', generation: head.generation }, { kind: 'index' }],
+    };
+  }
   let table: StateTable;
   let before: readonly Buffer[] = [];
   let read: ChunksRead = { chunks: 0, bytes: 0 };
-  if (startsLayout(head, layout, batch)) {
+  if (starts) {
     if (layout.previous)
       ({ table, read } = await rehashState(store, ref, layout, layout.previous, batch, scope));
     else {
@@ -180,19 +260,22 @@ export async function loadState(
         if (partitionOf(mapKey(key), layout.partitions) === ref.partition) table.set(key, value);
       }
     }
-  } else if (head.kind === 'sluice.state/keyed@1') {
-    return loadKeyed(store, ref, head, keys, time, operator);
   } else {
     // The stored bytes, chunk by chunk, to find the chunks a batch changed. The table encodes what
     // it loaded to the same bytes (entries keep their chunk and their order), so the state is
     // encoded once per batch, after it is applied, not also before.
-    before = await store.read(ref, head);
+    before = await store.read(ref, head as SlottedHead);
     table = tableOf(before);
     read = chunksRead(before);
   }
   if (!keyed) return { kind: 'slotted', head, table, before, read };
-  // A keyed operator's state enters the keyed layout whole: from a slotted layout (written by an
-  // earlier version of this code), the initial state, or a rescale's re-hash.
+  const bytes = starts ? table.size * GUESSED_KEY_BYTES : read.bytes;
+  if (preferredLayout(starts ? undefined : 'slotted', bytes, touched) === 'slotted') {
+    return { kind: 'slotted', head, table, before, read, touched };
+  }
+  // The state enters the keyed layout whole: from the slotted layout (a state whose batches now
+  // touch little of it, or written by an earlier version of this code), the initial state, or a
+  // rescale's re-hash.
   return {
     kind: 'keyed',
     head,
@@ -201,9 +284,10 @@ export async function loadState(
     dues: new Map(),
     dueApplied: [],
     ...(head.kind === 'sluice.state/head@1' && head.batch > 0
-      ? { retired: { kind: 'slotted' as const, chunks: head.chunks } }
+      ? { retired: [{ kind: 'slotted' as const, chunks: head.chunks }] }
       : {}),
     read,
+    touched,
   };
 }
 
@@ -218,6 +302,7 @@ async function loadKeyed(
   keys: Iterable<unknown>,
   time: number,
   operator: StatefulOperator,
+  touched: number,
 ): Promise<LoadedState> {
   const due = operator.dueAt ? await store.readDue(ref, head.dueBefore, time) : [];
   const dueApplied = due.map((entry) => entry.sk);
@@ -260,11 +345,12 @@ async function loadKeyed(
     kind: 'keyed',
     head,
     table,
-    ...(split ? { retired: { kind: 'keyed' as const, generation: head.generation } } : { chunks }),
+    ...(split ? { retired: [{ kind: 'keyed' as const, generation: head.generation }] } : { chunks }),
     loadedKeys: table.size,
     dues,
     dueApplied,
     read,
+    touched,
   };
 }
 
@@ -395,12 +481,13 @@ export async function skipState(
     await commitState(store, prepareState(opened, loaded, time));
     return;
   }
-  if (head.kind === 'sluice.state/head@1') {
-    await store.commit(ref, head, { ...head, batch });
-    return;
-  }
-  const { retired: _done, ...rest } = head;
-  await store.commit(ref, head, { ...rest, batch, dueApplied: [] });
+  // What the batch before left to delete is deleted after this commit, as after any batch's.
+  const { retired: _deleted, ...rest } = head;
+  await store.commit(
+    ref,
+    head,
+    rest.kind === 'sluice.state/keyed@1' ? { ...rest, batch, dueApplied: [] } : { ...rest, batch },
+  );
   await cleanUp(store, ref, head);
 }
 
@@ -449,6 +536,8 @@ export function prepareState(
       chunks: encoded.chunks,
       slots: slots.join(''),
       format: DATA_FORMATS.chunk,
+      ...(loaded.touched === undefined ? {} : { touched: loaded.touched }),
+      ...(loaded.retired ? { retired: loaded.retired } : {}),
     },
     writes,
     usage: {
@@ -512,6 +601,7 @@ function prepareKeyed(
     format: DATA_FORMATS.chunk,
     dueBefore: operator.dueAt ? time : 0,
     dueApplied: loaded.dueApplied,
+    touched: loaded.touched,
     ...(loaded.retired ? { retired: loaded.retired } : {}),
   };
   return {
@@ -586,13 +676,15 @@ export async function commitState(store: StateStore, pending: PendingState): Pro
   }
   // False means a duplicate committed the same batch first: its state is this state.
   await store.commit(ref, pending.previous, next);
-  if (pending.previous.kind === 'sluice.state/keyed@1') await cleanUp(store, ref, pending.previous);
+  await cleanUp(store, ref, pending.previous);
 }
 
-/** Deletes what a keyed head's batch left to delete, once a later batch has committed. */
-async function cleanUp(store: StateStore, ref: StatePartition, head: KeyedHead): Promise<void> {
-  const retired = head.retired ? await store.retiredItems(ref, head.retired) : [];
-  await store.deleteItems(ref, [...head.dueApplied, ...retired]);
+/** Deletes what a head's batch left to delete, once a later batch has committed. */
+async function cleanUp(store: StateStore, ref: StatePartition, head: StateHead): Promise<void> {
+  const retired: string[] = [];
+  for (const items of head.retired ?? []) retired.push(...(await store.retiredItems(ref, items)));
+  const applied = head.kind === 'sluice.state/keyed@1' ? head.dueApplied : [];
+  if (applied.length + retired.length > 0) await store.deleteItems(ref, [...applied, ...retired]);
 }
 
 async function inParallel<T>(items: readonly T[], write: (item: T) => Promise<unknown>): Promise<void> {

@@ -29,14 +29,20 @@ export interface SlottedHead {
   readonly slots: string;
   /** How the chunks' bytes are encoded (`DATA_FORMATS.chunk` of the code that wrote them). */
   readonly format: string;
+  /** Keys a batch with records touches, on average (for a stage that could keep the keyed layout). */
+  readonly touched?: number;
+  /** Items this batch stopped using (it left the keyed layout): the next batch deletes them. */
+  readonly retired?: readonly RetiredItems[];
 }
 
-/** Items a keyed head's batch left to delete once the next batch has committed. */
+/** Items a head's batch left to delete once the next batch has committed. */
 export type RetiredItems =
   /** A slotted layout's chunks, both slots each (the partition moved to the keyed layout). */
   | { readonly kind: 'slotted'; readonly chunks: number }
-  /** The keyed chunks of an earlier generation (the partition's chunks were split). */
-  | { readonly kind: 'keyed'; readonly generation: number };
+  /** The keyed chunks of a generation no longer used (split, or the layout left). */
+  | { readonly kind: 'keyed'; readonly generation: number }
+  /** The whole time index (the keyed layout left). */
+  | { readonly kind: 'index' };
 
 /**
  * The head of one stateful partition in the keyed layout (an operator that reads only the keys a
@@ -64,8 +70,10 @@ export interface KeyedHead {
   readonly dueBefore: number;
   /** Sort keys of the due entries this batch applied: the next batch deletes them. */
   readonly dueApplied: readonly string[];
+  /** Keys a batch with records touches, on average: what the layout is chosen by. */
+  readonly touched?: number;
   /** Items this batch stopped using: the next batch deletes them. */
-  readonly retired?: RetiredItems;
+  readonly retired?: readonly RetiredItems[];
 }
 
 /** A stateful partition's head, in either layout (`EMPTY_HEAD` before the first batch). */
@@ -79,15 +87,25 @@ const EMPTY_HEAD: SlottedHead = Object.freeze({
   format: DATA_FORMATS.chunk,
 });
 
+const count = z.number().check(z.int(), z.nonnegative());
+
+const retiredSchema = z.array(
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('slotted'), chunks: z.number().check(z.int(), z.positive()) }),
+    z.object({ kind: z.literal('keyed'), generation: z.number().check(z.int(), z.positive()) }),
+    z.object({ kind: z.literal('index') }),
+  ]),
+);
+
 const slottedSchema = z.object({
   kind: z.literal('sluice.state/head@1'),
-  batch: z.number().check(z.int(), z.nonnegative()),
+  batch: count,
   chunks: z.number().check(z.int(), z.positive()),
   slots: z.string().check(z.regex(/^[-01]+$/)),
   format: z.string(),
+  touched: z.optional(z.number().check(z.nonnegative())),
+  retired: z.optional(retiredSchema),
 });
-
-const count = z.number().check(z.int(), z.nonnegative());
 
 const keyedSchema = z.object({
   kind: z.literal('sluice.state/keyed@1'),
@@ -99,12 +117,8 @@ const keyedSchema = z.object({
   dueBefore: count,
   dueApplied: z.array(z.string()),
   generation: z.number().check(z.int(), z.positive()),
-  retired: z.optional(
-    z.discriminatedUnion('kind', [
-      z.object({ kind: z.literal('slotted'), chunks: z.number().check(z.int(), z.positive()) }),
-      z.object({ kind: z.literal('keyed'), generation: z.number().check(z.int(), z.positive()) }),
-    ]),
-  ),
+  touched: z.optional(z.number().check(z.nonnegative())),
+  retired: z.optional(retiredSchema),
 });
 
 const headSchema = z.discriminatedUnion('kind', [slottedSchema, keyedSchema]);
@@ -129,6 +143,10 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
       `the state of ${where} is in ${head.format}; this code reads ${DATA_FORMATS.chunk}`,
     );
   }
+  const common = {
+    ...(head.touched === undefined ? {} : { touched: head.touched }),
+    ...(head.retired ? { retired: head.retired } : {}),
+  };
   if (head.kind === 'sluice.state/head@1') {
     return {
       kind: head.kind,
@@ -136,6 +154,7 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
       chunks: head.chunks,
       slots: head.slots,
       format: head.format,
+      ...common,
     };
   }
   return {
@@ -148,7 +167,7 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
     format: head.format,
     dueBefore: head.dueBefore,
     dueApplied: head.dueApplied,
-    ...(head.retired ? { retired: head.retired } : {}),
+    ...common,
   };
 }
 
@@ -444,8 +463,12 @@ export class StateStore {
     await Promise.all(workers);
   }
 
-  /** The sort keys of the items `retired` names that exist. */
+  /** The sort keys of the items `retired` names (that exist, where a query finds them). */
   async retiredItems(ref: StatePartition, retired: RetiredItems): Promise<string[]> {
+    if (retired.kind === 'index') {
+      const items = await this.queryRange(ref, dueTimeSk(0), `${dueTimeSk(Number.MAX_SAFE_INTEGER)}~`);
+      return items.map((item) => item.sk as string);
+    }
     if (retired.kind === 'slotted') {
       return Array.from({ length: retired.chunks }, (_, chunk) => [
         `chunk#${chunk}#0`,

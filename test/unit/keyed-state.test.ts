@@ -6,6 +6,7 @@ import { mapKey } from '../../lib/encoding/key';
 import { batchId, stageId } from '../../lib/ids';
 import {
   KEYED_CHUNK_SPLIT_BYTES,
+  preferredLayout,
   prepareState,
   type LoadedState,
   type OpenedState,
@@ -71,6 +72,7 @@ function loadedFor(key: string): Extract<LoadedState, { kind: 'keyed' }> {
     ]),
     dueApplied: ['due#001700000004000#1#0'],
     read: { chunks: 1, bytes: data.length },
+    touched: 12,
   };
 }
 
@@ -138,6 +140,7 @@ describe('the keyed state layout', () => {
         loadedKeys: 2000,
         dues: new Map(),
         dueApplied: [],
+        touched: 1,
         read: { chunks: 0, bytes: 0 },
       },
       TIME,
@@ -155,8 +158,27 @@ describe('the keyed state layout', () => {
   });
 
   it.each([
+    // 30,000 hot words over 4 partitions, 3,000 touched a batch: reading all and big chunks win.
+    ['a small state whose batches touch a tenth of it', 'keyed', 150_000, 750, 'slotted'],
+    ['the same, already slotted', 'slotted', 150_000, 750, 'slotted'],
+    // 1M keys over 4 partitions, 100 touched a batch: the keyed layout, by far.
+    ['a large state whose batches touch a few keys', 'slotted', 5_000_000, 25, 'keyed'],
+    // 100,000 of 1M touched: keyed costs more, but not twice as much: no change.
+    ['a large state, a tenth touched, keyed', 'keyed', 5_000_000, 12_500, 'keyed'],
+    ['a large state, half touched, keyed', 'keyed', 5_000_000, 125_000, 'slotted'],
+    ['a new layout of a few keys, a few touched', undefined, 50_000, 10, 'keyed'],
+  ] as const)('keeps %s in the cheaper layout', (_name, current, bytes, touched, expected) => {
+    // Act
+    const layout = preferredLayout(current, bytes, touched);
+
+    // Assert
+    expect(layout).toBe(expected);
+  });
+
+  it.each([
     ['without a generation', { generation: undefined }],
-    ['with a retired item of an unknown kind', { retired: { kind: 'other', chunks: 2 } }],
+    ['with a retired item of an unknown kind', { retired: [{ kind: 'other', chunks: 2 }] }],
+    ['with retired items not in a list', { retired: { kind: 'keyed', generation: 1 } }],
     ['with a negative key count', { keys: -1 }],
   ])('refuses a keyed head %s', (_name, change) => {
     // Act
