@@ -269,7 +269,8 @@ export async function loadState(
     read = chunksRead(before);
   }
   if (!keyed) return { kind: 'slotted', head, table, before, read };
-  const bytes = starts ? table.size * GUESSED_KEY_BYTES : read.bytes;
+  // A new layout's size is guessed: its keys so far and the batch's (most are new at the start).
+  const bytes = starts ? (table.size + batchKeys.length) * GUESSED_KEY_BYTES : read.bytes;
   if (preferredLayout(starts ? undefined : 'slotted', bytes, touched) === 'slotted') {
     return { kind: 'slotted', head, table, before, read, touched };
   }

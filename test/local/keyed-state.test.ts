@@ -226,4 +226,25 @@ describe('mapWithState whose batches come to touch much of its state', () => {
       expect(await ctx.state.readDue(ref, 0, Number.MAX_SAFE_INTEGER)).toEqual([]);
     }
   }, 240_000);
+
+  it('starts slotted when the first batch brings every key (a state built at once)', async () => {
+    // Arrange
+    const stage = mapWithState<string, number, number, Visit>('visits', visits, {
+      timeout: '3s',
+      partitions: PARTITIONS,
+    });
+    const t = track(
+      testPipeline(pipeline({ name: 'built', batchInterval: '1s', source, stages: [words, stage] })),
+    );
+
+    // Act
+    const result = await t.push(lines(keys(0, KEYS))).advance();
+    const ctx = (await t.local()).context('visits');
+    const head = await ctx.state.head({ stage: stageId('visits'), partition: 0, since: 1 });
+
+    // Assert
+    expect(result.status).toBe('complete');
+    expect(head.kind).toBe('sluice.state/head@1');
+    expect(head.touched).toBeGreaterThan(KEYS / PARTITIONS / 2);
+  }, 120_000);
 });

@@ -8,6 +8,7 @@ import {
   updateStateByKey,
   utf8,
   type AnyPipeline,
+  type KeyState,
 } from '../../lib';
 import { mapKey, partitionOf } from '../../lib/encoding/key';
 import { batchId, stageId } from '../../lib/ids';
@@ -27,6 +28,12 @@ const words = transform<string, string, number>('words', (line, emit) => {
   for (const word of line.split(' ')) if (word) emit(word, 1);
 });
 
+/** A mapWithState function keeping each word's running total and outputting nothing. */
+function addToTotal(_word: string, one: number | undefined, total: KeyState<number>): undefined {
+  total.update((total.exists() ? total.get() : 0) + (one ?? 0));
+  return undefined;
+}
+
 /** Two stateful operators whose state a rescale must carry: running totals and a sliding window. */
 const operators = [
   {
@@ -45,14 +52,7 @@ const operators = [
     name: 'mapWithState (state snapshots of running totals)',
     run: 'mapped',
     stage: (partitions: number) =>
-      mapWithState<string, number, number, never>(
-        'count',
-        (_word, one, total) => {
-          total.update((total.exists() ? total.get() : 0) + (one ?? 0));
-          return undefined;
-        },
-        { partitions, snapshots: true },
-      ),
+      mapWithState<string, number, number, never>('count', addToTotal, { partitions, snapshots: true }),
     /** Every word's total over batches 1..n. */
     oracle: (batches: readonly (readonly string[])[], n: number) => wordCounts(batches.slice(0, n)),
   },
@@ -60,14 +60,7 @@ const operators = [
     name: 'mapWithState (running totals, no output: the keyed layout, checked by its stored state)',
     run: 'keyed',
     stage: (partitions: number) =>
-      mapWithState<string, number, number, never>(
-        'count',
-        (_word, one, total) => {
-          total.update((total.exists() ? total.get() : 0) + (one ?? 0));
-          return undefined;
-        },
-        { partitions },
-      ),
+      mapWithState<string, number, number, never>('count', addToTotal, { partitions }),
     oracle: () => new Map<string, number>(),
   },
   {
