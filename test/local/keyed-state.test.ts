@@ -248,3 +248,47 @@ describe('mapWithState whose batches come to touch much of its state', () => {
     expect(head.touched).toBeGreaterThan(KEYS / PARTITIONS / 2);
   }, 120_000);
 });
+
+describe.each(faults)('keyed chunks grown past their split size, $name', ({ faults: injected }) => {
+  const track = closeAfterEach();
+
+  it('are read whole and written as a new generation, exactly once, and the old one goes after', async () => {
+    // Arrange: batch 1 keyed; then each head says its chunks are over the split size (as many
+    // batches of new keys would make them), so that batch 2 splits.
+    const t = track(
+      testPipeline(pipeline({ name: 'split', batchInterval: '1s', source, stages: [words, stageOf()] }), {
+        ...(injected ? { faults: injected } : {}),
+      }),
+    );
+    const input = batches.slice(0, 5);
+    const outputs: unknown[][] = [[...(await t.push(lines(input[0] ?? [])).advance()).records]];
+    const ctx = (await t.local()).context('visits');
+    const refs = Array.from({ length: PARTITIONS }, (_, partition): StatePartition => ({
+      stage: stageId('visits'),
+      partition,
+      since: 1,
+    }));
+    for (const ref of refs) {
+      const head = (await ctx.state.head(ref)) as KeyedHead;
+      const grown = { ...head, bytes: head.chunks * (KEYED_CHUNK_SPLIT_BYTES + 1) };
+      expect(await ctx.state.commit(ref, head, grown)).toBe(true);
+    }
+
+    // Act
+    for (const batch of input.slice(1)) {
+      const result = await t.push(lines(batch)).advance();
+      expect(result.status, `batch ${result.batch}: ${result.failure ?? ''}`).toBe('complete');
+      outputs.push([...result.records]);
+    }
+
+    // Assert: the model's output; each head in generation 2 (batch 2's), its size true again; no
+    // item of generation 1 left.
+    expect(canonicalBatches(outputs)).toEqual(modelOf(input));
+    for (const ref of refs) {
+      const head = (await ctx.state.head(ref)) as KeyedHead;
+      expect(head).toMatchObject({ kind: 'sluice.state/keyed@1', generation: 2 });
+      expect(head.bytes / head.chunks).toBeLessThanOrEqual(KEYED_CHUNK_SPLIT_BYTES / 2);
+      expect(await ctx.state.retiredItems(ref, { kind: 'keyed', generation: 1 })).toEqual([]);
+    }
+  }, 240_000);
+});
