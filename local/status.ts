@@ -17,6 +17,8 @@ export interface PipelineStatus {
   readonly nextBatchTime?: number;
   readonly schedulingDelayMs: number;
   readonly paused?: Pause;
+  /** Since when the coordinator sleeps because the stream is idle (the tick still seals each minute). */
+  readonly asleep?: number;
   /** Sealed batches not finished yet. */
   readonly open: readonly number[];
   /** Records and segments written ahead but not in any batch yet. */
@@ -77,6 +79,7 @@ export async function pipelineStatus(ctx: RuntimeContext, now: number): Promise<
     nextBatchTime,
     schedulingDelayMs: Math.max(0, now - nextBatchTime),
     ...(state.paused ? { paused: state.paused } : {}),
+    ...(state.asleep === undefined ? {} : { asleep: state.asleep }),
     open: items
       .filter((item) => item.status === 'sealed' || item.status === 'skipping')
       .map((item) => item.batch),
@@ -111,12 +114,20 @@ async function waitingInput(
 const iso = (ms: number | undefined): string => (ms === undefined ? '-' : new Date(ms).toISOString());
 const millis = (ms: number | undefined): string => (ms === undefined ? '-' : `${Math.round(ms)} ms`);
 
+function stateLine(status: PipelineStatus): string {
+  if (status.paused) return `paused since ${iso(status.paused.at)} (${status.paused.reason})`;
+  if (status.failed.length > 0) return 'running, with failed batches';
+  if (status.asleep !== undefined)
+    return `running; the stream is idle, the coordinator asleep since ${iso(status.asleep)}`;
+  return 'running';
+}
+
 /** The status as text for a person. */
 export function formatStatus(status: PipelineStatus, where: string): string {
   if (!status.started) return `${status.pipeline} (${where}): not started: no batch sealed yet\n`;
   const lines = [
     `${status.pipeline} (${where})`,
-    `  state:           ${status.paused ? `paused since ${iso(status.paused.at)} (${status.paused.reason})` : status.failed.length > 0 ? 'running, with failed batches' : 'running'}`,
+    `  state:           ${stateLine(status)}`,
     `  last sealed:     batch ${status.lastSealed}`,
     `  last completed:  ${status.lastCompleted ? `batch ${status.lastCompleted.batch} (time ${iso(status.lastCompleted.time)}, completed ${iso(status.lastCompleted.completedAt)})` : '-'}`,
     `  next batch:      ${iso(status.nextBatchTime)}, scheduling delay ${millis(status.schedulingDelayMs)}`,

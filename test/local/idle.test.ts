@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import wordcount from '../../examples/wordcount/pipeline';
 import { sleepWhileIdle } from '../../lib/runtime/coordinator';
 import { LocalRuntime } from '../../local/runtime';
+import { formatStatus, pipelineStatus } from '../../local/status';
 
 /**
  * An idle stream puts the coordinator to sleep (no invocation waits out the minute for batches with
@@ -30,6 +31,7 @@ describe('the coordinator asleep on an idle stream', () => {
     // Act
     const asleep = await sleepWhileIdle(run.ctx);
     const marked = (await run.ctx.ledger.pipeline.get())?.asleep;
+    const shown = formatStatus(await pipelineStatus(run.ctx, run.now()), 'here');
     await run.push(['that is the question']);
     await run.ingestPending();
     await run.settle();
@@ -42,6 +44,7 @@ describe('the coordinator asleep on an idle stream', () => {
     expect(busy).toBe(false);
     expect(asleep).toBe(true);
     expect(marked).toBeTypeOf('number');
+    expect(shown).toMatch(/state: +running; the stream is idle, the coordinator asleep since /);
     expect(woken).toBeUndefined();
     // One wake-up for the first records; the second ingest found the coordinator awake.
     expect(run.invoker.calls.get('ingest -> coordinator')).toBe(1);
