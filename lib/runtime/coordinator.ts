@@ -102,14 +102,21 @@ export async function coordinate(
  * Whether the stream is idle: its last sealed batch took no input and no segment waits behind the
  * cursors. Also says whether the coordinator is marked asleep.
  */
-async function streamIdle(ctx: RuntimeContext): Promise<{ idle: boolean; asleep: boolean }> {
+async function streamIdle(
+  ctx: RuntimeContext,
+): Promise<{ idle: boolean; asleep: boolean; cursors: Cursors }> {
   const state = await ctx.ledger.pipeline.get();
-  if (!state) return { idle: false, asleep: false };
+  if (!state) return { idle: false, asleep: false, cursors: {} };
+  const { cursors } = state;
   const asleep = state.asleep !== undefined;
   const last = state.lastSealed > 0 ? await ctx.ledger.batches.get(batchId(state.lastSealed)) : undefined;
-  if (last && last.inputRecords > 0) return { idle: false, asleep };
-  const waiting = await waitingSegments(ctx, state.cursors);
-  return { idle: waiting.every(({ segments }) => segments.length === 0), asleep };
+  if (last && last.inputRecords > 0) return { idle: false, asleep, cursors };
+  return { idle: await nothingWaiting(ctx, cursors), asleep, cursors };
+}
+
+/** Whether no segment is registered after the cursors. */
+async function nothingWaiting(ctx: RuntimeContext, cursors: Cursors): Promise<boolean> {
+  return (await waitingSegments(ctx, cursors)).every(({ segments }) => segments.length === 0);
 }
 
 /**
@@ -123,13 +130,15 @@ async function streamIdle(ctx: RuntimeContext): Promise<{ idle: boolean; asleep:
  * if (await sleepWhileIdle(ctx)) return outcome();
  */
 export async function sleepWhileIdle(ctx: RuntimeContext): Promise<boolean> {
-  const { idle, asleep } = await streamIdle(ctx);
+  const { idle, asleep, cursors } = await streamIdle(ctx);
   if (!idle) {
     if (asleep) await ctx.ledger.pipeline.wake();
     return false;
   }
   await ctx.ledger.pipeline.sleep(ctx.clock.now());
-  if ((await streamIdle(ctx)).idle) {
+  // Only new segments can have changed the answer (a batch sealed meanwhile moves the cursors past
+  // segments, which then count as waiting here: it stays awake, which is safe).
+  if (await nothingWaiting(ctx, cursors)) {
     ctx.log.info('coordinator asleep: the stream is idle');
     return true;
   }

@@ -685,7 +685,7 @@ async function cleanUp(store: StateStore, ref: StatePartition, head: StateHead):
   const retired: string[] = [];
   for (const items of head.retired ?? []) retired.push(...(await store.retiredItems(ref, items)));
   const applied = head.kind === 'sluice.state/keyed@1' ? head.dueApplied : [];
-  if (applied.length + retired.length > 0) await store.deleteItems(ref, [...applied, ...retired]);
+  await inParallel([...applied, ...retired], (sk) => store.deleteItem(ref, sk));
 }
 
 async function inParallel<T>(items: readonly T[], write: (item: T) => Promise<unknown>): Promise<void> {

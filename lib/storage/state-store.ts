@@ -280,31 +280,41 @@ export class StateStore {
 
   /** The bytes of every chunk the head points at, by chunk number (empty for an empty chunk). */
   async read(ref: StatePartition, head: SlottedHead): Promise<Buffer[]> {
-    const pk = this.pk(ref);
-    const wanted = Array.from(head.slots).flatMap((slot, chunk) =>
-      slot === '-' ? [] : [`chunk#${chunk}#${slot}`],
+    const found = await this.getItems(
+      ref,
+      Array.from(head.slots).flatMap((slot, chunk) => (slot === '-' ? [] : [`chunk#${chunk}#${slot}`])),
     );
-    const found = new Map<string, Uint8Array>();
-    for (let i = 0; i < wanted.length; i += 100) {
-      let keys: Record<string, unknown>[] | undefined = wanted.slice(i, i + 100).map((sk) => ({ pk, sk }));
-      // BatchGetItem may return part of the request as unprocessed; ask again for that part.
-      for (let attempt = 0; keys && keys.length > 0; attempt++) {
-        if (attempt > 8) throw new Error(`state chunks of ${pk} could not be read`);
-        const out: BatchGetCommandOutput = await this.dynamo.send(
-          new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } }),
-        );
-        for (const item of out.Responses?.[this.table] ?? [])
-          found.set(item.sk as string, item.data as Uint8Array);
-        keys = out.UnprocessedKeys?.[this.table]?.Keys;
-      }
-    }
     return Array.from(head.slots).map((slot, chunk) => {
       if (slot === '-') return Buffer.alloc(0);
       const sk = `chunk#${chunk}#${slot}`;
-      const data = found.get(sk);
-      if (!data) throw new Error(`state chunk ${pk} ${sk} is missing`);
-      return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const item = found.get(sk);
+      if (!item) throw new Error(`state chunk ${this.pk(ref)} ${sk} is missing`);
+      return bytesOf(item.data);
     });
+  }
+
+  /**
+   * Items of a partition by sort key (consistent reads, 100 a request), those that exist. BatchGetItem
+   * may return part of a request as unprocessed: that part is asked for again.
+   */
+  private async getItems(
+    ref: StatePartition,
+    sks: readonly string[],
+  ): Promise<Map<string, Record<string, unknown>>> {
+    const pk = this.pk(ref);
+    const found = new Map<string, Record<string, unknown>>();
+    for (let i = 0; i < sks.length; i += 100) {
+      let keys: Record<string, unknown>[] | undefined = sks.slice(i, i + 100).map((sk) => ({ pk, sk }));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt > 8) throw new Error(`state items of ${pk} could not be read`);
+        const out: BatchGetCommandOutput = await this.dynamo.send(
+          new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const item of out.Responses?.[this.table] ?? []) found.set(item.sk as string, item);
+        keys = out.UnprocessedKeys?.[this.table]?.Keys;
+      }
+    }
+    return found;
   }
 
   /**
@@ -357,21 +367,10 @@ export class StateStore {
     wanted: readonly number[],
     asOf: number,
   ): Promise<Map<number, KeyedChunk | undefined>> {
-    const pk = this.pk(ref);
-    const items = new Map<string, Record<string, unknown>>();
-    for (let i = 0; i < wanted.length; i += 100) {
-      let keys: Record<string, unknown>[] | undefined = wanted
-        .slice(i, i + 100)
-        .map((chunk) => ({ pk, sk: keyedChunkSk(generation, chunk) }));
-      for (let attempt = 0; keys && keys.length > 0; attempt++) {
-        if (attempt > 8) throw new Error(`state chunks of ${pk} could not be read`);
-        const out: BatchGetCommandOutput = await this.dynamo.send(
-          new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } }),
-        );
-        for (const item of out.Responses?.[this.table] ?? []) items.set(item.sk as string, item);
-        keys = out.UnprocessedKeys?.[this.table]?.Keys;
-      }
-    }
+    const items = await this.getItems(
+      ref,
+      wanted.map((chunk) => keyedChunkSk(generation, chunk)),
+    );
     return new Map(
       wanted.map((chunk) => [chunk, chunkAsOf(items.get(keyedChunkSk(generation, chunk)), asOf)]),
     );
@@ -445,22 +444,14 @@ export class StateStore {
     batch: number,
     part: number,
     keys: Uint8Array,
-  ): Promise<string> {
-    const sk = dueSk(due, batch, part);
-    await this.dynamo.send(new PutCommand({ TableName: this.table, Item: { pk: this.pk(ref), sk, keys } }));
-    return sk;
+  ): Promise<void> {
+    const item = { pk: this.pk(ref), sk: dueSk(due, batch, part), keys };
+    await this.dynamo.send(new PutCommand({ TableName: this.table, Item: item }));
   }
 
-  /** Deletes items of a partition by sort key: applied due entries, retired chunks. */
-  async deleteItems(ref: StatePartition, sks: readonly string[]): Promise<void> {
-    const queue = [...sks];
-    const pk = this.pk(ref);
-    const workers = Array.from({ length: Math.min(8, queue.length) }, async () => {
-      for (let sk = queue.shift(); sk !== undefined; sk = queue.shift()) {
-        await this.dynamo.send(new DeleteCommand({ TableName: this.table, Key: { pk, sk } }));
-      }
-    });
-    await Promise.all(workers);
+  /** Deletes an item of a partition by sort key: an applied due entry, a retired chunk. */
+  async deleteItem(ref: StatePartition, sk: string): Promise<void> {
+    await this.dynamo.send(new DeleteCommand({ TableName: this.table, Key: { pk: this.pk(ref), sk } }));
   }
 
   /** The sort keys of the items `retired` names (that exist, where a query finds them). */
