@@ -119,6 +119,12 @@ export interface FailedMarker {
   readonly at: number;
 }
 
+/**
+ * The `quietUntil` of a partition (and of a quiet batch) for which no batch without input ever
+ * does anything: an empty state, or state without timeouts.
+ */
+export const QUIET_FOREVER = Number.MAX_SAFE_INTEGER;
+
 /** The ledger item of one batch: what was sealed, and which tasks of which phases have reported. */
 export interface BatchItem {
   readonly batch: BatchId;
@@ -154,6 +160,17 @@ export interface BatchItem {
   readonly layouts?: StateLayouts;
   /** Event-time pipelines: this batch's own highest event time, once its event-time phase started. */
   readonly eventTimeHigh?: EventTimeHigh;
+  /**
+   * Set on a quiet batch: one with no input and nothing due, completed by its seal without running
+   * a task or writing a progress record. Until this time (epoch ms, `QUIET_FOREVER` if nothing is
+   * ever due) a batch without input stays quiet too.
+   */
+  readonly quietUntil?: number;
+  /**
+   * The batch whose state this batch's stateful partitions apply on, when the batches just before
+   * it were quiet (their partitions ran nothing). Unset: the batch before.
+   */
+  readonly stateFrom?: number;
   /** done[p]: tasks of phase p that have reported. */
   readonly done: Readonly<Record<number, readonly number[]>>;
   /** withData[p]: partitions of phase p that some task of phase p-1 wrote data for. */
@@ -216,6 +233,11 @@ export interface TaskReport {
   readonly state?: StateUsage;
   /** Set when the task only moved its partition's state past a skipped batch. */
   readonly skipped?: boolean;
+  /**
+   * A stateful partition's: a batch without input at or before this time (epoch ms) would change
+   * neither its state nor its output (`QUIET_FOREVER`: no such batch ever would). Unset: any might.
+   */
+  readonly quietUntil?: number;
   /** What the task's invocation used up to its report, when it was metered. */
   readonly usage?: TaskUsage;
 }

@@ -43,6 +43,11 @@ export interface Manifest {
    * batch the layout whose state its partitions re-hash). The batch's stateful partitions are these.
    */
   readonly layouts?: StateLayouts;
+  /**
+   * The batch whose state this batch's stateful partitions apply on, when the batches just before
+   * it were quiet (no input, nothing due: their partitions did not run). Unset: the batch before.
+   */
+  readonly stateFrom?: number;
 }
 
 const sliceSchema = z.object({
@@ -72,6 +77,7 @@ const manifestSchema = z.object({
   tasks: z.array(z.array(sliceSchema)),
   watermarkHigh: z.optional(z.nullable(z.number())),
   layouts: z.optional(z.record(z.string(), stateLayoutSchema)),
+  stateFrom: z.optional(z.number().check(z.int(), z.nonnegative())),
 });
 
 /**

@@ -1,6 +1,6 @@
 import type { BatchId } from '../lib/ids';
 import { outputPrefix } from '../lib/plan';
-import { readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
+import { progressOf, type BatchProgress } from '../lib/runtime/batch-progress';
 import type { RuntimeContext } from '../lib/runtime/context';
 import { readBatchOutput, type PartitionOutput } from '../lib/runtime/output';
 import type { BatchItem } from '../lib/batch';
@@ -44,7 +44,7 @@ export async function readBatchResult(ctx: RuntimeContext, batch: BatchId): Prom
   if (!item) throw new Error(`batch ${batch} is not sealed`);
   const complete = item.status === 'complete';
   const outputs = complete ? await readBatchOutput(ctx.objects, outputPrefix(ctx.plan.spec), item) : [];
-  const progress = complete ? await readProgress(ctx, batch) : undefined;
+  const progress = complete ? await progressOf(ctx, item) : undefined;
   return {
     batch,
     time: item.time,

@@ -20,8 +20,9 @@ import { openStack } from './stack';
 import { formatBatchDetail, formatBatches, formatStatus, pipelineStatus } from './status';
 import { openTarget, type OperatedPipeline, type TargetFlags } from './target';
 import type { OperatorCommand } from '../lib/runtime/operator';
-import { batchId } from '../lib/ids';
-import { readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
+import { batchId, type BatchId } from '../lib/ids';
+import type { RuntimeContext } from '../lib/runtime/context';
+import { quietProgress, readProgress, type BatchProgress } from '../lib/runtime/batch-progress';
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
 import { batchRange, parseBatchOrTime, sealedBatchTimes, type BatchOrTime } from './batch-range';
 import { initProject, InitError } from './init';
@@ -476,6 +477,17 @@ function batchOrTime(value: string): BatchOrTime {
 /** Progress records `sluice cost --stack` reads at once. */
 const PROGRESS_READS_AT_ONCE = 32;
 
+/**
+ * A batch's progress record, or a quiet batch's progress from its ledger item (it has no record),
+ * or nothing: a quiet batch whose item has expired cannot be priced.
+ */
+async function stackProgress(ctx: RuntimeContext, batch: BatchId): Promise<BatchProgress | undefined> {
+  const record = await readProgress(ctx, batch);
+  if (record) return record;
+  const item = await ctx.ledger.batches.get(batch);
+  return item?.quietUntil === undefined ? undefined : quietProgress(ctx, item);
+}
+
 /** `sluice cost --stack`: a deployed pipeline's batches in a range, priced from their progress records. */
 async function stackCostCommand(
   file: string,
@@ -495,7 +507,7 @@ async function stackCostCommand(
     const priced: BatchProgress[] = [];
     for (let i = 0; i < inRange.length; i += PROGRESS_READS_AT_ONCE) {
       const read = await Promise.all(
-        inRange.slice(i, i + PROGRESS_READS_AT_ONCE).map((batch) => readProgress(ctx, batchId(batch))),
+        inRange.slice(i, i + PROGRESS_READS_AT_ONCE).map((batch) => stackProgress(ctx, batchId(batch))),
       );
       priced.push(...read.filter((record): record is BatchProgress => record !== undefined));
     }

@@ -437,8 +437,34 @@ export function parseProgress(raw: unknown, batch: BatchId): BatchProgress {
 }
 
 /**
- * Reads a batch's progress record, or nothing if the batch has none (not finished, or finished by
- * a version that wrote none).
+ * A quiet batch's progress (no input, nothing due: completed by its seal, with no record written),
+ * from its ledger item alone.
+ *
+ * @example
+ * const progress = quietProgress(ctx, item);
+ */
+export function quietProgress(ctx: Pick<RuntimeContext, 'plan'>, item: BatchItem): BatchProgress {
+  return batchProgress(ctx, item, item.completedAt ?? item.sealedAt, []);
+}
+
+/**
+ * A complete batch's progress: its record, or for a quiet batch (which has none) what its ledger
+ * item says.
+ *
+ * @example
+ * const progress = await progressOf(ctx, item);
+ */
+export async function progressOf(
+  ctx: Pick<RuntimeContext, 'objects' | 'plan'>,
+  item: BatchItem,
+): Promise<BatchProgress | undefined> {
+  if (item.quietUntil !== undefined) return quietProgress(ctx, item);
+  return readProgress(ctx, item.batch);
+}
+
+/**
+ * Reads a batch's progress record, or nothing if the batch has none (not finished, finished by
+ * a version that wrote none, or quiet: see `progressOf`).
  *
  * @example
  * const progress = await readProgress(ctx, batchId(3));

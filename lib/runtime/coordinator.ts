@@ -12,6 +12,7 @@ import type {
   SegmentItem,
   ShardCursor,
 } from '../batch';
+import { QUIET_FOREVER } from '../batch';
 import { addUsage, NO_TASK_USAGE, usageBetween } from '../cost/usage';
 import { foldBatches, type WatermarkFold } from '../watermark';
 import { padSeq } from '../encoding/segment';
@@ -19,7 +20,8 @@ import { isEventTime } from '../dsl/spec';
 import { batchLimits } from '../dsl/pipeline';
 import type { RuntimeContext } from './context';
 import { budgetUsedUp, failBatch, resolveFailedBatches, spent, type Halt } from './failure';
-import { driveBatch, pendingWork } from './progress';
+import { announceComplete, driveBatch, pendingWork } from './progress';
+import { quietProgress } from './batch-progress';
 import { expireSettledBatches } from './expiry';
 
 /** What one coordinator pass did. */
@@ -188,10 +190,13 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
         ? await foldWatermark(ctx, state?.watermarkFold, batch)
         : undefined;
       const layouts = await layoutsFor(ctx, state, batch);
+      const quiet = await quietness(ctx, batch, time, tasks.length, layouts);
       const usedNow = ctx.meter?.current();
       const sealedAt = ctx.clock.now();
       const ingestUsage = ingestUsageOf(input.segments);
       const sealed = await ctx.ledger.batches.create({
+        ...quiet,
+        ...(quiet.quietUntil === undefined ? {} : { summary: EMPTY_SUMMARY, completedAt: sealedAt }),
         batch,
         time,
         ...(watermarkFold ? { watermarkFold } : {}),
@@ -221,8 +226,48 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
   await ctx.objects.put(manifestKey(batch), serializeManifest(manifest), 'application/json');
   if (!recorded) return manifest;
   ctx.log.info('batch sealed', { batch, time, records: manifest.records, tasks: manifest.tasks.length });
-  await startBatch(ctx, item);
+  if (item.quietUntil === undefined) await startBatch(ctx, item);
+  else await announceComplete(ctx, item, quietProgress(ctx, item));
   return manifest;
+}
+
+const EMPTY_SUMMARY = { inputRecords: 0, deadLetters: 0, outputRecords: 0, outputPartitions: [] };
+
+/**
+ * What batch n (at `time`, with `tasks` transform tasks) needs to know of the quiet batches before
+ * it: the batch its stateful partitions' state is at, when n-1 was quiet (`stateFrom`), and whether
+ * n is quiet itself (`quietUntil`). It is when it has no input, no stage emits on empty input, no
+ * state layout starts with it, and every stateful partition said after its last run that a batch
+ * without input up to this time would change neither its state nor its output. A pipeline without
+ * state needs only the first three; one with state reads batch n-1's item (and, the first time, its
+ * stateful phases' reports).
+ */
+async function quietness(
+  ctx: RuntimeContext,
+  batch: BatchId,
+  time: number,
+  tasks: number,
+  layouts: StateLayouts | undefined,
+): Promise<{ stateFrom?: number; quietUntil?: number }> {
+  const stateful = ctx.plan.phases.filter((phase) => phase.wide?.stateful);
+  const empty = tasks === 0 && !ctx.plan.phases.some((phase) => phase.wide?.whenEmpty);
+  if (stateful.length === 0) return empty ? { quietUntil: QUIET_FOREVER } : {};
+  const previous = batch > 1 ? await ctx.ledger.batches.get(batchId(batch - 1)) : undefined;
+  const from =
+    previous?.quietUntil === undefined ? {} : { stateFrom: previous.stateFrom ?? previous.batch - 1 };
+  if (!empty || !previous) return from;
+  if (Object.values(layouts ?? {}).some((layout) => layout.since === batch)) return from;
+  let until = previous.quietUntil;
+  if (until === undefined) {
+    if (previous.status !== 'complete') return from;
+    const reports = await Promise.all(
+      stateful.map((phase) => ctx.ledger.reports.list(previous.batch, phase.spec.phase)),
+    );
+    const said = reports.flat().map((report) => report.quietUntil ?? 0);
+    until = said.length === 0 ? 0 : Math.min(...said);
+  }
+  // A key is due in the first batch whose time is past its due time: one at it is still quiet.
+  return until >= time ? { ...from, quietUntil: until } : from;
 }
 
 async function startBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {
@@ -365,6 +410,7 @@ async function buildManifest(
     tasks,
     ...(item.watermarkFold ? { watermarkHigh: item.watermarkFold.high } : {}),
     ...(item.layouts ? { layouts: item.layouts } : {}),
+    ...(item.stateFrom === undefined ? {} : { stateFrom: item.stateFrom }),
   };
 }
 

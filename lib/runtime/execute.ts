@@ -69,7 +69,7 @@ export async function executeTask(
     onDeadLetter: (entry, error) => dead.add(entry, error),
   });
 
-  const read: { records: number; bytes: number; state?: PendingState } =
+  const read: { records: number; bytes: number; state?: PendingState; quietUntil?: number } =
     index === 0
       ? await readSegments(ctx, manifest, task, scope, runner)
       : await reduceInput(ctx, manifest, phase, task, scope, runner);
@@ -99,6 +99,7 @@ export async function executeTask(
     bytesRead: read.bytes,
     ...(deadLetters ? { deadLetterKey: deadLetters } : {}),
     ...(read.state ? { state: read.state.usage } : {}),
+    ...(read.quietUntil === undefined ? {} : { quietUntil: read.quietUntil }),
   };
   const withState = (report: TaskReport): { report: TaskReport; state?: PendingState } =>
     read.state ? { report, state: read.state } : { report };

@@ -1,4 +1,4 @@
-import { progressTotals, recordProgress } from './batch-progress';
+import { progressTotals, recordProgress, type BatchProgress } from './batch-progress';
 import { taskId, type BatchId } from '../ids';
 import { isEventTime } from '../dsl/spec';
 import { highOfTasks } from '../watermark';
@@ -165,6 +165,23 @@ async function completeBatch(ctx: RuntimeContext, item: BatchItem): Promise<void
   // record overwrites it; one that completed the batch has always written one.
   const progress = await recordProgress(ctx, done, now);
   if (!(await ctx.ledger.batches.complete(item.batch, summary, now))) return;
+  await announceComplete(ctx, done, progress);
+}
+
+/**
+ * What the caller that completed a batch does once: logs it, emits its metrics, and prints its
+ * output for a `print` sink.
+ *
+ * @example
+ * await announceComplete(ctx, done, progress);
+ */
+export async function announceComplete(
+  ctx: RuntimeContext,
+  done: BatchItem,
+  progress: BatchProgress,
+): Promise<void> {
+  const summary = done.summary ?? { inputRecords: done.inputRecords, ...done.counted };
+  const now = done.completedAt ?? done.sealedAt;
   const header = {
     batch: done.batch,
     time: done.time,

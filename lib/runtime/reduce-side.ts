@@ -11,7 +11,15 @@ import { ShuffleMerger } from './buffers';
 import type { RuntimeContext } from './context';
 import { NO_KEY, type PhaseRunner } from './datapath';
 import { fetchInOrder, GETS_AHEAD } from './prefetch';
-import { loadState, openState, prepareState, stateRef, type PendingState } from './state-commit';
+import {
+  loadState,
+  openState,
+  prepareState,
+  quietAfter,
+  stateFrom,
+  stateRef,
+  type PendingState,
+} from './state-commit';
 import { sealedLayout } from '../state/layout';
 
 /**
@@ -86,7 +94,7 @@ export async function reduceInput(
   partition: TaskId,
   scope: ErrorScope,
   runner: PhaseRunner,
-): Promise<{ records: number; bytes: number; state?: PendingState }> {
+): Promise<{ records: number; bytes: number; state?: PendingState; quietUntil?: number }> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
   const opened = wide.stateful
@@ -97,6 +105,7 @@ export async function reduceInput(
         manifest.batch,
         wide.stateful,
         scope,
+        stateFrom(manifest),
       )
     : undefined;
   const reports = await ctx.ledger.reports.list(manifest.batch, phase.spec.phase - 1);
@@ -130,13 +139,11 @@ export async function reduceInput(
       watermarkHigh: manifest.watermarkHigh ?? null,
     },
   });
-  return {
-    records: reduce.pairs,
-    bytes,
-    state: prepareState(opened, loaded, manifest.time, (key, value, error) =>
-      runner.stateFailed(key, error, { state: value }),
-    ),
-  };
+  const state = prepareState(opened, loaded, manifest.time, (key, value, error) =>
+    runner.stateFailed(key, error, { state: value }),
+  );
+  const quietUntil = await quietAfter(ctx.state, opened, state, loaded.table, manifest.time);
+  return { records: reduce.pairs, bytes, state, ...(quietUntil === undefined ? {} : { quietUntil }) };
 }
 
 /**

@@ -17,7 +17,7 @@ import type {
   StatePartition,
   StateStore,
 } from '../storage/state-store';
-import type { StateUsage } from '../batch';
+import { QUIET_FOREVER, type StateUsage } from '../batch';
 
 /**
  * The keyed layout splits its chunks (doubling their count) when their encoded bytes average more
@@ -78,11 +78,16 @@ export class StateAlreadyCommitted extends Error {
   override readonly name = 'StateAlreadyCommitted';
 }
 
-/** A partition's state opened for batch n: its head is at n-1 (or starts its layout at n). */
+/**
+ * A partition's state opened for batch n: its head is at the batch n applies on (n-1, or before
+ * quiet batches: `after`), or it starts its layout at n.
+ */
 export interface OpenedState {
   readonly ref: StatePartition;
   readonly layout: StateLayout;
   readonly batch: number;
+  /** The batch whose state batch n applies on: n-1, unless the batches before n were quiet. */
+  readonly after: number;
   readonly operator: StatefulOperator;
   readonly head: StateHead;
   readonly scope: ErrorScope;
@@ -182,13 +187,14 @@ function averageTouched(before: number | undefined, touched: number): number {
 }
 
 /**
- * Opens one partition's state for batch n: reads its head, in batch order. If batch n-1 is not
- * applied yet this is `NotReadyError` (retried, then swept); if batch n already is, the caller
- * reports what the committing run did (`StateAlreadyCommitted`). Read before the shuffle: there is
- * no point reading a batch's input before its turn.
+ * Opens one partition's state for batch n: reads its head, in batch order. If the batch n applies
+ * on (`after`: n-1, or the last batch before quiet ones) is not applied yet this is `NotReadyError`
+ * (retried, then swept); if batch n already is, the caller reports what the committing run did
+ * (`StateAlreadyCommitted`). Read before the shuffle: there is no point reading a batch's input
+ * before its turn.
  *
  * @example
- * const opened = await openState(ctx.state, ref, layout, manifest.batch, operator, scope);
+ * const opened = await openState(ctx.state, ref, layout, manifest.batch, operator, scope, stateFrom(manifest));
  */
 export async function openState(
   store: StateStore,
@@ -197,11 +203,23 @@ export async function openState(
   batch: number,
   operator: StatefulOperator,
   scope: ErrorScope,
+  after = batch - 1,
 ): Promise<OpenedState> {
-  const head = await headFor(store, ref, layout, batch, scope);
+  const head = await headFor(store, ref, layout, batch, after, scope);
   if (head.batch >= batch)
     throw new StateAlreadyCommitted(`state of ${ref.stage}/${ref.partition} is at batch ${head.batch}`);
-  return { ref, layout, batch, operator, head, scope };
+  return { ref, layout, batch, after, operator, head, scope };
+}
+
+/**
+ * The batch whose state a sealed batch's stateful partitions apply on: the one before, or the last
+ * one before a run of quiet batches (which ran no partition).
+ *
+ * @example
+ * stateFrom(manifest); // 41 for batch 42, or 37 when batches 38-41 were quiet
+ */
+export function stateFrom(manifest: Pick<Manifest, 'batch' | 'stateFrom'>): number {
+  return manifest.stateFrom ?? manifest.batch - 1;
 }
 
 /**
@@ -220,7 +238,7 @@ export async function loadState(
   keys: Iterable<unknown>,
   time: number,
 ): Promise<LoadedState> {
-  const { ref, layout, batch, operator, head, scope } = opened;
+  const { ref, layout, batch, after, operator, head, scope } = opened;
   const keyed = operator.reads === 'keys';
   if (head.kind === 'sluice.state/keyed@1' && !keyed) {
     throw new DataFormatError(
@@ -253,7 +271,7 @@ export async function loadState(
   let read: ChunksRead = { chunks: 0, bytes: 0 };
   if (starts) {
     if (layout.previous)
-      ({ table, read } = await rehashState(store, ref, layout, layout.previous, batch, scope));
+      ({ table, read } = await rehashState(store, ref, layout, layout.previous, batch, after, scope));
     else {
       table = new StateTable();
       for (const [key, value] of operator.initial?.() ?? []) {
@@ -379,8 +397,8 @@ function startsLayout(head: StateHead, layout: StateLayout, batch: number): bool
 }
 
 /**
- * A rescaling batch's start: the previous layout's state, every one of its partitions as of batch
- * n-1, keeping the keys that now hash to this partition. The previous layout is only read, so
+ * A rescaling batch's start: the previous layout's state, every one of its partitions as of the
+ * batch n applies on (`after`; quiet batches after it left the state as it was), keeping the keys that now hash to this partition. The previous layout is only read, so
  * every new partition (and every re-run of one) reads the same state and keeps the same keys, in
  * the same order: exactly once, whatever runs twice. Its items stay where they are.
  */
@@ -390,6 +408,7 @@ async function rehashState(
   layout: StateLayout,
   previous: NonNullable<StateLayout['previous']>,
   batch: number,
+  after: number,
   scope: ErrorScope,
 ): Promise<{ table: StateTable; read: ChunksRead }> {
   const table = new StateTable();
@@ -397,14 +416,14 @@ async function rehashState(
   for (let partition = 0; partition < previous.partitions; partition++) {
     const old: StatePartition = { stage: ref.stage, partition, since: previous.since };
     const oldHead = await store.head(old);
-    if (oldHead.batch < batch - 1) {
+    if (oldHead.batch < after) {
       throw new NotReadyError(
-        `state of ${ref.stage}/${partition} (the layout before the rescale) is at batch ${oldHead.batch}, not ${batch - 1}`,
+        `state of ${ref.stage}/${partition} (the layout before the rescale) is at batch ${oldHead.batch}, not ${after}`,
         scope,
         { waiting: true },
       );
     }
-    if (oldHead.batch > batch - 1) {
+    if (oldHead.batch >= batch) {
       throw new PlanMismatchError(
         `state of ${ref.stage}/${partition} of the layout since batch ${previous.since} is at batch ${oldHead.batch}, past the rescale at batch ${batch}`,
         scope,
@@ -433,21 +452,23 @@ function addRead(a: ChunksRead, b: ChunksRead): ChunksRead {
 }
 
 /**
- * A partition's head, as batch n may use it: at n-1 (its turn), empty on its layout's first batch,
- * or at n or later (a run of n has committed). Before n-1 is an ordering wait: `NotReadyError`,
- * retried without using up the budget.
+ * A partition's head, as batch n may use it: at the batch n applies on (`after`: its turn), empty
+ * on its layout's first batch, or at n or later (a run of n has committed). Before `after` is an
+ * ordering wait: `NotReadyError`, retried without using up the budget. (Between `after` and n is a
+ * replay that ran the quiet batches between: the same state.)
  */
 async function headFor(
   store: StateStore,
   ref: StatePartition,
   layout: StateLayout,
   batch: number,
+  after: number,
   scope: ErrorScope,
 ): Promise<StateHead> {
   const head = await store.head(ref);
-  if (head.batch < batch - 1 && !startsLayout(head, layout, batch)) {
+  if (head.batch < after && !startsLayout(head, layout, batch)) {
     throw new NotReadyError(
-      `state of ${ref.stage}/${ref.partition} is at batch ${head.batch}, not ${batch - 1}`,
+      `state of ${ref.stage}/${ref.partition} is at batch ${head.batch}, not ${after}`,
       scope,
       { waiting: true },
     );
@@ -456,14 +477,15 @@ async function headFor(
 }
 
 /**
- * A partition's part in skipping batch n (at `time`): its head moves from n-1 to n with the state
+ * A partition's part in skipping batch n (at `time`): its head moves from the batch n applies on
+ * (`after`: n-1, or the last before quiet batches) to n with the state
  * unchanged, in order like any batch, so that batch n+1 finds it where it expects it (keys due in
  * the time index stay due, for the next batch). On a layout's first batch the state it starts from
  * (initial, or re-hashed) is committed as batch n's. A run of the batch that committed first
  * stands; either way the partition's state is whole.
  *
  * @example
- * await skipState(ctx.state, ref, layout, batch, manifest.time, operator, scope);
+ * await skipState(ctx.state, ref, layout, batch, manifest.time, operator, scope, stateFrom(manifest));
  */
 export async function skipState(
   store: StateStore,
@@ -473,11 +495,12 @@ export async function skipState(
   time: number,
   operator: StatefulOperator,
   scope: ErrorScope,
+  after = batch - 1,
 ): Promise<void> {
-  const head = await headFor(store, ref, layout, batch, scope);
+  const head = await headFor(store, ref, layout, batch, after, scope);
   if (head.batch >= batch) return;
   if (startsLayout(head, layout, batch)) {
-    const opened: OpenedState = { ref, layout, batch, operator, head, scope };
+    const opened: OpenedState = { ref, layout, batch, after, operator, head, scope };
     const loaded = await loadState(store, opened, [], time);
     await commitState(store, prepareState(opened, loaded, time));
     return;
@@ -652,6 +675,38 @@ function dueParts(
   return [...byDue].flatMap(([due, parts]) =>
     parts.map((writer, part) => ({ due, part, keys: writer.toBuffer() })),
   );
+}
+
+/**
+ * Until when (epoch ms) a batch without input would leave this partition as batch n (at `time`)
+ * leaves it, with no output and no change of state: forever for an empty state, and for an operator
+ * that reads only its keys without timeouts; with timeouts, until the first key is due (from the
+ * whole state, or the time index and the entries this batch writes to it). Otherwise nothing: an
+ * operator that reads every key (processing-time windows, `updateStateByKey`, snapshots) acts on
+ * every batch while it holds state.
+ *
+ * @example
+ * const quietUntil = await quietAfter(ctx.state, opened, pending, loaded.table, manifest.time);
+ */
+export async function quietAfter(
+  store: StateStore,
+  opened: OpenedState,
+  pending: PendingState,
+  table: StateTable,
+  time: number,
+): Promise<number | undefined> {
+  const { operator, ref } = opened;
+  if (pending.usage.keys === 0) return QUIET_FOREVER;
+  if (operator.reads !== 'keys') return undefined;
+  const { dueAt } = operator;
+  if (!dueAt) return QUIET_FOREVER;
+  let first = QUIET_FOREVER;
+  if (pending.kind === 'slotted') {
+    for (const { value } of table.values()) first = Math.min(first, dueAt(value) ?? QUIET_FOREVER);
+    return first;
+  }
+  for (const { due } of pending.due) first = Math.min(first, due);
+  return Math.min(first, (await store.firstDue(ref, time)) ?? QUIET_FOREVER);
 }
 
 /**

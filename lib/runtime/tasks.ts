@@ -14,6 +14,7 @@ import { driveBatch, invokeTasks } from './progress';
 import {
   commitState,
   skipState,
+  stateFrom,
   stateCommitted,
   StateAlreadyCommitted,
   stateRef,
@@ -154,6 +155,7 @@ async function skipTask(
     manifest.time,
     operator,
     scope,
+    stateFrom(manifest),
   );
   const report: TaskReport = {
     batch: event.batch,

@@ -435,6 +435,29 @@ export class StateStore {
   }
 
   /**
+   * The due time of the time index's first entry at or after `from`, or nothing if there is none:
+   * one item read (the projection keeps the entry's key bytes out of it).
+   */
+  async firstDue(ref: StatePartition, from: number): Promise<number | undefined> {
+    const out = await this.dynamo.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: {
+          ':pk': this.pk(ref),
+          ':from': dueTimeSk(from),
+          ':to': `${dueTimeSk(Number.MAX_SAFE_INTEGER)}~`,
+        },
+        ProjectionExpression: 'sk',
+        ConsistentRead: true,
+        Limit: 1,
+      }),
+    );
+    const sk: unknown = out.Items?.[0]?.sk;
+    return typeof sk === 'string' ? Number(sk.slice('due#'.length, 'due#'.length + 15)) : undefined;
+  }
+
+  /**
    * Writes one part of the time index's entry for a due time. Each is written by the one batch
    * that touched its keys, with the same bytes by every run of it.
    */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { BatchItem } from '../../lib/batch';
 import { batchId, type BatchId } from '../../lib/ids';
 import { packageFiles } from '../../lib/package-files';
-import { progressTotals, readProgress, type BatchProgress } from '../../lib/runtime/batch-progress';
+import { progressOf, progressTotals, type BatchProgress } from '../../lib/runtime/batch-progress';
 import type { DeadLetter } from '../../lib/runtime/datapath';
 import type { RuntimeContext } from '../../lib/runtime/context';
 import { readDeadLetters } from '../dead-letters';
@@ -86,14 +86,14 @@ export function contextSource(ctx: RuntimeContext): UiSource {
     async batches() {
       return Promise.all(
         (await ctx.ledger.batches.all()).map(async (item) =>
-          uiBatch(item, item.status === 'complete' ? await readProgress(ctx, item.batch) : undefined),
+          uiBatch(item, item.status === 'complete' ? await progressOf(ctx, item) : undefined),
         ),
       );
     },
     async batch(batch) {
       const item = await ctx.ledger.batches.get(batch);
       if (!item) return undefined;
-      const progress = item.status === 'complete' ? await readProgress(ctx, batch) : undefined;
+      const progress = item.status === 'complete' ? await progressOf(ctx, item) : undefined;
       const deadLetters = (await readDeadLetters(ctx, batch)).slice(0, DEAD_LETTER_SAMPLE);
       return { batch: uiBatch(item, progress), ...(progress ? { progress } : {}), deadLetters };
     },

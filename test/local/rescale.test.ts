@@ -229,4 +229,51 @@ describe('rescaling a stateful stage from 4 to 8 partitions', () => {
     expect(after.keys).toEqual(expected);
     expect(after.heads).toEqual([4, 4, 4, 4, 4, 4, 4, 4]);
   }, 120_000);
+
+  it.each([
+    { name: 'no faults', run: 'quiet-clean', faults: {} },
+    { name: 'duplicate deliveries', run: 'quiet-duplicate', faults: { duplicate: true } },
+  ])(
+    'after quiet batches, re-hashes the state the last batch that ran left ($name)',
+    async ({ run, faults: injected }) => {
+      // Arrange: batch 1 has words; 2 and 3 are empty, quiet (running totals without a timeout
+      // leave nothing due), so the old layout's heads stay at batch 1.
+      const operator = operators[2];
+      const batches = [generateLines(30, 21, 100), [], [], generateLines(30, 24, 100)];
+      const first = await LocalRuntime.start(version(operator, 4), {
+        endpoint: endpoint(),
+        run,
+        faults: injected,
+      });
+      const quiet: (number | undefined)[] = [];
+      for (const lines of batches.slice(0, 3)) {
+        const [result] = await first.push(lines).then(() => first.advance());
+        quiet.push(result?.progress?.phases[1]?.tasks);
+      }
+      await first.stop();
+      const second = await LocalRuntime.start(version(operator, 8), {
+        endpoint: endpoint(),
+        run,
+        faults: injected,
+      });
+
+      // Act
+      const [rescaling] = await second.push(batches[3] ?? []).then(() => second.advance());
+      const manifest = parseManifest(await second.ctx.objects.get(manifestKey(batchId(4))));
+      const before = await storedState(second.ctx, 4, 1);
+      const after = await storedState(second.ctx, 8, 4);
+      await second.stop();
+
+      // Assert
+      expect(quiet).toEqual([4, 0, 0]);
+      expect(rescaling?.status).toBe('complete');
+      expect(manifest.stateFrom).toBe(1);
+      expect(before.heads).toEqual([1, 1, 1, 1]);
+      expect(after.heads).toEqual([4, 4, 4, 4, 4, 4, 4, 4]);
+      expect(after.misplaced).toEqual([]);
+      const totals = new Map([...after.keys].map(([word, kept]) => [word, (kept as [number, number])[0]]));
+      expect(totals).toEqual(wordCounts(batches));
+    },
+    120_000,
+  );
 });

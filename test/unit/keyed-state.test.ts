@@ -42,6 +42,7 @@ function opened(at: KeyedHead): OpenedState {
     ref,
     layout: { partitions: 1, since: 1 },
     batch: at.batch + 1,
+    after: at.batch,
     operator,
     head: at,
     scope: { batch: batchId(at.batch + 1) },

@@ -69,7 +69,10 @@ export class BatchItems {
     );
   }
 
-  /** Creates a sealed batch's item unless it exists. Returns the item that is in the ledger. */
+  /**
+   * Creates a sealed batch's item unless it exists. Returns the item that is in the ledger. A quiet
+   * batch (`quietUntil` set, with its `summary` and `completedAt`) is created complete.
+   */
   async create(item: SealedBatch): Promise<{ item: BatchItem; created: boolean }> {
     const created = await conditionalWrite(() =>
       this.table.dynamo.send(
@@ -84,7 +87,7 @@ export class BatchItems {
       return {
         item: {
           ...item,
-          status: 'sealed',
+          status: item.quietUntil === undefined ? 'sealed' : 'complete',
           done: {},
           withData: {},
           expected: {},

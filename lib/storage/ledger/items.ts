@@ -202,6 +202,8 @@ const batchSchema = z.looseObject({
   countedOutputPartitions: z.optional(numberSet),
   countedReadUnits: z.optional(z.number().check(z.nonnegative())),
   countedWriteUnits: z.optional(z.number().check(z.nonnegative())),
+  quietUntil: z.optional(z.number()),
+  stateFrom: z.optional(count),
 });
 
 const reportSchema = z.object({
@@ -226,6 +228,7 @@ const reportSchema = z.object({
   deadLetterKinds: z.optional(z.record(z.string(), count)),
   state: z.optional(stateUsageSchema),
   skipped: z.optional(z.boolean()),
+  quietUntil: z.optional(z.number()),
   usage: z.optional(usageSchema),
 });
 
@@ -365,7 +368,8 @@ export function parseSegmentItem(raw: Record<string, unknown>): SegmentItem {
 }
 
 /**
- * A newly sealed batch's item as stored.
+ * A newly sealed batch's item as stored: `sealed`, or `complete` already for a quiet batch (no
+ * input, nothing due: `quietUntil` set), with its empty summary.
  *
  * @example
  * await dynamo.send(new PutCommand({ TableName, Item: batchItem(sealed) }));
@@ -373,7 +377,8 @@ export function parseSegmentItem(raw: Record<string, unknown>): SegmentItem {
 export function batchItem(
   item: Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status' | 'attempts' | 'counted'>,
 ): Record<string, unknown> {
-  return { ...LEDGER_ITEM_KEYS.batch(item.batch), kind: LEDGER_KINDS.batch, ...item, status: 'sealed' };
+  const status = item.quietUntil === undefined ? 'sealed' : 'complete';
+  return { ...LEDGER_ITEM_KEYS.batch(item.batch), kind: LEDGER_KINDS.batch, ...item, status };
 }
 
 /**
@@ -406,6 +411,8 @@ export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
     ...(item.watermarkFold === undefined ? {} : { watermarkFold: item.watermarkFold }),
     ...(item.layouts === undefined ? {} : { layouts: item.layouts }),
     ...(item.eventTimeHigh === undefined ? {} : { eventTimeHigh: item.eventTimeHigh }),
+    ...(item.quietUntil === undefined ? {} : { quietUntil: item.quietUntil }),
+    ...(item.stateFrom === undefined ? {} : { stateFrom: item.stateFrom }),
     done: perPhase(raw, 'done_'),
     withData: perPhase(raw, 'withData_'),
     expected: perPhase(raw, 'expected_'),
