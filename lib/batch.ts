@@ -233,6 +233,8 @@ export interface TaskReport {
   readonly state?: StateUsage;
   /** Set when the task only moved its partition's state past a skipped batch. */
   readonly skipped?: boolean;
+  /** How often the task's shuffle passed its memory budget and was spilled (encoded), when it was. */
+  readonly spills?: number;
   /**
    * A stateful partition's: a batch without input at or before this time (epoch ms) would change
    * neither its state nor its output (`QUIET_FOREVER`: no such batch ever would). Unset: any might.

@@ -205,6 +205,25 @@ export class StateTooLargeError extends SluiceError {
 }
 
 /**
+ * A reduce partition would hold more than its function's memory budget: its shuffle input or its
+ * state, decoded, would not fit. Refused before it is decoded, so the function fails with this
+ * rather than running out of memory; the batch fails with the reason.
+ *
+ * @example
+ * throw new MemoryBudgetError('state of count/3 would take ~900 MiB, over the 464 MiB budget', { stage, partition });
+ */
+export class MemoryBudgetError extends SluiceError {
+  override readonly name = 'MemoryBudgetError';
+  constructor(message: string, scope?: ErrorScope) {
+    super(message, {
+      retryable: false,
+      hint: "Give the stage more partitions (its `partitions`, deployed with `allowRescale`), or its tasks more memory (the construct's `taskMemorySize`), then retry the batch.",
+      scope,
+    });
+  }
+}
+
+/**
  * Configuration (environment of a function, CLI flags) is missing or wrong.
  *
  * @example

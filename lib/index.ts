@@ -119,6 +119,7 @@ export {
   RetryableError,
   RetryBudgetExhaustedError,
   StateTooLargeError,
+  MemoryBudgetError,
   ConfigError,
   isRetryable,
   classifyFailure,

@@ -2,8 +2,10 @@ import type { UsageMeter } from '../lib/cost/usage';
 import type { AwsClients } from '../lib/aws';
 import type { AnyPipeline } from '../lib/dsl/pipeline';
 import {
+  DEFAULT_MEMORY_MB,
   functionEnvironment,
   type DeployedFunction,
+  type FunctionKind,
   type DeployedNames,
   type Deployment,
 } from '../lib/deployment';
@@ -41,6 +43,8 @@ export interface FunctionDeployment {
   readonly print: (text: string) => void;
   /** Meters every invocation, as the Lambda adapter does. */
   readonly meter: UsageMeter;
+  /** Memory of the transform and reduce functions, MiB. @default DEFAULT_MEMORY_MB */
+  readonly taskMemorySize?: number;
 }
 
 /**
@@ -66,7 +70,12 @@ export function deployFunctions(options: FunctionDeployment): ReadonlyMap<string
   for (const spec of deployment.functions) {
     const name = names.functionName(spec.id);
     const handlers = createHandlers(options.pipeline, {
-      env: { ...functionEnvironment(deployment, spec.id, deployedNames), AWS_LAMBDA_FUNCTION_NAME: name },
+      // What Lambda adds to the construct's environment: the function's name and memory.
+      env: {
+        ...functionEnvironment(deployment, spec.id, deployedNames),
+        AWS_LAMBDA_FUNCTION_NAME: name,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryOf(spec.kind, options.taskMemorySize)),
+      },
       clients: options.clients,
       send: invoker.transportFor(spec),
       clock: options.clock,
@@ -81,6 +90,12 @@ export function deployFunctions(options: FunctionDeployment): ReadonlyMap<string
     });
   }
   return functions;
+}
+
+/** A function's memory, MiB: the tasks' as given, the others' as deployed by default. */
+function memoryOf(kind: FunctionKind, taskMemorySize: number | undefined): number {
+  const task = kind === 'transform' || kind === 'reduce';
+  return task && taskMemorySize !== undefined ? taskMemorySize : DEFAULT_MEMORY_MB[kind];
 }
 
 /**

@@ -97,6 +97,12 @@ export interface LocalRunOptions {
    * @default 0
    */
   readonly startAfter?: number;
+  /**
+   * Memory of the transform and reduce functions, MiB, as the construct's `taskMemorySize`: each
+   * task's memory budget follows from it, as on Lambda.
+   * @default DEFAULT_MEMORY_MB (1024)
+   */
+  readonly taskMemorySize?: number;
 }
 
 /** What `LocalRuntime.start` has built by the time the runtime itself is made. */
@@ -247,6 +253,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       clock,
       print: options.print ?? (() => {}),
       meter: usage,
+      ...(options.taskMemorySize === undefined ? {} : { taskMemorySize: options.taskMemorySize }),
     });
     const ledger = handlersOf(functions, 'coordinator').ctx.ledger;
     const state = await ledger.pipeline.get();

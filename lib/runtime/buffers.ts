@@ -1,6 +1,8 @@
 import { raiseHigh, type EventTimeHigh } from '../watermark';
 import { mapKey, partitionOf, type MapKey } from '../encoding/key';
+import { ByteWriter } from '../encoding/bytes';
 import { encodeShuffle, type EncodedShuffle } from '../encoding/shuffle';
+import { estimateBytes } from './memory';
 import { unencodable, UnencodableValueError } from '../encoding/value';
 import { takesPairs } from '../dsl/spec';
 import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
@@ -13,6 +15,13 @@ interface Entry {
 /**
  * Collects a phase's output for the shuffle into the next keyed stage, combining per key on the
  * map side when the stage allows it. Insertion order is kept, so equal input gives equal bytes.
+ *
+ * Under a memory budget (bytes, counted by `estimateBytes`) what it holds is spilled when the count
+ * passes the budget: encoded, as the shuffle file's runs are, about a tenth of its size in memory,
+ * and the map starts again. A partition's run is then its spills' runs and the rest's, one after
+ * the other; a key may appear once per spill, and the reduce side merges its combiners as it does
+ * those of different tasks. The count is a function of the input alone, so a replay spills at the
+ * same records and writes the same bytes.
  */
 export class ShuffleBuffer implements EventTimeSink {
   /** Map key to combiner: no object per key, which showed in the garbage collector's time. */
@@ -30,6 +39,10 @@ export class ShuffleBuffer implements EventTimeSink {
   eventTimeHigh: EventTimeHigh = null;
   /** The lowest, for the batch's progress record. */
   eventTimeLow: EventTimeHigh = null;
+  /** Bytes held, as `estimateBytes` counts them, since the last spill. */
+  private held = 0;
+  /** What was spilled, encoded, in order. */
+  private readonly spills: EncodedShuffle[] = [];
 
   constructor(
     private readonly stage: WideStage<unknown, unknown>,
@@ -43,6 +56,8 @@ export class ShuffleBuffer implements EventTimeSink {
      * checked, or a raw value): it is left out of the shuffle and dead-lettered.
      */
     private readonly onRefused?: (key: unknown, value: unknown, error: Error) => void,
+    /** What it may hold before it spills, bytes. @default unbounded */
+    private readonly budget = Number.POSITIVE_INFINITY,
   ) {
     this.combine = stage.spec.mapSideCombine;
     this.takesPairs = takesPairs(stage.spec);
@@ -96,6 +111,8 @@ export class ShuffleBuffer implements EventTimeSink {
       if (reason !== undefined) throw new UnencodableValueError(reason);
       (this.raw[partitionOf(mapKey(key), this.partitions)] as [unknown, unknown][]).push([key, value]);
       this.records++;
+      if (this.budget !== Number.POSITIVE_INFINITY)
+        this.hold(PAIR_BYTES + estimateBytes(key) + estimateBytes(value));
       return;
     }
     const k = mapKey(key);
@@ -109,28 +126,67 @@ export class ShuffleBuffer implements EventTimeSink {
       if (reason !== undefined) throw new UnencodableValueError(reason);
       if (k !== key && typeof key !== 'number') this.originals.set(k, key);
       this.combined.set(k, created);
-    } else this.combined.set(k, this.mergeValue(combiner, value));
+      this.records++;
+      // A combiner is counted as it was created: one that grows as it merges is counted low.
+      if (this.budget !== Number.POSITIVE_INFINITY)
+        this.hold(PAIR_BYTES + estimateBytes(key) + estimateBytes(created));
+      return;
+    }
+    this.combined.set(k, this.mergeValue(combiner, value));
     this.records++;
+  }
+
+  /** Counts bytes newly held, and spills what is held once past the budget. */
+  private hold(bytes: number): void {
+    this.held += bytes;
+    if (this.held <= this.budget) return;
+    this.spills.push(encodeShuffle(this.runsHeld(), this.onRefused));
+    this.held = 0;
+    this.combined.clear();
+    this.originals.clear();
+    for (const run of this.raw) run.length = 0;
+  }
+
+  /** Spills so far: how many times the budget was passed. */
+  get spilled(): number {
+    return this.spills.length;
+  }
+
+  /** What is held, as runs per partition. */
+  private runsHeld(): (readonly [unknown, unknown])[][] {
+    if (!this.combine) return this.raw;
+    const runs: (readonly [unknown, unknown])[][] = Array.from({ length: this.partitions }, () => []);
+    for (const [k, combiner] of this.combined) {
+      const key = this.originals.size > 0 && this.originals.has(k) ? this.originals.get(k) : k;
+      (runs[partitionOf(k, this.partitions)] as (readonly [unknown, unknown])[]).push([key, combiner]);
+    }
+    return runs;
   }
 
   /** The shuffle file and the partitions that got data. */
   encode(): EncodedShuffle & { withData: number[] } {
-    let runs: (readonly [unknown, unknown])[][];
-    if (this.combine) {
-      runs = Array.from({ length: this.partitions }, () => []);
-      for (const [k, combiner] of this.combined) {
-        const key = this.originals.size > 0 && this.originals.has(k) ? this.originals.get(k) : k;
-        (runs[partitionOf(k, this.partitions)] as (readonly [unknown, unknown])[]).push([key, combiner]);
-      }
-    } else {
-      runs = this.raw;
-    }
-    const encoded = encodeShuffle(runs, this.onRefused);
+    const last = encodeShuffle(this.runsHeld(), this.onRefused);
+    const encoded = this.spills.length === 0 ? last : concatRuns([...this.spills, last], this.partitions);
     // A partition has data when its run has bytes (a run of refused pairs has none).
     const { index } = encoded;
-    const withData = runs.flatMap((_, p) => ((index[p + 1] ?? 0) > (index[p] ?? 0) ? [p] : []));
+    const withData: number[] = [];
+    for (let p = 0; p < this.partitions; p++) if ((index[p + 1] ?? 0) > (index[p] ?? 0)) withData.push(p);
     return { ...encoded, withData };
   }
+}
+
+/** What holding a pair costs beyond its key and value: a map entry, or an array of two. */
+const PAIR_BYTES = 48;
+
+/** One shuffle file of several encoded in turn: each partition's run is theirs, one after the other. */
+function concatRuns(parts: readonly EncodedShuffle[], partitions: number): EncodedShuffle {
+  const writer = new ByteWriter();
+  const index = [0];
+  for (let p = 0; p < partitions; p++) {
+    for (const part of parts) writer.raw(part.body.subarray(part.index[p] ?? 0, part.index[p + 1] ?? 0));
+    index.push(writer.length);
+  }
+  return { body: writer.toBuffer(), index };
 }
 
 /**

@@ -25,6 +25,8 @@ export interface RuntimeConfig {
    * items) after its batch time; the sweep deletes them after that. @default 7 days
    */
   readonly ledgerRetentionMs?: number;
+  /** The function's memory, MiB (Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`): its tasks' budget follows. */
+  readonly memoryMb?: number;
 }
 
 /** How long the ledger keeps a settled batch's items unless configured: 7 days. */
@@ -44,6 +46,8 @@ export const CONFIG_ENV = Object.freeze({
 
 /** Set by Lambda in every function's environment: the function's own name. */
 const OWN_NAME_ENV = 'AWS_LAMBDA_FUNCTION_NAME';
+/** Set by Lambda in every function's environment: the function's memory, MiB. */
+const MEMORY_ENV = 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE';
 
 /**
  * Reads the runtime configuration a deployment put into the environment, once per process. The
@@ -93,7 +97,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RuntimeConfig {
       throw new ConfigError(`${CONFIG_ENV.streams} is not JSON: ${(error as Error).message}`);
     }
   }
+  const memoryMb = Number(env[MEMORY_ENV]);
   return Object.freeze({
+    ...(Number.isFinite(memoryMb) && memoryMb > 0 ? { memoryMb } : {}),
     bucket,
     table,
     functions: Object.freeze(functions),

@@ -123,6 +123,8 @@ export interface PhaseRunnerOptions {
   readonly batchTime?: number;
   /** Takes each dead letter (or throws, to fail the task under `onError: 'fail'`). */
   readonly onDeadLetter: (entry: DeadLetter, error: unknown) => void;
+  /** What the shuffle may hold before it spills, bytes (`ShuffleBuffer`). @default unbounded */
+  readonly memoryBudget?: number;
 }
 
 /**
@@ -158,6 +160,7 @@ export class PhaseRunner {
             options.watermarkHigh,
             options.batchTime ?? Date.now(),
             (key, value, error) => this.refused(wide.id, key, value, error),
+            options.memoryBudget,
           ),
         }
       : { kind: 'output', output: new OutputCollector() };

@@ -11,6 +11,7 @@ import { toJsonLines } from './output';
 import { reduceInput } from './reduce-side';
 import { encodeOutput, writeOutput } from './sinks';
 import type { PendingState } from './state-commit';
+import { taskBudget } from './memory';
 
 /** Collects dead letters, or fails the task at the first one under `onError: 'fail'`. */
 class DeadLetters {
@@ -67,6 +68,7 @@ export async function executeTask(
     batchTime: manifest.time,
     where: base,
     onDeadLetter: (entry, error) => dead.add(entry, error),
+    memoryBudget: taskBudget(ctx.config, index),
   });
 
   const read: { records: number; bytes: number; state?: PendingState; quietUntil?: number } =
@@ -121,6 +123,7 @@ export async function executeTask(
         withData,
         ...(withData.length > 0 ? { shuffle: key, index: runs } : {}),
         bytesWritten,
+        ...(made.buffer.spilled > 0 ? { spills: made.buffer.spilled } : {}),
       });
     }
     case 'output': {

@@ -21,6 +21,7 @@ import {
   type PendingState,
 } from './state-commit';
 import { sealedLayout } from '../state/layout';
+import { checkFits, taskBudget } from './memory';
 
 /**
  * The reduce side of one partition, in memory and without I/O: the partition's runs from every
@@ -97,6 +98,7 @@ export async function reduceInput(
 ): Promise<{ records: number; bytes: number; state?: PendingState; quietUntil?: number }> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
+  const budget = taskBudget(ctx.config, phase.spec.phase);
   const opened = wide.stateful
     ? await openState(
         ctx.state,
@@ -106,6 +108,7 @@ export async function reduceInput(
         wide.stateful,
         scope,
         stateFrom(manifest),
+        budget,
       )
     : undefined;
   const reports = await ctx.ledger.reports.list(manifest.batch, phase.spec.phase - 1);
@@ -115,6 +118,13 @@ export async function reduceInput(
     const start = report.index[partition] ?? 0;
     return [{ key: report.shuffle, start, end: report.index[partition + 1] ?? start }];
   });
+  // The merge holds every key of the partition at once: refused before it is read if it cannot.
+  checkFits(
+    budget,
+    runs.reduce((sum, run) => sum + run.end - run.start, 0),
+    'shuffle input',
+    scope,
+  );
   let bytes = 0;
   await fetchInOrder(
     runs,

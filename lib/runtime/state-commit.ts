@@ -6,6 +6,7 @@ import { DataFormatError, NotReadyError, PlanMismatchError, type ErrorScope } fr
 import type { Manifest } from '../manifest';
 import type { CompiledPhase } from '../plan';
 import { sealedLayout, type StateLayout } from '../state/layout';
+import { checkFits } from './memory';
 import type { StatefulOperator } from '../state/operator';
 import { chunkOf, StateTable } from '../state/table';
 import type {
@@ -88,6 +89,11 @@ export interface OpenedState {
   readonly batch: number;
   /** The batch whose state batch n applies on: n-1, unless the batches before n were quiet. */
   readonly after: number;
+  /**
+   * The task's memory budget, bytes: state read whole is refused (`MemoryBudgetError`) before it
+   * is decoded if it would not fit. @default unbounded
+   */
+  readonly budget?: number;
   readonly operator: StatefulOperator;
   readonly head: StateHead;
   readonly scope: ErrorScope;
@@ -204,11 +210,12 @@ export async function openState(
   operator: StatefulOperator,
   scope: ErrorScope,
   after = batch - 1,
+  budget?: number,
 ): Promise<OpenedState> {
   const head = await headFor(store, ref, layout, batch, after, scope);
   if (head.batch >= batch)
     throw new StateAlreadyCommitted(`state of ${ref.stage}/${ref.partition} is at batch ${head.batch}`);
-  return { ref, layout, batch, after, operator, head, scope };
+  return { ref, layout, batch, after, operator, head, scope, ...(budget === undefined ? {} : { budget }) };
 }
 
 /**
@@ -238,7 +245,7 @@ export async function loadState(
   keys: Iterable<unknown>,
   time: number,
 ): Promise<LoadedState> {
-  const { ref, layout, batch, after, operator, head, scope } = opened;
+  const { ref, layout, batch, operator, head, scope } = opened;
   const keyed = operator.reads === 'keys';
   if (head.kind === 'sluice.state/keyed@1' && !keyed) {
     throw new DataFormatError(
@@ -251,11 +258,12 @@ export async function loadState(
   const starts = startsLayout(head, layout, batch);
   if (head.kind === 'sluice.state/keyed@1' && !starts) {
     if (preferredLayout('keyed', head.bytes, touched) === 'keyed') {
-      return loadKeyed(store, ref, head, batchKeys, time, operator, touched);
+      return loadKeyed(store, opened, head, batchKeys, time, touched);
     }
     // Batches touch so much of the state that reading it all and writing big chunks costs less:
     // it leaves the keyed layout whole, with its time index.
     const stored = await store.readAll(ref, head);
+    fitsDecoded(opened, stored);
     return {
       kind: 'slotted',
       head,
@@ -270,8 +278,7 @@ export async function loadState(
   let before: readonly Buffer[] = [];
   let read: ChunksRead = { chunks: 0, bytes: 0 };
   if (starts) {
-    if (layout.previous)
-      ({ table, read } = await rehashState(store, ref, layout, layout.previous, batch, after, scope));
+    if (layout.previous) ({ table, read } = await rehashState(store, opened, layout.previous));
     else {
       table = new StateTable();
       for (const [key, value] of operator.initial?.() ?? []) {
@@ -283,6 +290,7 @@ export async function loadState(
     // it loaded to the same bytes (entries keep their chunk and their order), so the state is
     // encoded once per batch, after it is applied, not also before.
     before = await store.read(ref, head as SlottedHead);
+    fitsDecoded(opened, before);
     table = tableOf(before);
     read = chunksRead(before);
   }
@@ -316,13 +324,13 @@ export async function loadState(
  */
 async function loadKeyed(
   store: StateStore,
-  ref: StatePartition,
+  opened: OpenedState,
   head: KeyedHead,
   keys: Iterable<unknown>,
   time: number,
-  operator: StatefulOperator,
   touched: number,
 ): Promise<LoadedState> {
+  const { ref, operator } = opened;
   const due = operator.dueAt ? await store.readDue(ref, head.dueBefore, time) : [];
   const dueApplied = due.map((entry) => entry.sk);
   const split = head.bytes / head.chunks > KEYED_CHUNK_SPLIT_BYTES;
@@ -336,6 +344,7 @@ async function loadKeyed(
   // Reading every chunk with one query is charged by their total size: cheaper than reading
   // many of them one by one (each at least a unit) once a batch touches most of a small state.
   const all = split || numbers.length > queryUnits(head);
+  if (all && opened.budget !== undefined) checkFits(opened.budget, head.bytes, 'state', opened.scope);
   const found = all
     ? await store.readAllKeyed(ref, head.generation, head.batch)
     : await store.readKeyed(ref, head.generation, numbers, head.batch);
@@ -404,13 +413,10 @@ function startsLayout(head: StateHead, layout: StateLayout, batch: number): bool
  */
 async function rehashState(
   store: StateStore,
-  ref: StatePartition,
-  layout: StateLayout,
+  opened: OpenedState,
   previous: NonNullable<StateLayout['previous']>,
-  batch: number,
-  after: number,
-  scope: ErrorScope,
 ): Promise<{ table: StateTable; read: ChunksRead }> {
+  const { ref, layout, batch, after, scope } = opened;
   const table = new StateTable();
   let read: ChunksRead = { chunks: 0, bytes: 0 };
   for (let partition = 0; partition < previous.partitions; partition++) {
@@ -431,6 +437,8 @@ async function rehashState(
     }
     const stored = await store.readAll(old, oldHead);
     read = addRead(read, chunksRead(stored));
+    // Each old partition's share is decoded at once; the whole old state is read, partition by one.
+    fitsDecoded(opened, stored);
     for (const chunk of stored) {
       for (const { key, value } of tableOf([chunk]).values()) {
         if (partitionOf(mapKey(key), layout.partitions) === ref.partition) table.set(key, value);
@@ -438,6 +446,12 @@ async function rehashState(
     }
   }
   return { table, read };
+}
+
+/** Refuses state read whole that would not fit the task's budget decoded, before it is. */
+function fitsDecoded(opened: OpenedState, stored: readonly Buffer[]): void {
+  if (opened.budget === undefined) return;
+  checkFits(opened.budget, chunksRead(stored).bytes, 'state', opened.scope);
 }
 
 function chunksRead(stored: readonly Buffer[]): ChunksRead {

@@ -41,6 +41,51 @@ class Recorder implements Downstream {
 }
 
 describe('ShuffleBuffer', () => {
+  describe.each([
+    { name: 'combined map-side (reduceByKey)', stage: sum, merge: (a: number, b: number) => a + b },
+    { name: 'raw values (groupByKey)', stage: group, merge: undefined },
+  ])('under a memory budget, $name', ({ stage, merge }) => {
+    const pairs = (seed: number): [string, number][] =>
+      Array.from({ length: 3000 }, (_, i): [string, number] => [`k${(i * 7919 + seed) % 1100}`, i % 13]);
+    /** Per partition, every key's values merged as the reduce side merges them, in key order. */
+    const merged = (runs: [unknown, unknown][][]): [unknown, unknown][][] =>
+      runs.map((run) => {
+        const byKey = new Map<unknown, unknown[]>();
+        for (const [k, v] of run) byKey.set(k, [...(byKey.get(k) ?? []), v]);
+        return [...byKey]
+          .map(([k, vs]): [unknown, unknown] => [k, merge ? (vs as number[]).reduce(merge) : vs.flat()])
+          .sort(([a], [b]) => String(a).localeCompare(String(b)));
+      });
+
+    it('spills past the budget and carries the same values per key, in each partition', () => {
+      // Arrange
+      const bounded = new ShuffleBuffer(stage, 4, null, 0, undefined, 20_000);
+      const unbounded = new ShuffleBuffer(stage, 4);
+
+      // Act
+      for (const [k, v] of pairs(1)) {
+        bounded.pair(k, v);
+        unbounded.pair(k, v);
+      }
+
+      // Assert
+      expect(bounded.spilled).toBeGreaterThan(1);
+      expect(unbounded.spilled).toBe(0);
+      expect(merged(runsOf(bounded, 4))).toEqual(merged(runsOf(unbounded, 4)));
+      expect(bounded.records).toBe(unbounded.records);
+    });
+
+    it('writes the same bytes for the same input, spilling at the same records', () => {
+      const encode = (): Buffer => {
+        const buffer = new ShuffleBuffer(stage, 4, null, 0, undefined, 20_000);
+        for (const [k, v] of pairs(2)) buffer.pair(k, v);
+        return buffer.encode().body;
+      };
+
+      expect(encode().equals(encode())).toBe(true);
+    });
+  });
+
   it('combines map-side to one pair per key with the summed value', () => {
     const buffer = new ShuffleBuffer(sum, 4);
     for (const [k, v] of [

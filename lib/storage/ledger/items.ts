@@ -228,6 +228,7 @@ const reportSchema = z.object({
   deadLetterKinds: z.optional(z.record(z.string(), count)),
   state: z.optional(stateUsageSchema),
   skipped: z.optional(z.boolean()),
+  spills: z.optional(count),
   quietUntil: z.optional(z.number()),
   usage: z.optional(usageSchema),
 });
