@@ -14,7 +14,7 @@
  * of `readSegments` (lib/runtime/map-side.ts) and `reduceInput` (lib/runtime/reduce-side.ts) are
  * left out: slices and runs are bytes in memory here.
  *
- * Usage: npm run bench:datapath -- [--lines N | --sizes N,N,...] [--runs N] [--warmup N] [--json]
+ * Usage: npm run bench:datapath -- [--lines N | --sizes N,N,...] [--runs N] [--warmup N] [--tasks N] [--json]
  */
 import { cpus, platform, release } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -45,10 +45,18 @@ interface Options {
   readonly runs: number;
   readonly warmup: number;
   readonly json: boolean;
+  /** Transform tasks; unset: as many as the coordinator would split the batch into. */
+  readonly tasks?: number;
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const options = { lines: 300_000, sizes: [] as number[], runs: 7, warmup: 2, json: false };
+  const options: { -readonly [K in keyof Options]: Options[K] } = {
+    lines: 300_000,
+    sizes: [],
+    runs: 7,
+    warmup: 2,
+    json: false,
+  };
   const args = new BenchArguments(argv);
   for (let flag = args.next(); flag !== undefined; flag = args.next()) {
     if (flag === '--lines') options.lines = args.whole();
@@ -56,7 +64,8 @@ function parseArgs(argv: readonly string[]): Options {
     else if (flag === '--warmup') options.warmup = args.whole();
     else if (flag === '--sizes') options.sizes = args.wholes();
     else if (flag === '--json') options.json = true;
-    else args.unknown('use --lines N, --sizes N,N,..., --runs N, --warmup N, --json');
+    else if (flag === '--tasks') options.tasks = args.whole();
+    else args.unknown('use --lines N, --sizes N,N,..., --runs N, --warmup N, --tasks N, --json');
   }
   if (options.sizes.length === 0) options.sizes = [options.lines];
   if (options.sizes.some((size) => size < 1000))
@@ -171,7 +180,14 @@ function makeLines(n: number, seed: number): string[] {
 // ---------------------------------------------------------------------------------------------
 // Input segments, as the ingest function writes them.
 
-const TASKS = 4;
+/**
+ * The transform tasks the coordinator splits a batch of `bytes` into (`splitIntoTasks`): one per
+ * `tasks.targetBytes` of input, at most `tasks.max`, with word count's own task settings.
+ */
+function coordinatorTasks(bytes: number): number {
+  const { max, targetBytes } = wordcount.tasks;
+  return Math.min(max, Math.max(1, Math.ceil(bytes / targetBytes)));
+}
 /** A Kinesis event source mapping delivers at most 10,000 records per invocation: one segment each. */
 const SEGMENT_RECORDS = 10_000;
 const SEQ_PREFIX = '495903382714902566085596925383615710'; // 36 digits + 20 = a 56-digit sequence number
@@ -196,16 +212,17 @@ interface Corpus {
   readonly segments: number;
 }
 
-function makeCorpus(lineCount: number, decoder: Decoder<string>): Corpus {
+function makeCorpus(lineCount: number, decoder: Decoder<string>, taskCount?: number): Corpus {
   const text = makeLines(lineCount, 20261121);
   const data = text.map((line) => decoder.encode(line));
+  const taskTotal = taskCount ?? coordinatorTasks(data.reduce((sum, bytes) => sum + bytes.length, 0));
   const tasks: Segment[][] = [];
   let segmentBytes = 0;
   let segments = 0;
   let seq = 0;
-  for (let t = 0; t < TASKS; t++) {
-    const from = Math.floor((t * lineCount) / TASKS);
-    const to = Math.floor(((t + 1) * lineCount) / TASKS);
+  for (let t = 0; t < taskTotal; t++) {
+    const from = Math.floor((t * lineCount) / taskTotal);
+    const to = Math.floor(((t + 1) * lineCount) / taskTotal);
     const shard = `shardId-00000000000${t}`;
     const mine: Segment[] = [];
     for (let start = from; start < to; start += SEGMENT_RECORDS) {
@@ -522,7 +539,8 @@ function benchAt(options: Options): SizeResult {
   }
 
   const setupStarted = performance.now();
-  const corpus = makeCorpus(options.lines, decoder);
+  const corpus = makeCorpus(options.lines, decoder, options.tasks);
+  const TASKS = corpus.tasks.length;
   const expected = plainCount(corpus.lines);
   let words = 0;
   for (const n of expected.values()) words += n;
