@@ -157,13 +157,18 @@ async function measureRate(
       throw new Error(`the first batch did not complete: ${first?.failure ?? ''}`);
     run.usage.reset();
     items.reset();
+    // The state as the first batch left it; a quiet batch (no input, nothing due) runs no partition
+    // and reports none, so the last batch that ran says what the state holds.
+    const stateOf = (progress: NonNullable<typeof first.progress>): [number, number] => [
+      progress.state.reduce((sum, s) => sum + s.keys, 0),
+      progress.state.reduce((sum, s) => sum + s.bytes, 0),
+    ];
 
     const intervalS = subject.batchIntervalMs / 1000;
     const linesPerBatch = Math.round(recordsPerSecond * intervalS);
     let records = 0;
     let words = 0;
-    let stateKeys = 0;
-    let stateBytes = 0;
+    let [stateKeys, stateBytes] = first.progress ? stateOf(first.progress) : [0, 0];
     for (let b = 0; b < options.batches; b++) {
       const lines = corpus.lines(linesPerBatch);
       if (lines.length > 0) await run.pushRaw(lines);
@@ -173,8 +178,8 @@ async function measureRate(
         throw new Error(`batch ${String(result?.batch)} did not complete: ${result?.failure ?? 'no batch'}`);
       }
       words += result.progress.phases[0]?.recordsOut ?? 0;
-      stateKeys = result.progress.state.reduce((sum, s) => sum + s.keys, 0);
-      stateBytes = result.progress.state.reduce((sum, s) => sum + s.bytes, 0);
+      if (result.progress.state.some((s) => s.partitions > 0))
+        [stateKeys, stateBytes] = stateOf(result.progress);
     }
 
     const input: ProjectionInput = {
