@@ -7,7 +7,7 @@ import { LEDGER_PK } from '../../lib/storage/ledger/items';
 
 /**
  * The DynamoDB items a bench tells apart: a stateful partition's state chunks (with the keyed
- * layout's time-index entries) and its head (lib/storage/state-store.ts), and every other item of
+ * layout's time-index entries and the slotted layout's deltas) and its head (lib/storage/state-store.ts), and every other item of
  * the ledger table (pipeline, segments, batches, task reports).
  */
 export type ItemClass = 'chunk' | 'head' | 'ledger';
@@ -37,8 +37,8 @@ function keyString(value: unknown): string {
 function classOf(key: unknown): ItemClass {
   const { pk, sk } = (key ?? {}) as { pk?: unknown; sk?: unknown };
   if (!keyString(pk).startsWith(LEDGER_PK.statePrefix)) return 'ledger';
-  if (keyString(sk) === 'head') return 'head';
-  return keyString(sk).startsWith('chunk') || keyString(sk).startsWith('due#') ? 'chunk' : 'ledger';
+  // Under a state key, everything but the head is state: chunks, time-index entries, deltas.
+  return keyString(sk) === 'head' ? 'head' : 'chunk';
 }
 
 /** The class of the items a request names, and how many it names. */

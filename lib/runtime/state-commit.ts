@@ -48,6 +48,8 @@ interface SlottedPending {
   readonly previous: StateHead;
   readonly next: SlottedHead;
   readonly writes: readonly { readonly chunk: number; readonly slot: string; readonly data: Buffer }[];
+  /** The batch's changes, when they are kept as a delta instead of written into the chunks. */
+  readonly delta: readonly Buffer[];
   readonly usage: StateUsage;
 }
 
@@ -289,10 +291,8 @@ export async function loadState(
     // The stored bytes, chunk by chunk, to find the chunks a batch changed. The table encodes what
     // it loaded to the same bytes (entries keep their chunk and their order), so the state is
     // encoded once per batch, after it is applied, not also before.
-    before = await store.read(ref, head as SlottedHead);
-    fitsDecoded(opened, before);
-    table = tableOf(before);
-    read = chunksRead(before);
+    const slotted = await readSlotted(store, opened, ref, head as SlottedHead);
+    ({ before, table, read } = slotted);
   }
   if (!keyed) return { kind: 'slotted', head, table, before, read };
   // A new layout's size is guessed: its keys so far and the batch's (most are new at the start).
@@ -310,9 +310,7 @@ export async function loadState(
     loadedKeys: table.size,
     dues: new Map(),
     dueApplied: [],
-    ...(head.kind === 'sluice.state/head@1' && head.batch > 0
-      ? { retired: [{ kind: 'slotted' as const, chunks: head.chunks }] }
-      : {}),
+    ...(head.kind === 'sluice.state/head@1' && head.batch > 0 ? { retired: slottedItems(head) } : {}),
     read,
     touched,
   };
@@ -387,6 +385,39 @@ function queryUnits(head: KeyedHead): number {
   return Math.ceil((head.bytes * 2 + head.chunks * 64) / 4096);
 }
 
+/**
+ * A slotted partition's state: its chunks as stored (`before`, to find those a compaction
+ * changes) and the table they hold with the head's deltas applied, changes tracked from there.
+ * Refused before it is decoded if it would not fit the task's budget.
+ */
+async function readSlotted(
+  store: StateStore,
+  opened: Pick<OpenedState, 'budget' | 'scope'>,
+  ref: StatePartition,
+  head: SlottedHead,
+): Promise<{ before: Buffer[]; table: StateTable; read: ChunksRead }> {
+  const before = await store.read(ref, head);
+  const deltas = head.deltas ? await store.readDeltas(ref, head.deltas) : [];
+  fitsDecoded(opened, [...before, ...deltas]);
+  const table = tableOf(before);
+  for (const part of deltas) table.applyChanges(part);
+  table.trackChanges();
+  return { before, table, read: chunksRead([...before, ...deltas]) };
+}
+
+/**
+ * Every key's state in one partition as of its head, in either layout (a slotted head's deltas
+ * applied): what an operator's next batch would see.
+ *
+ * @example
+ * const table = await loadTable(ctx.state, ref);
+ */
+export async function loadTable(store: StateStore, ref: StatePartition): Promise<StateTable> {
+  const head = await store.head(ref);
+  if (head.kind === 'sluice.state/head@1') return (await readSlotted(store, { scope: {} }, ref, head)).table;
+  return tableOf(await store.readAll(ref, head));
+}
+
 function tableOf(chunks: readonly Buffer[]): StateTable {
   const table = new StateTable();
   for (const chunk of chunks) table.load(chunk);
@@ -435,21 +466,24 @@ async function rehashState(
         scope,
       );
     }
-    const stored = await store.readAll(old, oldHead);
-    read = addRead(read, chunksRead(stored));
-    // Each old partition's share is decoded at once; the whole old state is read, partition by one.
-    fitsDecoded(opened, stored);
-    for (const chunk of stored) {
-      for (const { key, value } of tableOf([chunk]).values()) {
-        if (partitionOf(mapKey(key), layout.partitions) === ref.partition) table.set(key, value);
-      }
+    // Each old partition is decoded whole, one at a time, and only this partition's keys kept.
+    let old_: { table: StateTable; read: ChunksRead };
+    if (oldHead.kind === 'sluice.state/head@1') old_ = await readSlotted(store, opened, old, oldHead);
+    else {
+      const stored = await store.readAll(old, oldHead);
+      fitsDecoded(opened, stored);
+      old_ = { table: tableOf(stored), read: chunksRead(stored) };
+    }
+    read = addRead(read, old_.read);
+    for (const { key, value } of old_.table.values()) {
+      if (partitionOf(mapKey(key), layout.partitions) === ref.partition) table.set(key, value);
     }
   }
   return { table, read };
 }
 
 /** Refuses state read whole that would not fit the task's budget decoded, before it is. */
-function fitsDecoded(opened: OpenedState, stored: readonly Buffer[]): void {
+function fitsDecoded(opened: Pick<OpenedState, 'budget' | 'scope'>, stored: readonly Buffer[]): void {
   if (opened.budget === undefined) return;
   checkFits(opened.budget, chunksRead(stored).bytes, 'state', opened.scope);
 }
@@ -545,10 +579,24 @@ export function prepareState(
   if (loaded.kind === 'keyed') return prepareKeyed(opened, loaded, time, onRefused);
   const { ref, batch } = opened;
   const { head, table, before, read } = loaded;
+  // A slotted state read as stored (not started, not leaving the keyed layout) may keep the
+  // batch's changes as a delta instead of rewriting the chunks they fall in.
+  if (head.kind === 'sluice.state/head@1' && head.batch > 0 && !loaded.retired) {
+    const delta = table.encodeChanges(DELTA_PART_BYTES, onRefused);
+    const pending = deltaPending(ref, batch, head, loaded, delta);
+    if (pending) return pending;
+  }
   const chunks = head.kind === 'sluice.state/head@1' ? head.chunks : 1;
   const headSlots = head.kind === 'sluice.state/head@1' ? head.slots : '';
   const encoded = table.encode(chunks, onRefused);
   const resized = encoded.chunks !== chunks;
+  // The chunks now hold every delta's changes: the delta items go once the next batch commits.
+  const retired: RetiredItems[] = [
+    ...(loaded.retired ?? []),
+    ...(head.kind === 'sluice.state/head@1'
+      ? slottedItems(head).filter((items) => items.kind === 'deltas')
+      : []),
+  ];
   const slots: string[] = [];
   const writes: { chunk: number; slot: string; data: Buffer }[] = [];
   encoded.bodies.forEach((data, chunk) => {
@@ -575,9 +623,10 @@ export function prepareState(
       slots: slots.join(''),
       format: DATA_FORMATS.chunk,
       ...(loaded.touched === undefined ? {} : { touched: loaded.touched }),
-      ...(loaded.retired ? { retired: loaded.retired } : {}),
+      ...(retired.length > 0 ? { retired } : {}),
     },
     writes,
+    delta: [],
     usage: {
       keys: table.size,
       chunks: encoded.bodies.filter((body) => body.length > 0).length,
@@ -586,6 +635,80 @@ export function prepareState(
       bytesRead: read.bytes,
       chunksWritten: writes.length,
       bytesWritten: writes.reduce((sum, write) => sum + write.data.length, 0),
+    },
+  };
+}
+
+/** A slotted layout's items, to retire when the state leaves it: its chunks and its deltas. */
+function slottedItems(head: SlottedHead): RetiredItems[] {
+  const deltas = head.deltas ?? [];
+  return [
+    { kind: 'slotted', chunks: head.chunks },
+    ...(deltas.length > 0
+      ? [{ kind: 'deltas' as const, deltas: deltas.map(({ batch, parts }) => ({ batch, parts })) }]
+      : []),
+  ];
+}
+
+/** A delta is written in parts of about this size (an item holds up to 400 KB). */
+const DELTA_PART_BYTES = 64 * 1024;
+/** Deltas a head lists at most: each is read by every batch until the chunks are rewritten. */
+const MAX_DELTAS = 32;
+/**
+ * The deltas may grow to this many times the chunks' bytes before the chunks are written again. A
+ * write unit is a KB and a strongly consistent read unit 4 KB at a fifth of the price: a byte
+ * written costs what twenty read do, so reading deltas a while longer costs less than writing the
+ * chunks more often (about the square root of 2 x 20 x chunks / delta batches per rewrite is the
+ * cheapest; twice the chunks gives 4-9 of the batches the benches run).
+ */
+const DELTAS_PER_CHUNK_BYTES = 2;
+
+/**
+ * Batch n's changes kept as a delta: while they are under half the chunks' bytes and the deltas
+ * since the chunks were written stay under `DELTAS_PER_CHUNK_BYTES` times the chunks, a batch writes its changed keys (about a unit per KB of them) instead of every
+ * chunk they fall in (a unit per KB of each), and every batch reads the chunks and the deltas.
+ * Past that (or past `MAX_DELTAS`) the batch rewrites the chunks instead: nothing here.
+ */
+function deltaPending(
+  ref: StatePartition,
+  batch: number,
+  head: SlottedHead,
+  loaded: Extract<LoadedState, { kind: 'slotted' }>,
+  delta: readonly Buffer[],
+): SlottedPending | undefined {
+  const base = loaded.before.reduce((sum, chunk) => sum + chunk.length, 0);
+  const kept = head.deltas ?? [];
+  const bytes = delta.reduce((sum, part) => sum + part.length, 0);
+  const keptBytes = kept.reduce((sum, d) => sum + d.bytes, 0);
+  // A delta is paid twice, written and (once the chunks hold it) deleted, as DynamoDB bills a
+  // delete by the item's size: worth it only while that is less than rewriting the chunks.
+  const dense = 2 * bytes >= base;
+  const outgrown = keptBytes + bytes >= DELTAS_PER_CHUNK_BYTES * base || kept.length >= MAX_DELTAS;
+  if (bytes > 0 && (dense || outgrown)) return undefined;
+  const deltas = bytes > 0 ? [...kept, { batch, parts: delta.length, bytes }] : kept;
+  const { retired: _deleted, deltas: _kept, ...rest } = head;
+  return {
+    kind: 'slotted',
+    ref,
+    previous: head,
+    next: {
+      ...rest,
+      batch,
+      ...(loaded.touched === undefined ? {} : { touched: loaded.touched }),
+      ...(deltas.length > 0 ? { deltas } : {}),
+    },
+    writes: [],
+    delta,
+    usage: {
+      keys: loaded.table.size,
+      chunks:
+        loaded.before.filter((chunk) => chunk.length > 0).length +
+        deltas.reduce((sum, d) => sum + d.parts, 0),
+      bytes: base + keptBytes + bytes,
+      chunksRead: loaded.read.chunks,
+      bytesRead: loaded.read.bytes,
+      chunksWritten: delta.length,
+      bytesWritten: bytes,
     },
   };
 }
@@ -736,6 +859,9 @@ export async function commitState(store: StateStore, pending: PendingState): Pro
   if (pending.kind === 'slotted') {
     await inParallel(pending.writes, (write) =>
       store.writeChunk(ref, write.chunk, write.slot, next.batch, write.data),
+    );
+    await inParallel([...pending.delta.entries()], ([part, data]) =>
+      store.writeDelta(ref, next.batch, part, data),
     );
   } else {
     const { generation } = pending.next;

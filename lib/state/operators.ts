@@ -305,7 +305,7 @@ export function mapWithState(options: MapWithStateOptions): StatefulOperator {
           const [value, touched] = entry.value as [unknown, number | null];
           if (touched === null) {
             // Initial state counts as touched at the first batch, as in Spark.
-            entry.value = [value, batch.time];
+            state.set(entry.key, [value, batch.time]);
             continue;
           }
           // Strictly longer than the timeout, as Spark's `updateTime < batchTime - timeout`.

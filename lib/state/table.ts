@@ -29,6 +29,8 @@ export function chunkOf(key: MapKey, chunks: number): number {
  */
 export class StateTable {
   private readonly entries = new Map<MapKey, StateEntry>();
+  /** Keys set or deleted since `trackChanges` (with the key as given), when changes are tracked. */
+  private changed: Map<MapKey, unknown> | undefined;
 
   get size(): number {
     return this.entries.size;
@@ -41,12 +43,77 @@ export class StateTable {
   set(key: unknown, value: unknown): void {
     const k = mapKey(key);
     const entry = this.entries.get(k);
-    if (entry) entry.value = value;
-    else this.entries.set(k, { key, value });
+    if (entry) {
+      // A primitive set to what it was is no change (running totals of keys without new values).
+      if (Object.is(entry.value, value) && (typeof value !== 'object' || value === null)) return;
+      entry.value = value;
+    } else this.entries.set(k, { key, value });
+    this.changed?.set(k, key);
   }
 
   delete(key: unknown): void {
-    this.entries.delete(mapKey(key));
+    const k = mapKey(key);
+    if (this.entries.delete(k)) this.changed?.set(k, key);
+  }
+
+  /** From now on, remembers which keys are set or deleted (`encodeChanges`). */
+  trackChanges(): void {
+    this.changed = new Map();
+  }
+
+  /** Keys set or deleted since `trackChanges`. */
+  get changes(): number {
+    return this.changed?.size ?? 0;
+  }
+
+  /**
+   * Encodes the keys set or deleted since `trackChanges`, in the order first changed: a set key
+   * with its value, a deleted one with `undefined` (no state value is undefined), in parts of about
+   * `partBytes`. A set key whose value cannot be kept is refused as `encode` refuses it (taken out,
+   * handed to `onRefused`) and written as deleted.
+   */
+  encodeChanges(
+    partBytes: number,
+    onRefused?: (key: unknown, value: unknown, error: Error) => void,
+  ): Buffer[] {
+    const parts: Buffer[] = [];
+    let writer = new ByteWriter(1024);
+    for (const [k, key] of this.changed ?? []) {
+      const entry = this.entries.get(k);
+      const refusal = entry ? writeEntry(writer, entry) : undefined;
+      if (refusal) {
+        if (!onRefused) throw refusal;
+        this.entries.delete(k);
+        onRefused(key, entry?.value, refusal);
+      }
+      if (!entry || refusal) {
+        writeValue(writer, key);
+        writeValue(writer, undefined);
+      }
+      if (writer.length >= partBytes) {
+        parts.push(writer.toBuffer());
+        writer = new ByteWriter(1024);
+      }
+    }
+    if (writer.length > 0) parts.push(writer.toBuffer());
+    return parts;
+  }
+
+  /** Applies encoded changes (`encodeChanges`): sets, and deletes where the value is `undefined`. */
+  applyChanges(part: Uint8Array): void {
+    const buffer = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+    const reader = new ByteReader(buffer);
+    while (!reader.done) {
+      const key = readValue(reader);
+      const value = readValue(reader);
+      const k = mapKey(key);
+      if (value === undefined) this.entries.delete(k);
+      else {
+        const entry = this.entries.get(k);
+        if (entry) entry.value = value;
+        else this.entries.set(k, { key, value });
+      }
+    }
   }
 
   /** Every entry, in a fixed order (chunk order as loaded, then keys in the order first set). */

@@ -33,6 +33,19 @@ export interface SlottedHead {
   readonly touched?: number;
   /** Items this batch stopped using (it left the keyed layout): the next batch deletes them. */
   readonly retired?: readonly RetiredItems[];
+  /**
+   * The changes of the batches since the chunks were last written, in batch order: the state is
+   * the chunks with these applied. Stored as `sluice.state/head@2` while there are any, so code
+   * that does not apply them refuses the head rather than read the chunks alone.
+   */
+  readonly deltas?: readonly StateDelta[];
+}
+
+/** One batch's changes to a slotted partition's state: in `parts` items of `bytes` in all. */
+export interface StateDelta {
+  readonly batch: number;
+  readonly parts: number;
+  readonly bytes: number;
 }
 
 /** Items a head's batch left to delete once the next batch has committed. */
@@ -42,7 +55,9 @@ export type RetiredItems =
   /** The keyed chunks of a generation no longer used (split, or the layout left). */
   | { readonly kind: 'keyed'; readonly generation: number }
   /** The whole time index (the keyed layout left). */
-  | { readonly kind: 'index' };
+  | { readonly kind: 'index' }
+  /** Delta items whose changes are now in the chunks (or left with the slotted layout). */
+  | { readonly kind: 'deltas'; readonly deltas: readonly Pick<StateDelta, 'batch' | 'parts'>[] };
 
 /**
  * The head of one stateful partition in the keyed layout (an operator that reads only the keys a
@@ -94,8 +109,18 @@ const retiredSchema = z.array(
     z.object({ kind: z.literal('slotted'), chunks: z.number().check(z.int(), z.positive()) }),
     z.object({ kind: z.literal('keyed'), generation: z.number().check(z.int(), z.positive()) }),
     z.object({ kind: z.literal('index') }),
+    z.object({
+      kind: z.literal('deltas'),
+      deltas: z.array(z.object({ batch: z.number().check(z.int(), z.positive()), parts: count })),
+    }),
   ]),
 );
+
+const deltaSchema = z.object({
+  batch: z.number().check(z.int(), z.positive()),
+  parts: z.number().check(z.int(), z.positive()),
+  bytes: count,
+});
 
 const slottedSchema = z.object({
   kind: z.literal('sluice.state/head@1'),
@@ -121,7 +146,15 @@ const keyedSchema = z.object({
   retired: z.optional(retiredSchema),
 });
 
-const headSchema = z.discriminatedUnion('kind', [slottedSchema, keyedSchema]);
+const slottedDeltasSchema = z.extend(slottedSchema, {
+  kind: z.literal('sluice.state/head@2'),
+  deltas: z.array(deltaSchema).check(z.minLength(1)),
+});
+
+const headSchema = z.discriminatedUnion('kind', [slottedSchema, slottedDeltasSchema, keyedSchema]);
+
+/** A slotted head with deltas is stored as `sluice.state/head@2`; one without as `@1`, as before. */
+const SLOTTED_WITH_DELTAS = 'sluice.state/head@2';
 
 /**
  * Parses a head item read from the table: a head of another kind, or whose chunks are in a
@@ -134,7 +167,7 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
   const parsed = headSchema.safeParse(item);
   if (!parsed.success) {
     throw new DataFormatError(
-      `the state head of ${where} is not a sluice.state/head@1 or sluice.state/keyed@1: ${parsed.error.message}`,
+      `the state head of ${where} is not a sluice.state/head@1, head@2 or keyed@1: ${parsed.error.message}`,
     );
   }
   const head = parsed.data;
@@ -147,14 +180,15 @@ export function parseStateHead(item: Record<string, unknown>, where: string): St
     ...(head.touched === undefined ? {} : { touched: head.touched }),
     ...(head.retired ? { retired: head.retired } : {}),
   };
-  if (head.kind === 'sluice.state/head@1') {
+  if (head.kind === 'sluice.state/head@1' || head.kind === SLOTTED_WITH_DELTAS) {
     return {
-      kind: head.kind,
+      kind: 'sluice.state/head@1',
       batch: head.batch,
       chunks: head.chunks,
       slots: head.slots,
       format: head.format,
       ...common,
+      ...(head.kind === SLOTTED_WITH_DELTAS ? { deltas: head.deltas } : {}),
     };
   }
   return {
@@ -189,6 +223,24 @@ function generationSk(generation: number): string {
  */
 function dueSk(due: number, batch: number, part: number): string {
   return `${dueTimeSk(due)}${batch}#${part}`;
+}
+
+/** The sort key of a part of a batch's delta: by batch, so a partition's deltas sort in order. */
+function deltaSk(batch: number, part: number): string {
+  return `delta#${String(batch).padStart(10, '0')}#${part}`;
+}
+
+/**
+ * A head's attributes as stored: a slotted head with deltas under its own kind,
+ * `sluice.state/head@2` (see `SlottedHead.deltas`); any other as it is.
+ *
+ * @example
+ * storedHead({ ...head, deltas: [{ batch: 5, parts: 1, bytes: 40 }] }).kind; // 'sluice.state/head@2'
+ */
+export function storedHead(head: StateHead): Record<string, unknown> {
+  if (head.kind === 'sluice.state/keyed@1') return { ...head };
+  const { deltas, ...rest } = head;
+  return deltas && deltas.length > 0 ? { ...rest, kind: SLOTTED_WITH_DELTAS, deltas } : rest;
 }
 
 function dueTimeSk(due: number): string {
@@ -341,8 +393,37 @@ export class StateStore {
   }
 
   /**
+   * Writes one part of a batch's changes (`SlottedHead.deltas`). Every run of the batch writes the
+   * same bytes; the first write stands.
+   */
+  async writeDelta(ref: StatePartition, batch: number, part: number, data: Uint8Array): Promise<void> {
+    await conditionalWrite(() =>
+      this.dynamo.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: this.pk(ref), sk: deltaSk(batch, part), version: batch, data },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      ),
+    );
+  }
+
+  /** The parts of the deltas a slotted head lists, in batch and part order. */
+  async readDeltas(ref: StatePartition, deltas: readonly StateDelta[]): Promise<Buffer[]> {
+    const sks = deltas.flatMap(({ batch, parts }) =>
+      Array.from({ length: parts }, (_, p) => deltaSk(batch, p)),
+    );
+    const found = await this.getItems(ref, sks);
+    return sks.map((sk) => {
+      const item = found.get(sk);
+      if (!item) throw new Error(`state delta ${this.pk(ref)} ${sk} is missing`);
+      return bytesOf(item.data);
+    });
+  }
+
+  /**
    * The bytes of every chunk of a partition's state as of its head, in either layout, in chunk
-   * order. A keyed chunk past the head on both its versions (later batches have committed since the
+   * order (a slotted head's deltas are not applied: `readDeltas`). A keyed chunk past the head on both its versions (later batches have committed since the
    * head was read) is an error: read the head again.
    */
   async readAll(ref: StatePartition, head: StateHead): Promise<Buffer[]> {
@@ -483,6 +564,11 @@ export class StateStore {
       const items = await this.queryRange(ref, dueTimeSk(0), `${dueTimeSk(Number.MAX_SAFE_INTEGER)}~`);
       return items.map((item) => item.sk as string);
     }
+    if (retired.kind === 'deltas') {
+      return retired.deltas.flatMap(({ batch, parts }) =>
+        Array.from({ length: parts }, (_, p) => deltaSk(batch, p)),
+      );
+    }
     if (retired.kind === 'slotted') {
       return Array.from({ length: retired.chunks }, (_, chunk) => [
         `chunk#${chunk}#0`,
@@ -522,7 +608,7 @@ export class StateStore {
       this.dynamo.send(
         new PutCommand({
           TableName: this.table,
-          Item: { pk: this.pk(ref), sk: 'head', ...next },
+          Item: { pk: this.pk(ref), sk: 'head', ...storedHead(next) },
           // `batch` is a reserved word in DynamoDB expressions.
           ...(previous.batch === 0
             ? { ConditionExpression: 'attribute_not_exists(pk)' }

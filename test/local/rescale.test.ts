@@ -14,7 +14,7 @@ import { mapKey, partitionOf } from '../../lib/encoding/key';
 import { batchId, stageId } from '../../lib/ids';
 import { parseManifest } from '../../lib/manifest';
 import type { RuntimeContext } from '../../lib/runtime/context';
-import { StateTable } from '../../lib/state/table';
+import { loadTable } from '../../lib/runtime/state-commit';
 import { manifestKey } from '../../lib/storage/keys';
 import type { FaultOptions } from '../../local/faults';
 import { LocalRuntime } from '../../local/runtime';
@@ -109,8 +109,7 @@ async function storedState(
     const ref = { stage: stageId('count'), partition, since };
     const head = await ctx.state.head(ref);
     heads.push(head.batch);
-    const table = new StateTable();
-    for (const chunk of await ctx.state.readAll(ref, head)) table.load(chunk);
+    const table = await loadTable(ctx.state, ref);
     for (const { key, value } of table.values()) {
       keys.set(String(key), value);
       if (partitionOf(mapKey(key), partitions) !== partition) misplaced.push(String(key));
