@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kinesis, mapWithState, pipeline, transform, utf8, type Pair, type WideStage } from '../../lib';
+import { kinesis, mapWithState, pipeline, utf8, type Pair, type WideStage } from '../../lib';
 import type { BatchProgress } from '../../lib/runtime/batch-progress';
 import { KEYED_CHUNK_SPLIT_BYTES } from '../../lib/runtime/state-commit';
 import { stageId } from '../../lib/ids';
@@ -8,8 +8,9 @@ import { StateTable } from '../../lib/state/table';
 import type { KeyedHead, SlottedHead, StatePartition } from '../../lib/storage/state-store';
 import type { FaultOptions } from '../../local/faults';
 import { testPipeline } from '../../local/testing';
-import { canonicalBatches, mapWithStateOracle, type OracleState } from '../support/oracle';
+import { canonicalBatches, mapWithStateOracle } from '../support/oracle';
 import { closeAfterEach } from '../support/runs';
+import { spaceSeparatedWords, visits, type Visit } from '../support/pipelines';
 
 /**
  * mapWithState in the keyed state layout: a batch loads and writes only the chunks of the keys it
@@ -18,19 +19,7 @@ import { closeAfterEach } from '../support/runs';
  */
 
 const source = kinesis({ stream: 'visits', decode: utf8 });
-const words = transform<string, string, number>('words', (line, emit) => {
-  for (const word of line.split(' ')) if (word) emit(word, 1);
-});
-
-type Visit = [string, number] | [string, 'timed out', number];
-
-/** A running count per key; a key idle for the timeout says so with its last count. */
-function visits(key: string, value: number | undefined, state: OracleState<number>): Visit {
-  if (state.isTimingOut()) return [key, 'timed out', state.get()];
-  const count = (state.exists() ? state.get() : 0) + (value ?? 0);
-  state.update(count);
-  return [key, count];
-}
+const words = spaceSeparatedWords;
 
 const PARTITIONS = 2;
 const KEYS = 6000;

@@ -4,7 +4,6 @@ import {
   kinesis,
   mapWithState,
   pipeline,
-  transform,
   updateStateByKey,
   utf8,
   type Pair,
@@ -15,13 +14,9 @@ import { progressKey } from '../../lib/storage/keys';
 import type { FaultOptions } from '../../local/faults';
 import { LocalRuntime, type BatchResult } from '../../local/runtime';
 import { testPipeline } from '../../local/testing';
-import {
-  canonicalBatches,
-  mapWithStateOracle,
-  updateStateByKeyOracle,
-  type OracleState,
-} from '../support/oracle';
+import { canonicalBatches, mapWithStateOracle, updateStateByKeyOracle } from '../support/oracle';
 import { closeAfterEach } from '../support/runs';
+import { spaceSeparatedWords, visits, type Visit } from '../support/pipelines';
 
 /**
  * Quiet batches: a batch with no input and nothing due is complete when it is sealed. No task
@@ -31,19 +26,7 @@ import { closeAfterEach } from '../support/runs';
  */
 
 const source = kinesis({ stream: 'visits', decode: utf8 });
-const words = transform<string, string, number>('words', (line, emit) => {
-  for (const word of line.split(' ')) if (word) emit(word, 1);
-});
-
-type Visit = [string, number] | [string, 'timed out', number];
-
-/** A running count per key; a key idle past the timeout says so with its last count. */
-function visits(key: string, value: number | undefined, state: OracleState<number>): Visit {
-  if (state.isTimingOut()) return [key, 'timed out', state.get()];
-  const count = (state.exists() ? state.get() : 0) + (value ?? 0);
-  state.update(count);
-  return [key, count];
-}
+const words = spaceSeparatedWords;
 
 /** Keys in two partitions, empty batches between; with a 3 s timeout in 1 s batches. */
 const batches: readonly (readonly string[])[] = [

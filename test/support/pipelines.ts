@@ -1,4 +1,5 @@
 import { kinesis, pipeline, transform, updateStateByKey, utf8 } from '../../lib';
+import type { OracleState } from './oracle';
 
 /**
  * A running word count (`updateStateByKey`) over space-separated words: the smallest stateful
@@ -25,3 +26,17 @@ export const spaceSeparatedWords = transform<string, string, number>('words', (l
 export const wordTotals = updateStateByKey<string, number, number>('totals', (values, total) =>
   values.reduce((sum, v) => sum + v, total ?? 0),
 );
+
+/** What `visits` outputs: a key's count, or that it timed out with its last count. */
+export type Visit = [string, number] | [string, 'timed out', number];
+
+/**
+ * A `mapWithState` function (and its oracle's): a running count per key; a key idle past the
+ * timeout says so with its last count.
+ */
+export function visits(key: string, value: number | undefined, state: OracleState<number>): Visit {
+  if (state.isTimingOut()) return [key, 'timed out', state.get()];
+  const count = (state.exists() ? state.get() : 0) + (value ?? 0);
+  state.update(count);
+  return [key, count];
+}
