@@ -9,8 +9,8 @@ import { DEFAULT_LEDGER_RETENTION_MS, type RuntimeContext } from './context';
 const MAX_EXPIRED_PER_PASS = 100;
 
 /**
- * Deletes the ledger items of settled batches (complete or skipped) whose batch time is older than
- * the retention: each one's task reports and segment items, then its batch item, oldest first,
+ * Deletes the ledger items of settled batches (complete or skipped, but the last sealed) whose batch
+ * time is older than the retention: each one's task reports and segment items, then its batch item, oldest first,
  * then moves the pipeline's `expiredThrough`. The emulator has no TTL, and DynamoDB's would not
  * know which batches are settled; a pass that stops half-way leaves the rest to the next one
  * (deleting what is gone is no error). Returns the batches it expired.
@@ -29,8 +29,11 @@ export async function expireSettledBatches(
   const first = (state.expiredThrough ?? 0) + 1;
   // Batch n's time is zeroTime + n x interval: nothing to read when the first is not old enough.
   // An event-time pipeline's watermark folds batch items in order: none it has not folded goes.
+  // The last sealed batch stays, however old (a pipeline paused for longer than the retention):
+  // sealing the next one reads it (the state its stateful partitions are at, after quiet batches).
   const last = Math.min(
     settledThrough,
+    state.lastSealed - 1,
     first + MAX_EXPIRED_PER_PASS - 1,
     Math.floor((cutoff - state.zeroTime) / interval),
     state.watermarkFold?.through ?? Number.POSITIVE_INFINITY,
