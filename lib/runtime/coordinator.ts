@@ -197,6 +197,8 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
       const sealed = await ctx.ledger.batches.create({
         ...quiet,
         ...(quiet.quietUntil === undefined ? {} : { summary: EMPTY_SUMMARY, completedAt: sealedAt }),
+        // No record, no event time: the watermark's fold goes past it (it never starts a phase).
+        ...(quiet.quietUntil !== undefined && watermarkFold ? { eventTimeHigh: null } : {}),
         batch,
         time,
         ...(watermarkFold ? { watermarkFold } : {}),

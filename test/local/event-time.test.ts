@@ -71,6 +71,21 @@ describe('event-time windows with a watermark', () => {
     expect(windows(b5.records)).toEqual(['a 1-2 35 final']);
   });
 
+  it('starts on an idle stream: quiet empty batches do not hold the watermark back', async () => {
+    // Arrange: three empty batches first (the state is empty: they are quiet)
+    const t = track(testPipeline(build('final', '30s'), { settings: { partitions: 2 } }));
+    const idle = [await t.advance(), await t.advance(), await t.advance()];
+
+    // Act
+    await t.push([{ sensor: 'a', celsius: 10, at: at(0, 10) }]).advance();
+    await t.push([{ sensor: 'a', celsius: 30, at: at(1, 40) }]).advance();
+    const closing = await t.advance();
+
+    // Assert: the quiet batches ran nothing; the watermark (1:40 - 30s) closes minute 0.
+    expect(idle.slice(1).map((b) => b.progress?.phases[1]?.tasks)).toEqual([0, 0]);
+    expect(windows(closing.records)).toEqual(['a 0-1 10 final']);
+  });
+
   it('sends records whose windows have closed to the dead-letter prefix as late, and counts them', async () => {
     const t = testPipeline(build('final', '0s'));
     track(t);
