@@ -3,16 +3,16 @@ import { batchId, type BatchId, type ShardId, type StageId, type TaskId } from '
 import { parseManifest, serializeManifest, splitIntoTasks, type Manifest, type Slice } from '../manifest';
 import { nextLayouts, originalLayouts, statefulPartitions, type StateLayouts } from '../state/layout';
 import { manifestKey } from '../storage/keys';
-import type {
-  BatchItem,
-  Cursors,
-  IngestUsage,
-  Pause,
-  PipelineItem,
-  SegmentItem,
-  ShardCursor,
+import {
+  QUIET_FOREVER,
+  type BatchItem,
+  type Cursors,
+  type IngestUsage,
+  type Pause,
+  type PipelineItem,
+  type SegmentItem,
+  type ShardCursor,
 } from '../batch';
-import { QUIET_FOREVER } from '../batch';
 import { addUsage, NO_TASK_USAGE, usageBetween } from '../cost/usage';
 import { foldBatches, type WatermarkFold } from '../watermark';
 import { padSeq } from '../encoding/segment';
