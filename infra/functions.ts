@@ -13,14 +13,13 @@ import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import {
-  DEFAULT_MEMORY_MB,
   deployedFunction,
   functionEnvironment,
+  functionMemory,
   INGEST_BATCH_SIZE,
   ingestBatchingWindowMs,
   type DeployedFunction,
   type Deployment,
-  type FunctionKind,
 } from '../lib/deployment';
 import { packageFiles } from '../lib/package-files';
 import { grantFunctionAccess, grantQueueKeyToProducer, grantSelfInvoke } from './access';
@@ -280,22 +279,6 @@ export function connectStreams(
       }),
     );
   }
-}
-
-/**
- * Memory of each kind of function, MiB, as the props set it: what the functions get and what the
- * stack's resources output says (`sluice cost --stack` prices by it).
- *
- * @example
- * functionMemory({ taskMemorySize: 2048 }).reduce; // 2048
- */
-export function functionMemory(props: FunctionProps): Record<FunctionKind, number> {
-  return {
-    ingest: props.ingestMemorySize ?? DEFAULT_MEMORY_MB.ingest,
-    coordinator: props.coordinatorMemorySize ?? DEFAULT_MEMORY_MB.coordinator,
-    transform: props.taskMemorySize ?? DEFAULT_MEMORY_MB.transform,
-    reduce: props.taskMemorySize ?? DEFAULT_MEMORY_MB.reduce,
-  };
 }
 
 /**

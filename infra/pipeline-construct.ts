@@ -12,6 +12,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   describeDeployment,
+  functionMemory,
   RESOURCES_OUTPUT_DESCRIPTION,
   type DeployedResources,
   type Deployment,
@@ -26,7 +27,6 @@ import {
   coordinatorTimeout,
   createFunctions,
   createSchedule,
-  functionMemory,
   type FunctionProps,
   type IngestProps,
 } from './functions';

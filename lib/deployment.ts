@@ -31,6 +31,30 @@ export const DEFAULT_MEMORY_MB: Readonly<Record<FunctionKind, number>> = Object.
   reduce: 1024,
 });
 
+/** The memory a deployment gives its functions, MiB, by kind (unset: `DEFAULT_MEMORY_MB`). */
+export interface FunctionMemorySizes {
+  readonly ingestMemorySize?: number;
+  readonly coordinatorMemorySize?: number;
+  /** The transform and reduce functions'. */
+  readonly taskMemorySize?: number;
+}
+
+/**
+ * Memory of each kind of function, MiB, as the sizes given set it: what the construct deploys, what
+ * the local runtime tells each function (as Lambda does), and what `sluice cost --stack` prices.
+ *
+ * @example
+ * functionMemory({ taskMemorySize: 2048 }).reduce; // 2048
+ */
+export function functionMemory(sizes: FunctionMemorySizes): Record<FunctionKind, number> {
+  return {
+    ingest: sizes.ingestMemorySize ?? DEFAULT_MEMORY_MB.ingest,
+    coordinator: sizes.coordinatorMemorySize ?? DEFAULT_MEMORY_MB.coordinator,
+    transform: sizes.taskMemorySize ?? DEFAULT_MEMORY_MB.transform,
+    reduce: sizes.taskMemorySize ?? DEFAULT_MEMORY_MB.reduce,
+  };
+}
+
 /**
  * How long the event-source mapping gathers a shard's records before invoking ingest, unless the
  * construct's props say: the batch interval, within Lambda's limit of 300 s and at least 1 s. Each

@@ -2,10 +2,9 @@ import type { UsageMeter } from '../lib/cost/usage';
 import type { AwsClients } from '../lib/aws';
 import type { AnyPipeline } from '../lib/dsl/pipeline';
 import {
-  DEFAULT_MEMORY_MB,
   functionEnvironment,
+  functionMemory,
   type DeployedFunction,
-  type FunctionKind,
   type DeployedNames,
   type Deployment,
 } from '../lib/deployment';
@@ -67,6 +66,7 @@ export function deployFunctions(options: FunctionDeployment): ReadonlyMap<string
     sweepAfterMs: SWEEP_AFTER_MS,
   };
   const functions = new Map<string, PipelineHandlers>();
+  const memory = functionMemory(options);
   for (const spec of deployment.functions) {
     const name = names.functionName(spec.id);
     const handlers = createHandlers(options.pipeline, {
@@ -74,7 +74,7 @@ export function deployFunctions(options: FunctionDeployment): ReadonlyMap<string
       env: {
         ...functionEnvironment(deployment, spec.id, deployedNames),
         AWS_LAMBDA_FUNCTION_NAME: name,
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryOf(spec.kind, options.taskMemorySize)),
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memory[spec.kind]),
       },
       clients: options.clients,
       send: invoker.transportFor(spec),
@@ -90,12 +90,6 @@ export function deployFunctions(options: FunctionDeployment): ReadonlyMap<string
     });
   }
   return functions;
-}
-
-/** A function's memory, MiB: the tasks' as given, the others' as deployed by default. */
-function memoryOf(kind: FunctionKind, taskMemorySize: number | undefined): number {
-  const task = kind === 'transform' || kind === 'reduce';
-  return task && taskMemorySize !== undefined ? taskMemorySize : DEFAULT_MEMORY_MB[kind];
 }
 
 /**

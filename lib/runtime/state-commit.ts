@@ -264,14 +264,13 @@ export async function loadState(
     }
     // Batches touch so much of the state that reading it all and writing big chunks costs less:
     // it leaves the keyed layout whole, with its time index.
-    const stored = await store.readAll(ref, head);
-    fitsDecoded(opened, stored);
+    const { table, read } = await readWhole(store, opened, ref, head);
     return {
       kind: 'slotted',
       head,
-      table: tableOf(stored),
+      table,
       before: [],
-      read: chunksRead(stored),
+      read,
       touched,
       retired: [{ kind: 'keyed', generation: head.generation }, { kind: 'index' }],
     };
@@ -310,7 +309,9 @@ export async function loadState(
     loadedKeys: table.size,
     dues: new Map(),
     dueApplied: [],
-    ...(head.kind === 'sluice.state/head@1' && head.batch > 0 ? { retired: slottedItems(head) } : {}),
+    ...(head.kind === 'sluice.state/head@1' && head.batch > 0
+      ? { retired: [{ kind: 'slotted' as const, chunks: head.chunks }, ...deltaItems(head)] }
+      : {}),
     read,
     touched,
   };
@@ -413,9 +414,20 @@ async function readSlotted(
  * const table = await loadTable(ctx.state, ref);
  */
 export async function loadTable(store: StateStore, ref: StatePartition): Promise<StateTable> {
-  const head = await store.head(ref);
-  if (head.kind === 'sluice.state/head@1') return (await readSlotted(store, { scope: {} }, ref, head)).table;
-  return tableOf(await store.readAll(ref, head));
+  return (await readWhole(store, { scope: {} }, ref, await store.head(ref))).table;
+}
+
+/** A partition's whole state as of its head, in either layout, refused before it is decoded if it would not fit. */
+async function readWhole(
+  store: StateStore,
+  opened: Pick<OpenedState, 'budget' | 'scope'>,
+  ref: StatePartition,
+  head: StateHead,
+): Promise<{ table: StateTable; read: ChunksRead }> {
+  if (head.kind === 'sluice.state/head@1') return readSlotted(store, opened, ref, head);
+  const stored = await store.readAll(ref, head);
+  fitsDecoded(opened, stored);
+  return { table: tableOf(stored), read: chunksRead(stored) };
 }
 
 function tableOf(chunks: readonly Buffer[]): StateTable {
@@ -438,8 +450,8 @@ function startsLayout(head: StateHead, layout: StateLayout, batch: number): bool
 
 /**
  * A rescaling batch's start: the previous layout's state, every one of its partitions as of the
- * batch n applies on (`after`; quiet batches after it left the state as it was), keeping the keys that now hash to this partition. The previous layout is only read, so
- * every new partition (and every re-run of one) reads the same state and keeps the same keys, in
+ * batch n applies on (`after`; quiet batches after it left the state as it was), keeping the keys
+ * that now hash to this partition. The previous layout is only read, so every new partition (and every re-run of one) reads the same state and keeps the same keys, in
  * the same order: exactly once, whatever runs twice. Its items stay where they are.
  */
 async function rehashState(
@@ -467,15 +479,9 @@ async function rehashState(
       );
     }
     // Each old partition is decoded whole, one at a time, and only this partition's keys kept.
-    let old_: { table: StateTable; read: ChunksRead };
-    if (oldHead.kind === 'sluice.state/head@1') old_ = await readSlotted(store, opened, old, oldHead);
-    else {
-      const stored = await store.readAll(old, oldHead);
-      fitsDecoded(opened, stored);
-      old_ = { table: tableOf(stored), read: chunksRead(stored) };
-    }
-    read = addRead(read, old_.read);
-    for (const { key, value } of old_.table.values()) {
+    const whole = await readWhole(store, opened, old, oldHead);
+    read = addRead(read, whole.read);
+    for (const { key, value } of whole.table.values()) {
       if (partitionOf(mapKey(key), layout.partitions) === ref.partition) table.set(key, value);
     }
   }
@@ -582,8 +588,7 @@ export function prepareState(
   // A slotted state read as stored (not started, not leaving the keyed layout) may keep the
   // batch's changes as a delta instead of rewriting the chunks they fall in.
   if (head.kind === 'sluice.state/head@1' && head.batch > 0 && !loaded.retired) {
-    const delta = table.encodeChanges(DELTA_PART_BYTES, onRefused);
-    const pending = deltaPending(ref, batch, head, loaded, delta);
+    const pending = deltaPending(ref, batch, head, loaded, onRefused);
     if (pending) return pending;
   }
   const chunks = head.kind === 'sluice.state/head@1' ? head.chunks : 1;
@@ -593,9 +598,7 @@ export function prepareState(
   // The chunks now hold every delta's changes: the delta items go once the next batch commits.
   const retired: RetiredItems[] = [
     ...(loaded.retired ?? []),
-    ...(head.kind === 'sluice.state/head@1'
-      ? slottedItems(head).filter((items) => items.kind === 'deltas')
-      : []),
+    ...(head.kind === 'sluice.state/head@1' ? deltaItems(head) : []),
   ];
   const slots: string[] = [];
   const writes: { chunk: number; slot: string; data: Buffer }[] = [];
@@ -639,15 +642,11 @@ export function prepareState(
   };
 }
 
-/** A slotted layout's items, to retire when the state leaves it: its chunks and its deltas. */
-function slottedItems(head: SlottedHead): RetiredItems[] {
+/** A slotted head's delta items, to retire once the chunks hold them (or the layout is left). */
+function deltaItems(head: SlottedHead): RetiredItems[] {
   const deltas = head.deltas ?? [];
-  return [
-    { kind: 'slotted', chunks: head.chunks },
-    ...(deltas.length > 0
-      ? [{ kind: 'deltas' as const, deltas: deltas.map(({ batch, parts }) => ({ batch, parts })) }]
-      : []),
-  ];
+  if (deltas.length === 0) return [];
+  return [{ kind: 'deltas', deltas: deltas.map(({ batch, parts }) => ({ batch, parts })) }];
 }
 
 /** A delta is written in parts of about this size (an item holds up to 400 KB). */
@@ -665,26 +664,28 @@ const DELTAS_PER_CHUNK_BYTES = 2;
 
 /**
  * Batch n's changes kept as a delta: while they are under half the chunks' bytes and the deltas
- * since the chunks were written stay under `DELTAS_PER_CHUNK_BYTES` times the chunks, a batch writes its changed keys (about a unit per KB of them) instead of every
- * chunk they fall in (a unit per KB of each), and every batch reads the chunks and the deltas.
- * Past that (or past `MAX_DELTAS`) the batch rewrites the chunks instead: nothing here.
+ * since the chunks were written stay under `DELTAS_PER_CHUNK_BYTES` times the chunks, a batch
+ * writes its changed keys (about a unit per KB of them) instead of every chunk they fall in (a unit
+ * per KB of each), and every batch reads the chunks and the deltas. Past that (or past
+ * `MAX_DELTAS`) the batch rewrites the chunks instead: nothing here. The changes are encoded only
+ * up to that bound, so a dense batch does not encode them as well as the chunks.
  */
 function deltaPending(
   ref: StatePartition,
   batch: number,
   head: SlottedHead,
   loaded: Extract<LoadedState, { kind: 'slotted' }>,
-  delta: readonly Buffer[],
+  onRefused?: (key: unknown, value: unknown, error: Error) => void,
 ): SlottedPending | undefined {
   const base = loaded.before.reduce((sum, chunk) => sum + chunk.length, 0);
   const kept = head.deltas ?? [];
-  const bytes = delta.reduce((sum, part) => sum + part.length, 0);
   const keptBytes = kept.reduce((sum, d) => sum + d.bytes, 0);
   // A delta is paid twice, written and (once the chunks hold it) deleted, as DynamoDB bills a
   // delete by the item's size: worth it only while that is less than rewriting the chunks.
-  const dense = 2 * bytes >= base;
-  const outgrown = keptBytes + bytes >= DELTAS_PER_CHUNK_BYTES * base || kept.length >= MAX_DELTAS;
-  if (bytes > 0 && (dense || outgrown)) return undefined;
+  const bound = kept.length >= MAX_DELTAS ? 0 : Math.min(base / 2, DELTAS_PER_CHUNK_BYTES * base - keptBytes);
+  const delta = loaded.table.encodeChanges(DELTA_PART_BYTES, bound, onRefused);
+  if (!delta) return undefined;
+  const bytes = delta.reduce((sum, part) => sum + part.length, 0);
   const deltas = bytes > 0 ? [...kept, { batch, parts: delta.length, bytes }] : kept;
   const { retired: _deleted, deltas: _kept, ...rest } = head;
   return {

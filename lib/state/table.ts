@@ -69,17 +69,21 @@ export class StateTable {
   /**
    * Encodes the keys set or deleted since `trackChanges`, in the order first changed: a set key
    * with its value, a deleted one with `undefined` (no state value is undefined), in parts of about
-   * `partBytes`. A set key whose value cannot be kept is refused as `encode` refuses it (taken out,
-   * handed to `onRefused`) and written as deleted.
+   * `partBytes`; or nothing once they reach `bound` bytes (an empty list when nothing changed). A
+   * set key whose value cannot be kept is refused as `encode` refuses it (taken out, handed to
+   * `onRefused`) and written as deleted.
    */
   encodeChanges(
     partBytes: number,
+    bound: number,
     onRefused?: (key: unknown, value: unknown, error: Error) => void,
-  ): Buffer[] {
+  ): Buffer[] | undefined {
     const parts: Buffer[] = [];
     let writer = new ByteWriter(1024);
+    let bytes = 0;
     for (const [k, key] of this.changed ?? []) {
       const entry = this.entries.get(k);
+      const before = writer.length;
       const refusal = entry ? writeEntry(writer, entry) : undefined;
       if (refusal) {
         if (!onRefused) throw refusal;
@@ -90,6 +94,8 @@ export class StateTable {
         writeValue(writer, key);
         writeValue(writer, undefined);
       }
+      bytes += writer.length - before;
+      if (bytes >= bound) return undefined;
       if (writer.length >= partBytes) {
         parts.push(writer.toBuffer());
         writer = new ByteWriter(1024);
@@ -101,19 +107,13 @@ export class StateTable {
 
   /** Applies encoded changes (`encodeChanges`): sets, and deletes where the value is `undefined`. */
   applyChanges(part: Uint8Array): void {
-    const buffer = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-    const reader = new ByteReader(buffer);
-    while (!reader.done) {
-      const key = readValue(reader);
-      const value = readValue(reader);
+    forEachPair(part, (key, value) => {
       const k = mapKey(key);
+      const entry = this.entries.get(k);
       if (value === undefined) this.entries.delete(k);
-      else {
-        const entry = this.entries.get(k);
-        if (entry) entry.value = value;
-        else this.entries.set(k, { key, value });
-      }
-    }
+      else if (entry) entry.value = value;
+      else this.entries.set(k, { key, value });
+    });
   }
 
   /** Every entry, in a fixed order (chunk order as loaded, then keys in the order first set). */
@@ -123,12 +123,7 @@ export class StateTable {
 
   /** Adds the entries of an encoded chunk. */
   load(chunk: Uint8Array): void {
-    const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const reader = new ByteReader(buffer);
-    while (!reader.done) {
-      const key = readValue(reader);
-      this.entries.set(mapKey(key), { key, value: readValue(reader) });
-    }
+    forEachPair(chunk, (key, value) => this.entries.set(mapKey(key), { key, value }));
   }
 
   /**
@@ -191,6 +186,15 @@ export class StateTable {
       if (!over || count >= 4096) return { chunks: count, bodies };
       count *= 2;
     }
+  }
+}
+
+/** Calls `onPair` with every (key, value) encoded in `bytes`, in order. */
+function forEachPair(bytes: Uint8Array, onPair: (key: unknown, value: unknown) => void): void {
+  const reader = new ByteReader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  while (!reader.done) {
+    const key = readValue(reader);
+    onPair(key, readValue(reader));
   }
 }
 

@@ -230,6 +230,11 @@ function deltaSk(batch: number, part: number): string {
   return `delta#${String(batch).padStart(10, '0')}#${part}`;
 }
 
+/** The sort keys of every part of some deltas, in order. */
+function deltaSks(deltas: readonly Pick<StateDelta, 'batch' | 'parts'>[]): string[] {
+  return deltas.flatMap(({ batch, parts }) => Array.from({ length: parts }, (_, p) => deltaSk(batch, p)));
+}
+
 /**
  * A head's attributes as stored: a slotted head with deltas under its own kind,
  * `sluice.state/head@2` (see `SlottedHead.deltas`); any other as it is.
@@ -238,13 +243,21 @@ function deltaSk(batch: number, part: number): string {
  * storedHead({ ...head, deltas: [{ batch: 5, parts: 1, bytes: 40 }] }).kind; // 'sluice.state/head@2'
  */
 export function storedHead(head: StateHead): Record<string, unknown> {
-  if (head.kind === 'sluice.state/keyed@1') return { ...head };
+  if (head.kind === 'sluice.state/keyed@1') return head as unknown as Record<string, unknown>;
   const { deltas, ...rest } = head;
   return deltas && deltas.length > 0 ? { ...rest, kind: SLOTTED_WITH_DELTAS, deltas } : rest;
 }
 
+const DUE_PREFIX = 'due#';
+const DUE_DIGITS = 15;
+
 function dueTimeSk(due: number): string {
-  return `due#${String(due).padStart(15, '0')}#`;
+  return `${DUE_PREFIX}${String(due).padStart(DUE_DIGITS, '0')}#`;
+}
+
+/** The due time a time-index entry's sort key names. */
+function dueTimeOf(sk: string): number {
+  return Number(sk.slice(DUE_PREFIX.length, DUE_PREFIX.length + DUE_DIGITS));
 }
 
 /** A keyed chunk as read: its bytes as of the reader's batch, and the version they are (0: none). */
@@ -332,15 +345,23 @@ export class StateStore {
 
   /** The bytes of every chunk the head points at, by chunk number (empty for an empty chunk). */
   async read(ref: StatePartition, head: SlottedHead): Promise<Buffer[]> {
-    const found = await this.getItems(
+    const stored = await this.requiredData(
       ref,
       Array.from(head.slots).flatMap((slot, chunk) => (slot === '-' ? [] : [`chunk#${chunk}#${slot}`])),
+      'chunk',
     );
-    return Array.from(head.slots).map((slot, chunk) => {
-      if (slot === '-') return Buffer.alloc(0);
-      const sk = `chunk#${chunk}#${slot}`;
+    let next = 0;
+    return Array.from(head.slots).map((slot) =>
+      slot === '-' ? Buffer.alloc(0) : (stored[next++] as Buffer),
+    );
+  }
+
+  /** The `data` of items that must exist, in the order of their sort keys. */
+  private async requiredData(ref: StatePartition, sks: readonly string[], what: string): Promise<Buffer[]> {
+    const found = await this.getItems(ref, sks);
+    return sks.map((sk) => {
       const item = found.get(sk);
-      if (!item) throw new Error(`state chunk ${this.pk(ref)} ${sk} is missing`);
+      if (!item) throw new Error(`state ${what} ${this.pk(ref)} ${sk} is missing`);
       return bytesOf(item.data);
     });
   }
@@ -410,21 +431,14 @@ export class StateStore {
 
   /** The parts of the deltas a slotted head lists, in batch and part order. */
   async readDeltas(ref: StatePartition, deltas: readonly StateDelta[]): Promise<Buffer[]> {
-    const sks = deltas.flatMap(({ batch, parts }) =>
-      Array.from({ length: parts }, (_, p) => deltaSk(batch, p)),
-    );
-    const found = await this.getItems(ref, sks);
-    return sks.map((sk) => {
-      const item = found.get(sk);
-      if (!item) throw new Error(`state delta ${this.pk(ref)} ${sk} is missing`);
-      return bytesOf(item.data);
-    });
+    return this.requiredData(ref, deltaSks(deltas), 'delta');
   }
 
   /**
    * The bytes of every chunk of a partition's state as of its head, in either layout, in chunk
-   * order (a slotted head's deltas are not applied: `readDeltas`). A keyed chunk past the head on both its versions (later batches have committed since the
-   * head was read) is an error: read the head again.
+   * order (a slotted head's deltas are not applied: `readDeltas`). A keyed chunk past the head on
+   * both its versions (later batches have committed since the head was read) is an error: read the
+   * head again.
    */
   async readAll(ref: StatePartition, head: StateHead): Promise<Buffer[]> {
     if (head.kind === 'sluice.state/head@1') return this.read(ref, head);
@@ -535,7 +549,7 @@ export class StateStore {
       }),
     );
     const sk: unknown = out.Items?.[0]?.sk;
-    return typeof sk === 'string' ? Number(sk.slice('due#'.length, 'due#'.length + 15)) : undefined;
+    return typeof sk === 'string' ? dueTimeOf(sk) : undefined;
   }
 
   /**
@@ -564,11 +578,7 @@ export class StateStore {
       const items = await this.queryRange(ref, dueTimeSk(0), `${dueTimeSk(Number.MAX_SAFE_INTEGER)}~`);
       return items.map((item) => item.sk as string);
     }
-    if (retired.kind === 'deltas') {
-      return retired.deltas.flatMap(({ batch, parts }) =>
-        Array.from({ length: parts }, (_, p) => deltaSk(batch, p)),
-      );
-    }
+    if (retired.kind === 'deltas') return deltaSks(retired.deltas);
     if (retired.kind === 'slotted') {
       return Array.from({ length: retired.chunks }, (_, chunk) => [
         `chunk#${chunk}#0`,

@@ -12,7 +12,7 @@ import type {
 import type { BatchId } from '../../ids';
 import type { EventTimeHigh } from '../../watermark';
 import { conditionalWrite, isConditionFailure } from '../conditions';
-import { batchItem, batchSk, budgetNames, LEDGER_ITEM_KEYS, parseBatchItem } from './items';
+import { batchItem, batchSk, budgetNames, LEDGER_ITEM_KEYS, parseBatchItem, statusAtSeal } from './items';
 import type { LedgerTable } from './table';
 
 /** What a batch's item holds when it is sealed; the rest starts empty. */
@@ -87,7 +87,7 @@ export class BatchItems {
       return {
         item: {
           ...item,
-          status: item.quietUntil === undefined ? 'sealed' : 'complete',
+          status: statusAtSeal(item),
           done: {},
           withData: {},
           expected: {},

@@ -378,8 +378,22 @@ export function parseSegmentItem(raw: Record<string, unknown>): SegmentItem {
 export function batchItem(
   item: Omit<BatchItem, 'done' | 'withData' | 'expected' | 'status' | 'attempts' | 'counted'>,
 ): Record<string, unknown> {
-  const status = item.quietUntil === undefined ? 'sealed' : 'complete';
-  return { ...LEDGER_ITEM_KEYS.batch(item.batch), kind: LEDGER_KINDS.batch, ...item, status };
+  return {
+    ...LEDGER_ITEM_KEYS.batch(item.batch),
+    kind: LEDGER_KINDS.batch,
+    ...item,
+    status: statusAtSeal(item),
+  };
+}
+
+/**
+ * A batch's status when its item is created: `sealed`, or `complete` for a quiet batch.
+ *
+ * @example
+ * statusAtSeal({ quietUntil: QUIET_FOREVER }); // 'complete'
+ */
+export function statusAtSeal(item: Pick<BatchItem, 'quietUntil'>): 'sealed' | 'complete' {
+  return item.quietUntil === undefined ? 'sealed' : 'complete';
 }
 
 /**
