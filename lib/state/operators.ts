@@ -59,8 +59,24 @@ function panesIn(panes: readonly [number, unknown][], from: number, to: number):
 }
 
 /**
+ * The first pane any later window output needs, seen from batch n: the first of the window at the
+ * first window batch at or after n; with an inverse function, the first of the window before it,
+ * whose panes that batch subtracts. Older panes are never read again.
+ */
+function firstPaneNeeded(n: number, shape: WindowShape, inverse: boolean): number {
+  const windowBatch = Math.ceil(n / shape.slide) * shape.slide;
+  return (windowBatch - (inverse ? shape.slide : 0) - shape.length) / shape.pane;
+}
+
+/**
  * The windowed reduction: adds each batch's combiners to the key's current pane, and at window
  * batches outputs every key's window (plainly, or incrementally with an inverse function).
+ *
+ * A key's entry is set only when it changes: when the batch has values for it, when panes enter
+ * or leave its window value (inverse form), or when it is dropped. Panes too old for any later
+ * window are pruned when the entry is written anyway, or dropped with the key once it has no
+ * other: a window batch does not rewrite every key to forget its oldest pane, so what a batch
+ * changes (and the state's delta writes) follows the keys entering and leaving the window.
  *
  * @example
  * const op = windowedReduce({ lengthMs: 30_000, slideMs: 10_000, reduce: sum, output: (k, v, emit) => emit([k, v]) });
@@ -71,13 +87,14 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
     apply(input, state, batch, emit, fail) {
       const shape = windowShape(options.lengthMs, options.slideMs, batch.intervalMs);
       const pane = paneOf(batch.batch, shape);
+      const needed = firstPaneNeeded(batch.batch, shape, inverse !== undefined);
       for (const { key, combiner } of input) {
         const stored = state.get(key)?.value as WindowEntry | undefined;
         const entry = stored ?? [[]];
         try {
           // A new array, not the stored one: a reduce that throws must not change what goes to
           // the dead letter.
-          const panes = entry[0].slice();
+          const panes = entry[0].filter(([p]) => p >= needed);
           const last = panes[panes.length - 1];
           if (last && last[0] === pane) panes[panes.length - 1] = [pane, reduce(last[1], combiner)];
           else panes.push([pane, combiner]);
@@ -91,11 +108,12 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
       if (n % shape.slide !== 0) return;
       const first = (n - shape.length) / shape.pane;
       const last = n / shape.pane - 1;
+      const nextFirst = (n + shape.slide - shape.length) / shape.pane;
+      const stale = (entry: WindowEntry): boolean => entry[0].every(([p]) => p < nextFirst);
       // A key's output is held until its window is computed whole: a throw emits none of it.
       const held: unknown[] = [];
       const hold = (record: unknown): void => void held.push(record);
       if (!inverse) {
-        const nextFirst = (n + shape.slide - shape.length) / shape.pane;
         for (const item of [...state.values()]) {
           const entry = item.value as WindowEntry;
           const values = panesIn(entry[0], first, last);
@@ -108,9 +126,7 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
             continue;
           }
           for (const record of held) emit(record);
-          const panes = entry[0].filter(([p]) => p >= nextFirst);
-          if (panes.length === 0) state.delete(item.key);
-          else state.set(item.key, [panes]);
+          if (stale(entry)) state.delete(item.key);
         }
         return;
       }
@@ -132,13 +148,14 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
           } else if (entering.length > 0) {
             value = reduceAll(entering, reduce);
           }
-          // Panes before this window are not needed again: they were subtracted now.
-          const panes = entry[0].filter(([p]) => p >= first);
           const kept = (had || entering.length > 0) && (!keep || keep(item.key, value));
           if (kept) output(item.key, value, hold);
-          if (kept) state.set(item.key, [panes, value]);
-          else if (panes.length > 0) state.set(item.key, [panes]);
-          else state.delete(item.key);
+          if (kept) {
+            // A kept value that no pane entered or left stands as stored.
+            if (!had || leaving.length > 0 || entering.length > 0)
+              state.set(item.key, [prune(entry[0], first), value]);
+          } else if (stale(entry)) state.delete(item.key);
+          else if (had) state.set(item.key, [prune(entry[0], first)]);
         } catch (error) {
           fail(item.key, error, { state: entry });
           state.delete(item.key);
@@ -148,6 +165,11 @@ export function windowedReduce(options: WindowedReduceOptions): StatefulOperator
       }
     },
   };
+}
+
+/** A key's panes from `from` on (those before it were subtracted or never will be read). */
+function prune(panes: readonly [number, unknown][], from: number): [number, unknown][] {
+  return panes.filter(([p]) => p >= from);
 }
 
 /** Options of updateStateByKey. */

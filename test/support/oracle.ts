@@ -346,6 +346,12 @@ export interface DriveOptions {
   readonly tasks?: number;
   /** Encode every table into this many chunks and load it into a fresh table between batches. */
   readonly persistChunks?: number;
+  /**
+   * Keep each table as the slotted layout's deltas do: only the keys the operator set or deleted
+   * are carried to the next batch, onto the table as it was. An operator that changes a key
+   * without saying so loses the change.
+   */
+  readonly persistDeltas?: boolean;
   /** @default 1000 */
   readonly intervalMs?: number;
   /** The stream's zero time; batch n's time is zero + n * interval. @default 1_700_000_000_000 */
@@ -414,6 +420,8 @@ export function drive<In, Out>(
     // The oracle's functions never throw: a failed merge is a bug in the test, not data.
     for (const merger of mergers) for (const failure of merger.failures()) throw failure.error;
     const out: Out[] = [];
+    const before = options.persistDeltas ? tables.map((table) => table.encode(1).bodies) : [];
+    if (options.persistDeltas) for (const table of tables) table.trackChanges();
     tables.forEach((table, p) => {
       operator.apply(
         (mergers[p] as ShuffleMerger).entries(),
@@ -425,6 +433,15 @@ export function drive<In, Out>(
         },
       );
     });
+    if (options.persistDeltas) {
+      tables = tables.map((table, p) => {
+        const fresh = new StateTable();
+        for (const body of before[p] ?? []) fresh.load(body);
+        for (const part of table.encodeChanges(64 * 1024, Number.POSITIVE_INFINITY) ?? [])
+          fresh.applyChanges(part);
+        return fresh;
+      });
+    }
     const chunks = options.persistChunks;
     if (chunks !== undefined) {
       tables = tables.map((table) => {

@@ -8,7 +8,9 @@ import {
   reduceByWindow,
   window,
 } from '../../lib/dsl/window';
-import type { Pair } from '../../lib/dsl/types';
+import type { Pair, WideStage } from '../../lib/dsl/types';
+import type { StatefulOperator } from '../../lib/state/operator';
+import { StateTable } from '../../lib/state/table';
 import { paneOf, windowShape } from '../../lib/state/operators';
 import {
   canonicalBatches,
@@ -286,6 +288,66 @@ describe('partitions, map-side tasks and persisted state do not change any outpu
       { numRuns: 600 },
     );
   });
+
+  it('carrying only the keys each batch set or deleted to the next (deltas) changes nothing', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...allCases), inputArb, geometryArb, layout, (c, batches, g, o) => {
+        const out = c.run(batches, g, { ...o, persistDeltas: true });
+
+        expect(out).toEqual(c.expected(batches, g));
+      }),
+      { numRuns: 600 },
+    );
+  });
+});
+
+describe('a window batch changes the keys entering and leaving the window, not every key', () => {
+  const keys = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+  /** Changes per batch: every key once in batch 1, then `touched` keys a batch. */
+  function changesPerBatch(stage: WideStage<Rec, unknown>, touched: number, batches: number): number[] {
+    const operator = stage.stateful as StatefulOperator;
+    const table = new StateTable();
+    const changes: number[] = [];
+    for (let n = 1; n <= batches; n++) {
+      const records = n === 1 ? keys : keys.slice(((n - 2) * touched) % 1000).slice(0, touched);
+      table.trackChanges();
+      operator.apply(
+        records.map((key) => ({ key, combiner: 1 })),
+        table,
+        { batch: n, time: n * B, intervalMs: B },
+        () => undefined,
+        (_key, error) => {
+          throw error;
+        },
+      );
+      changes.push(table.changes);
+    }
+    return changes;
+  }
+
+  it.each([
+    ['plain', reduceByKeyAndWindow<string, number>('w', add, { length: '3s', slide: '1s' })],
+    [
+      'with an inverse',
+      reduceByKeyAndWindow<string, number>('w', add, { length: '3s', slide: '1s', inverse: sub }),
+    ],
+  ])(
+    '%s: 1,000 keys, 10 touched a batch: each window batch sets or deletes at most the 10 entering and the keys leaving',
+    (_name, stage) => {
+      const changes = changesPerBatch(stage as WideStage<Rec, unknown>, 10, 8);
+
+      // Batch 1 sets every key; the plain form deletes them as their only pane leaves (batch 3's
+      // window is the last to hold batch 1), the inverse form keeps them at 0 (set once as their
+      // value changes).
+      expect(changes[0]).toBe(1000);
+      for (const [i, count] of changes.slice(1).entries()) {
+        const n = i + 2;
+        const leaving = n === 3 || n === 4 ? 1000 : 10;
+        expect(count, `batch ${n}`).toBeLessThanOrEqual(10 + leaving);
+      }
+      expect(changes.slice(4).every((count) => count <= 20)).toBe(true);
+    },
+  );
 });
 
 describe('hand-computed Spark examples (B = 1 s, window 3 s, slide 2 s)', () => {
