@@ -125,6 +125,12 @@ export interface FailedMarker {
  */
 export const QUIET_FOREVER = Number.MAX_SAFE_INTEGER;
 
+/** What a stateful partition says of the batches without input after it (see `TaskReport`). */
+export interface Quietness {
+  readonly quietUntil: number;
+  readonly quietHigh?: number;
+}
+
 /** The ledger item of one batch: what was sealed, and which tasks of which phases have reported. */
 export interface BatchItem {
   readonly batch: BatchId;
@@ -166,6 +172,11 @@ export interface BatchItem {
    * ever due) a batch without input stays quiet too.
    */
   readonly quietUntil?: number;
+  /**
+   * With `quietUntil`, for a pipeline with event-time state: a batch without input stays quiet only
+   * while the event-time high it is sealed with is at or below this. Unset: no such bound.
+   */
+  readonly quietHigh?: number;
   /**
    * The batch whose state this batch's stateful partitions apply on, when the batches just before
    * it were quiet (their partitions ran nothing). Unset: the batch before.
@@ -240,6 +251,12 @@ export interface TaskReport {
    * neither its state nor its output (`QUIET_FOREVER`: no such batch ever would). Unset: any might.
    */
   readonly quietUntil?: number;
+  /**
+   * A stateful partition on the watermark's clock (event-time windows): a batch without input
+   * sealed with an event-time high at or below this would change neither its state nor its output.
+   * Unset: no bound beyond `quietUntil`.
+   */
+  readonly quietHigh?: number;
   /** What the task's invocation used up to its report, when it was metered. */
   readonly usage?: TaskUsage;
 }

@@ -103,7 +103,7 @@ export type {
   JoinSide,
 } from './dsl/types';
 export { LateRecordError } from './dsl/types';
-export type { StatefulOperator, StatefulBatch, KeyedState, KeyFailure } from './state/operator';
+export type { StatefulOperator, StatefulBatch, KeyedState, KeyFailure, DueClock } from './state/operator';
 export type { Encodable } from './encoding/encodable';
 export { toMillis, type Duration } from './duration';
 export { batchId, partitionId, taskId, stageId, shardId } from './ids';

@@ -6,6 +6,7 @@ import { manifestKey } from '../storage/keys';
 import {
   QUIET_FOREVER,
   type BatchItem,
+  type Quietness,
   type Cursors,
   type IngestUsage,
   type Pause,
@@ -14,7 +15,7 @@ import {
   type ShardCursor,
 } from '../batch';
 import { addUsage, NO_TASK_USAGE, usageBetween } from '../cost/usage';
-import { foldBatches, type WatermarkFold } from '../watermark';
+import { foldBatches, type EventTimeHigh, type WatermarkFold } from '../watermark';
 import { padSeq } from '../encoding/segment';
 import { isEventTime } from '../dsl/spec';
 import { batchLimits } from '../dsl/pipeline';
@@ -190,7 +191,7 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
         ? await foldWatermark(ctx, state?.watermarkFold, batch)
         : undefined;
       const layouts = await layoutsFor(ctx, state, batch);
-      const quiet = await quietness(ctx, batch, time, tasks.length, layouts);
+      const quiet = await quietness(ctx, batch, time, tasks.length, layouts, watermarkFold?.high ?? null);
       const usedNow = ctx.meter?.current();
       const sealedAt = ctx.clock.now();
       const ingestUsage = ingestUsageOf(input.segments);
@@ -236,13 +237,14 @@ export async function sealBatch(ctx: RuntimeContext, batch: BatchId, time: numbe
 const EMPTY_SUMMARY = { inputRecords: 0, deadLetters: 0, outputRecords: 0, outputPartitions: [] };
 
 /**
- * What batch n (at `time`, with `tasks` transform tasks) needs to know of the quiet batches before
- * it: the batch its stateful partitions' state is at, when n-1 was quiet (`stateFrom`), and whether
- * n is quiet itself (`quietUntil`). It is when it has no input, no stage emits on empty input, no
- * state layout starts with it, and every stateful partition said after its last run that a batch
- * without input up to this time would change neither its state nor its output. A pipeline without
- * state needs only the first three; one with state reads batch n-1's item (and, the first time, its
- * stateful phases' reports).
+ * What batch n (at `time`, with `tasks` transform tasks, sealed with the event-time `high`) needs
+ * to know of the quiet batches before it: the batch its stateful partitions' state is at, when n-1
+ * was quiet (`stateFrom`), and whether n is quiet itself (`quietUntil`, and `quietHigh` for
+ * event-time state). It is when it has no input, no stage emits on empty input, no state layout
+ * starts with it, and every stateful partition said after its last run that a batch without input
+ * up to this time (and, on the watermark's clock, up to this high) would change neither its state
+ * nor its output. A pipeline without state needs only the first three; one with state reads batch
+ * n-1's item (and, the first time, its stateful phases' reports).
  */
 async function quietness(
   ctx: RuntimeContext,
@@ -250,7 +252,8 @@ async function quietness(
   time: number,
   tasks: number,
   layouts: StateLayouts | undefined,
-): Promise<{ stateFrom?: number; quietUntil?: number }> {
+  high: EventTimeHigh,
+): Promise<{ stateFrom?: number } & Partial<Quietness>> {
   const stateful = ctx.plan.phases.filter((phase) => phase.wide?.stateful);
   const empty = tasks === 0 && !ctx.plan.phases.some((phase) => phase.wide?.whenEmpty);
   if (stateful.length === 0) return empty ? { quietUntil: QUIET_FOREVER } : {};
@@ -260,16 +263,20 @@ async function quietness(
   if (!empty || !previous) return from;
   if (Object.values(layouts ?? {}).some((layout) => layout.since === batch)) return from;
   let until = previous.quietUntil;
+  let highest = previous.quietHigh;
   if (until === undefined) {
     if (previous.status !== 'complete') return from;
-    const reports = await Promise.all(
-      stateful.map((phase) => ctx.ledger.reports.list(previous.batch, phase.spec.phase)),
-    );
-    const said = reports.flat().map((report) => report.quietUntil ?? 0);
-    until = said.length === 0 ? 0 : Math.min(...said);
+    const reports = (
+      await Promise.all(stateful.map((phase) => ctx.ledger.reports.list(previous.batch, phase.spec.phase)))
+    ).flat();
+    until = reports.length === 0 ? 0 : Math.min(...reports.map((report) => report.quietUntil ?? 0));
+    const bounds = reports.flatMap((report) => (report.quietHigh === undefined ? [] : [report.quietHigh]));
+    highest = bounds.length === 0 ? undefined : Math.min(...bounds);
   }
   // A key is due in the first batch whose time is past its due time: one at it is still quiet.
-  return until >= time ? { ...from, quietUntil: until } : from;
+  if (until < time) return from;
+  if (highest === undefined) return { ...from, quietUntil: until };
+  return high === null || high <= highest ? { ...from, quietUntil: until, quietHigh: highest } : from;
 }
 
 async function startBatch(ctx: RuntimeContext, item: BatchItem): Promise<void> {

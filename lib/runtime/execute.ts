@@ -3,7 +3,7 @@ import type { TaskId } from '../ids';
 import type { Manifest } from '../manifest';
 import { sealedPhase, type CompiledPhase } from '../plan';
 import { deadLetterKey, shuffleKey } from '../storage/keys';
-import type { DeadLetterKind, TaskReport } from '../batch';
+import type { DeadLetterKind, Quietness, TaskReport } from '../batch';
 import type { RuntimeContext } from './context';
 import { NO_KEY, PhaseRunner, type DeadLetter } from './datapath';
 import { readSegments } from './map-side';
@@ -71,7 +71,7 @@ export async function executeTask(
     memoryBudget: taskBudget(ctx.config, index),
   });
 
-  const read: { records: number; bytes: number; state?: PendingState; quietUntil?: number } =
+  const read: { records: number; bytes: number; state?: PendingState } & Partial<Quietness> =
     index === 0
       ? await readSegments(ctx, manifest, task, scope, runner)
       : await reduceInput(ctx, manifest, phase, task, scope, runner);
@@ -102,6 +102,7 @@ export async function executeTask(
     ...(deadLetters ? { deadLetterKey: deadLetters } : {}),
     ...(read.state ? { state: read.state.usage } : {}),
     ...(read.quietUntil === undefined ? {} : { quietUntil: read.quietUntil }),
+    ...(read.quietHigh === undefined ? {} : { quietHigh: read.quietHigh }),
   };
   const withState = (report: TaskReport): { report: TaskReport; state?: PendingState } =>
     read.state ? { report, state: read.state } : { report };

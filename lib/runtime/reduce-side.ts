@@ -1,11 +1,12 @@
 import { decodeRun } from '../encoding/shuffle';
 import { unencodable, UnencodableValueError } from '../encoding/value';
+import type { Quietness } from '../batch';
 import type { WideStage } from '../dsl/types';
 import { InvalidInputError, type ErrorScope } from '../errors';
 import type { TaskId } from '../ids';
 import type { Manifest } from '../manifest';
 import type { CompiledPhase } from '../plan';
-import type { KeyedState, StatefulBatch } from '../state/operator';
+import { dueClock, type KeyedState, type StatefulBatch } from '../state/operator';
 import type { StateTable } from '../state/table';
 import { ShuffleMerger } from './buffers';
 import type { RuntimeContext } from './context';
@@ -17,6 +18,7 @@ import {
   prepareState,
   quietAfter,
   stateFrom,
+  statefulBatch,
   stateRef,
   type PendingState,
 } from './state-commit';
@@ -95,7 +97,7 @@ export async function reduceInput(
   partition: TaskId,
   scope: ErrorScope,
   runner: PhaseRunner,
-): Promise<{ records: number; bytes: number; state?: PendingState; quietUntil?: number }> {
+): Promise<{ records: number; bytes: number; state?: PendingState } & Partial<Quietness>> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
   const budget = taskBudget(ctx.config, phase.spec.phase);
@@ -139,21 +141,16 @@ export async function reduceInput(
     reduce.finish(runner);
     return { records: reduce.pairs, bytes };
   }
-  const loaded = await loadState(ctx.state, opened, reduce.keys(), manifest.time);
-  reduce.finish(runner, {
-    table: loaded.table,
-    batch: {
-      batch: manifest.batch,
-      time: manifest.time,
-      intervalMs: ctx.pipeline.batchIntervalMs,
-      watermarkHigh: manifest.watermarkHigh ?? null,
-    },
-  });
-  const state = prepareState(opened, loaded, manifest.time, (key, value, error) =>
+  const batch = statefulBatch(manifest, ctx.pipeline.batchIntervalMs);
+  // Due times (the time index) are kept and read by the operator's clock.
+  const clock = dueClock(opened.operator, batch);
+  const loaded = await loadState(ctx.state, opened, reduce.keys(), clock);
+  reduce.finish(runner, { table: loaded.table, batch });
+  const state = prepareState(opened, loaded, clock, (key, value, error) =>
     runner.stateFailed(key, error, { state: value }),
   );
-  const quietUntil = await quietAfter(ctx.state, opened, state, loaded.table, manifest.time);
-  return { records: reduce.pairs, bytes, state, ...(quietUntil === undefined ? {} : { quietUntil }) };
+  const quiet = await quietAfter(ctx.state, opened, state, loaded.table, clock);
+  return { records: reduce.pairs, bytes, state, ...quiet };
 }
 
 /**

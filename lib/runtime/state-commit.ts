@@ -7,7 +7,7 @@ import type { Manifest } from '../manifest';
 import type { CompiledPhase } from '../plan';
 import { sealedLayout, type StateLayout } from '../state/layout';
 import { checkFits } from './memory';
-import type { StatefulOperator } from '../state/operator';
+import { highBeforeDue, type StatefulBatch, type StatefulOperator } from '../state/operator';
 import { chunkOf, StateTable } from '../state/table';
 import type {
   KeyedChunk,
@@ -18,7 +18,7 @@ import type {
   StatePartition,
   StateStore,
 } from '../storage/state-store';
-import { QUIET_FOREVER, type StateUsage } from '../batch';
+import { QUIET_FOREVER, type Quietness, type StateUsage } from '../batch';
 
 /**
  * The keyed layout splits its chunks (doubling their count) when their encoded bytes average more
@@ -232,6 +232,24 @@ export function stateFrom(manifest: Pick<Manifest, 'batch' | 'stateFrom'>): numb
 }
 
 /**
+ * What a stateful operator is told of the batch a manifest seals.
+ *
+ * @example
+ * operator.apply(input, state, statefulBatch(manifest, ctx.pipeline.batchIntervalMs), emit, fail);
+ */
+export function statefulBatch(
+  manifest: Pick<Manifest, 'batch' | 'time' | 'watermarkHigh'>,
+  intervalMs: number,
+): StatefulBatch {
+  return {
+    batch: manifest.batch,
+    time: manifest.time,
+    intervalMs,
+    watermarkHigh: manifest.watermarkHigh ?? null,
+  };
+}
+
+/**
  * Loads an opened partition's state as of batch n-1, to apply batch n (at `time`) to its `keys`.
  * An operator that reads only its keys (`reads: 'keys'`) gets the chunks of those keys and of the
  * keys the time index says are due by `time`; any other gets every key. On the first batch of a
@@ -363,7 +381,7 @@ async function loadKeyed(
   const dues = new Map<MapKey, number>();
   if (operator.dueAt) {
     for (const entry of table.values()) {
-      const at = operator.dueAt(entry.value);
+      const at = operator.dueAt(entry.value, entry.key);
       if (at !== undefined) dues.set(mapKey(entry.key), at);
     }
   }
@@ -793,12 +811,12 @@ function prepareKeyed(
 function dueParts(
   table: StateTable,
   before: ReadonlyMap<MapKey, number>,
-  dueAt: (value: unknown) => number | undefined,
+  dueAt: (value: unknown, key: unknown) => number | undefined,
   time: number,
 ): { due: number; part: number; keys: Buffer }[] {
   const byDue = new Map<number, ByteWriter[]>();
   for (const entry of table.values()) {
-    const at = dueAt(entry.value);
+    const at = dueAt(entry.value, entry.key);
     if (at === undefined || before.get(mapKey(entry.key)) === at) continue;
     const due = Math.max(at, time);
     const parts = byDue.get(due) ?? [new ByteWriter(256)];
@@ -816,15 +834,18 @@ function dueParts(
 }
 
 /**
- * Until when (epoch ms) a batch without input would leave this partition as batch n (at `time`)
- * leaves it, with no output and no change of state: forever for an empty state, and for an operator
- * that reads only its keys without timeouts; with timeouts, until the first key is due (from the
- * whole state, or the time index and the entries this batch writes to it). Otherwise nothing: an
- * operator that reads every key (processing-time windows, `updateStateByKey`, snapshots) acts on
- * every batch while it holds state.
+ * What a partition says of the batches after it: until when a batch without input would leave it
+ * as batch n (at `time`, the operator's clock) leaves it, with no output and no change of state.
+ * Forever for an empty state, and for an operator that reads only its keys without timeouts; with
+ * timeouts, until the first key is due (from the whole state, or the time index and the entries
+ * this batch writes to it). An operator on the watermark's clock (event-time windows) is quiet
+ * whatever the time while the sealed high stays at or below `quietHigh`: without input the
+ * watermark moves only as earlier batches' highs are folded in. Otherwise nothing: an operator that
+ * reads every key (processing-time windows, `updateStateByKey`, snapshots) acts on every batch
+ * while it holds state.
  *
  * @example
- * const quietUntil = await quietAfter(ctx.state, opened, pending, loaded.table, manifest.time);
+ * const quiet = await quietAfter(ctx.state, opened, pending, loaded.table, clock);
  */
 export async function quietAfter(
   store: StateStore,
@@ -832,19 +853,24 @@ export async function quietAfter(
   pending: PendingState,
   table: StateTable,
   time: number,
-): Promise<number | undefined> {
+): Promise<Quietness | undefined> {
   const { operator, ref } = opened;
-  if (pending.usage.keys === 0) return QUIET_FOREVER;
+  if (pending.usage.keys === 0) return { quietUntil: QUIET_FOREVER };
   if (operator.reads !== 'keys') return undefined;
-  const { dueAt } = operator;
-  if (!dueAt) return QUIET_FOREVER;
+  const { dueAt, clock } = operator;
+  if (!dueAt) return { quietUntil: QUIET_FOREVER };
   let first = QUIET_FOREVER;
   if (pending.kind === 'slotted') {
-    for (const { value } of table.values()) first = Math.min(first, dueAt(value) ?? QUIET_FOREVER);
-    return first;
+    for (const { key, value } of table.values()) first = Math.min(first, dueAt(value, key) ?? QUIET_FOREVER);
+  } else {
+    for (const { due } of pending.due) first = Math.min(first, due);
+    first = Math.min(first, (await store.firstDue(ref, time)) ?? QUIET_FOREVER);
   }
-  for (const { due } of pending.due) first = Math.min(first, due);
-  return Math.min(first, (await store.firstDue(ref, time)) ?? QUIET_FOREVER);
+  if (!clock) return { quietUntil: first };
+  return {
+    quietUntil: QUIET_FOREVER,
+    ...(first === QUIET_FOREVER ? {} : { quietHigh: highBeforeDue(clock, first) }),
+  };
 }
 
 /**

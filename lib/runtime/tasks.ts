@@ -9,12 +9,14 @@ import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { executeTask } from './execute';
 import { sealedLayout } from '../state/layout';
+import { dueClock } from '../state/operator';
 import { onTaskError } from './failure';
 import { driveBatch, invokeTasks } from './progress';
 import {
   commitState,
   skipState,
   stateFrom,
+  statefulBatch,
   stateCommitted,
   StateAlreadyCommitted,
   stateRef,
@@ -152,7 +154,7 @@ async function skipTask(
     ref,
     sealedLayout(manifest, phase.spec),
     event.batch,
-    manifest.time,
+    dueClock(operator, statefulBatch(manifest, ctx.pipeline.batchIntervalMs)),
     operator,
     scope,
     stateFrom(manifest),

@@ -13,9 +13,20 @@ export interface EventTimeWindowsOptions {
 /**
  * Keeps one accumulator per (key, window start) and outputs a window when the batch's watermark
  * has passed its end, then forgets it. State entries: key `[key, start]`, value `[records, acc]`.
+ *
+ * A batch needs only the windows its records fall in and those the watermark has just closed: the
+ * time index holds each window under its end (due once the watermark passes it), so the keyed
+ * layout reads and writes what a batch touches, not every open window.
+ *
+ * @example
+ * const op = eventTimeWindows({ lengthMs: 60_000, latenessMs: 5_000, mode: 'final', merge, result });
  */
 export function eventTimeWindows(options: EventTimeWindowsOptions): StatefulOperator {
   return {
+    reads: 'keys',
+    // Final when `end <= watermark`, and a key is due when its due time is before the clock.
+    dueAt: (_value, key) => (key as [unknown, number])[1] + options.lengthMs - 1,
+    clock: { kind: 'watermark', latenessMs: options.latenessMs },
     apply(input, state, batch, emit, fail) {
       const changed = new Set<unknown>();
       for (const { key, combiner } of input) {

@@ -1,4 +1,4 @@
-import type { EventTimeHigh } from '../watermark';
+import { watermarkOf, type EventTimeHigh } from '../watermark';
 /**
  * The interface between the runtime and a stateful keyed operator: what it is told about the batch,
  * how it sees one partition's state, and how it hands over a key that failed. Operators
@@ -66,5 +66,43 @@ export interface StatefulOperator {
    * after which a key with this stored value must be seen again, or undefined. The key is loaded
    * in the first batch whose time is past it, and `apply` finds it in `state.values()`.
    */
-  readonly dueAt?: (value: unknown) => number | undefined;
+  readonly dueAt?: (value: unknown, key: unknown) => number | undefined;
+  /**
+   * The clock due times are compared with (epoch ms, never negative): a key is due in the first
+   * batch whose clock is past its due time. The batch time when not given (`mapWithState`'s
+   * timeouts); for event-time windows, the watermark, due when it passes their end.
+   */
+  readonly clock?: DueClock;
+}
+
+/** A clock other than the batch time: the watermark, the sealed high less the allowed lateness. */
+export interface DueClock {
+  readonly kind: 'watermark';
+  readonly latenessMs: number;
+}
+
+/**
+ * The time an operator's due times are compared with at a batch: the batch time, or for an
+ * operator on the watermark's clock the watermark (never below 0: the time index's times are not
+ * negative, so windows ending before 1970 wait for a watermark past it).
+ *
+ * @example
+ * const now = dueClock(operator, { batch: 7, time: manifest.time, intervalMs: 10_000 });
+ */
+export function dueClock(operator: StatefulOperator, batch: StatefulBatch): number {
+  const { clock } = operator;
+  // The watermark is the one clock besides the batch time (`DueClock`).
+  return clock ? Math.max(0, watermarkOf(batch.watermarkHigh, clock.latenessMs)) : batch.time;
+}
+
+/**
+ * The highest sealed event-time high at which a watermark-clock operator's first due time `due`
+ * is still not due: a key is due once the clock is past its due time, and the clock is the high
+ * less the lateness.
+ *
+ * @example
+ * highBeforeDue({ kind: 'watermark', latenessMs: 30_000 }, 90_000); // 120000
+ */
+export function highBeforeDue(clock: DueClock, due: number): number {
+  return due + clock.latenessMs;
 }

@@ -203,6 +203,7 @@ const batchSchema = z.looseObject({
   countedReadUnits: z.optional(z.number().check(z.nonnegative())),
   countedWriteUnits: z.optional(z.number().check(z.nonnegative())),
   quietUntil: z.optional(z.number()),
+  quietHigh: z.optional(z.number()),
   stateFrom: z.optional(count),
 });
 
@@ -230,6 +231,7 @@ const reportSchema = z.object({
   skipped: z.optional(z.boolean()),
   spills: z.optional(count),
   quietUntil: z.optional(z.number()),
+  quietHigh: z.optional(z.number()),
   usage: z.optional(usageSchema),
 });
 
@@ -427,6 +429,7 @@ export function parseBatchItem(raw: Record<string, unknown>): BatchItem {
     ...(item.layouts === undefined ? {} : { layouts: item.layouts }),
     ...(item.eventTimeHigh === undefined ? {} : { eventTimeHigh: item.eventTimeHigh }),
     ...(item.quietUntil === undefined ? {} : { quietUntil: item.quietUntil }),
+    ...(item.quietHigh === undefined ? {} : { quietHigh: item.quietHigh }),
     ...(item.stateFrom === undefined ? {} : { stateFrom: item.stateFrom }),
     done: perPhase(raw, 'done_'),
     withData: perPhase(raw, 'withData_'),
