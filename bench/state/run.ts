@@ -14,7 +14,7 @@
  * harness: its resident memory is theirs, and a task's time is its own work and its waits.
  *
  * Usage: npm run bench:state -- [--keys N] [--partitions N] [--touch N,N,...]
- *   [--operator mapWithState,updateStateByKey] [--runs N] [--concurrency N] [--seed N] [--json]
+ *   [--operator mapWithState,updateStateByKey,reduceByKeyAndWindow] [--runs N] [--concurrency N] [--seed N] [--json]
  */
 import { performance } from 'node:perf_hooks';
 import type { StateUsage } from '../../lib/batch';
@@ -25,6 +25,7 @@ import { pipeline, type Pipeline } from '../../lib/dsl/pipeline';
 import { kinesis, utf8 } from '../../lib/dsl/source';
 import { mapWithState, updateStateByKey } from '../../lib/dsl/state-stages';
 import { transform } from '../../lib/dsl/transform';
+import { reduceByKeyAndWindow } from '../../lib/dsl/window';
 import type { Pair } from '../../lib/dsl/types';
 import { StateTable } from '../../lib/state/table';
 import type { StateStore } from '../../lib/storage/state-store';
@@ -41,7 +42,7 @@ import { fmt, median, mib, runBench, table, usd, UsageError } from '../support/r
 // ---------------------------------------------------------------------------------------------
 // Command line
 
-const OPERATORS = ['mapWithState', 'updateStateByKey'] as const;
+const OPERATORS = ['mapWithState', 'updateStateByKey', 'reduceByKeyAndWindow'] as const;
 type OperatorName = (typeof OPERATORS)[number];
 
 interface Options {
@@ -56,7 +57,7 @@ interface Options {
 }
 
 const USAGE =
-  'use --keys N, --partitions N, --touch N,N,..., --operator mapWithState,updateStateByKey, ' +
+  'use --keys N, --partitions N, --touch N,N,..., --operator mapWithState,updateStateByKey,reduceByKeyAndWindow, ' +
   '--runs N, --concurrency N, --seed N, --json';
 
 function parseArgs(argv: readonly string[]): Options {
@@ -110,7 +111,9 @@ const keysOfLine = transform<string, string, number>('keys', (line, emit) => {
  * A running count per key. `mapWithState` as Spark's `StatefulNetworkWordCount` uses it: each record
  * updates its key's state and outputs the key's new count; keys without records are not called
  * (no timeout). `updateStateByKey` with Spark's semantics: every key with state is called every
- * batch, and the output is every key's state.
+ * batch, and the output is every key's state. `reduceByKeyAndWindow`: a count per key over the
+ * last hour, sliding every batch (360 panes; the bench's batches never see a pane leave), so every
+ * batch outputs every key and changes the keys it touches.
  */
 function statePipeline(operator: OperatorName): Pipeline<string, Pair<string, number>> {
   const options = {
@@ -127,6 +130,18 @@ function statePipeline(operator: OperatorName): Pipeline<string, Pair<string, nu
           const total = (state.exists() ? state.get() : 0) + (value ?? 0);
           state.update(total);
           return [key, total];
+        }),
+      ],
+    });
+  }
+  if (operator === 'reduceByKeyAndWindow') {
+    return pipeline({
+      ...options,
+      stages: [
+        keysOfLine,
+        reduceByKeyAndWindow<string, number>(STAGE, (a, b) => a + b, {
+          length: '1h',
+          slide: `${BATCH_INTERVAL_S}s`,
         }),
       ],
     });
