@@ -57,14 +57,15 @@ export interface StatefulOperator {
   /**
    * `'keys'` when a batch needs only the state of its own keys and of keys the time index says are
    * due (`dueAt`): the runtime then loads and stores just those keys' chunks (the keyed layout), so
-   * a batch costs what it touches. Otherwise every key's state is loaded every batch (windows over
-   * processing time, `updateStateByKey`, snapshots).
+   * a batch costs what it touches (`mapWithState`, event-time windows). Otherwise every key's
+   * state is loaded every batch (windows over processing time, `updateStateByKey`, snapshots).
    */
   readonly reads?: 'keys';
   /**
-   * For a `'keys'` operator that acts on keys no record touched (a timeout): the time (epoch ms)
-   * after which a key with this stored value must be seen again, or undefined. The key is loaded
-   * in the first batch whose time is past it, and `apply` finds it in `state.values()`.
+   * For a `'keys'` operator that acts on keys no record touched (a timeout, a window's end): the
+   * time (epoch ms, on the operator's `clock`) after which the key with this stored value must be
+   * seen again, or undefined. The key is loaded in the first batch whose clock is past it, and
+   * `apply` finds it in `state.values()`.
    */
   readonly dueAt?: (value: unknown, key: unknown) => number | undefined;
   /**
