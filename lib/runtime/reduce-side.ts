@@ -149,7 +149,7 @@ export async function reduceInput(
   const state = prepareState(opened, loaded, clock, (key, value, error) =>
     runner.stateFailed(key, error, { state: value }),
   );
-  const quiet = await quietAfter(ctx.state, opened, state, loaded.table, clock);
+  const quiet = await quietAfter(ctx.state, opened, state, loaded.table, batch);
   return { records: reduce.pairs, bytes, state, ...quiet };
 }
 

@@ -7,7 +7,7 @@ import type { Manifest } from '../manifest';
 import type { CompiledPhase } from '../plan';
 import { sealedLayout, type StateLayout } from '../state/layout';
 import { checkFits } from './memory';
-import { highBeforeDue, type StatefulBatch, type StatefulOperator } from '../state/operator';
+import { dueClock, highBeforeDue, type StatefulBatch, type StatefulOperator } from '../state/operator';
 import { chunkOf, StateTable } from '../state/table';
 import type {
   KeyedChunk,
@@ -835,28 +835,31 @@ function dueParts(
 
 /**
  * What a partition says of the batches after it: until when a batch without input would leave it
- * as batch n (at `time`, the operator's clock) leaves it, with no output and no change of state.
+ * as `batch` leaves it, with no output and no change of state.
  * Forever for an empty state, and for an operator that reads only its keys without timeouts; with
  * timeouts, until the first key is due (from the whole state, or the time index and the entries
  * this batch writes to it). An operator on the watermark's clock (event-time windows) is quiet
  * whatever the time while the sealed high stays at or below `quietHigh`: without input the
- * watermark moves only as earlier batches' highs are folded in. Otherwise nothing: an operator that
- * reads every key (processing-time windows, `updateStateByKey`, snapshots) acts on every batch
- * while it holds state.
+ * watermark moves only as earlier batches' highs are folded in. An operator that reads every key
+ * says what its `idleUntil` says (a processing-time window: until its next window batch), or
+ * nothing (`updateStateByKey`, snapshots): it acts on every batch while it holds state.
  *
  * @example
- * const quiet = await quietAfter(ctx.state, opened, pending, loaded.table, clock);
+ * const quiet = await quietAfter(ctx.state, opened, pending, loaded.table, batch);
  */
 export async function quietAfter(
   store: StateStore,
   opened: OpenedState,
   pending: PendingState,
   table: StateTable,
-  time: number,
+  batch: StatefulBatch,
 ): Promise<Quietness | undefined> {
   const { operator, ref } = opened;
   if (pending.usage.keys === 0) return { quietUntil: QUIET_FOREVER };
-  if (operator.reads !== 'keys') return undefined;
+  if (operator.reads !== 'keys') {
+    return operator.idleUntil ? { quietUntil: operator.idleUntil(batch) } : undefined;
+  }
+  const time = dueClock(operator, batch);
   const { dueAt, clock } = operator;
   if (!dueAt) return { quietUntil: QUIET_FOREVER };
   let first = QUIET_FOREVER;

@@ -74,6 +74,12 @@ export interface StatefulOperator {
    * timeouts); for event-time windows, the watermark, due when it passes their end.
    */
   readonly clock?: DueClock;
+  /**
+   * For an operator that reads every key: the batch time (epoch ms) up to which batches without
+   * input leave its state and output as this batch left them, even while it holds state (a window
+   * between its window batches). Those batches are quiet: no partition runs.
+   */
+  readonly idleUntil?: (batch: StatefulBatch) => number;
 }
 
 /** A clock other than the batch time: the watermark, the sealed high less the allowed lateness. */

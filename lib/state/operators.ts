@@ -84,6 +84,13 @@ function firstPaneNeeded(n: number, shape: WindowShape, inverse: boolean): numbe
 export function windowedReduce(options: WindowedReduceOptions): StatefulOperator {
   const { reduce, inverse, keep, output } = options;
   return {
+    // Between window batches a batch only adds its values to its pane: one without any changes
+    // nothing, up to the batch before the next window batch.
+    idleUntil(batch) {
+      const { slide } = windowShape(options.lengthMs, options.slideMs, batch.intervalMs);
+      const nextWindow = (Math.floor(batch.batch / slide) + 1) * slide;
+      return batch.time + (nextWindow - 1 - batch.batch) * batch.intervalMs;
+    },
     apply(input, state, batch, emit, fail) {
       const shape = windowShape(options.lengthMs, options.slideMs, batch.intervalMs);
       const pane = paneOf(batch.batch, shape);

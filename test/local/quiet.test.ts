@@ -4,6 +4,7 @@ import {
   kinesis,
   mapWithState,
   pipeline,
+  reduceByKeyAndWindow,
   updateStateByKey,
   utf8,
   type Pair,
@@ -14,7 +15,13 @@ import { progressKey } from '../../lib/storage/keys';
 import type { FaultOptions } from '../../local/faults';
 import { LocalRuntime, type BatchResult } from '../../local/runtime';
 import { testPipeline } from '../../local/testing';
-import { canonicalBatches, mapWithStateOracle, updateStateByKeyOracle } from '../support/oracle';
+import {
+  canonicalBatches,
+  invertibleWindowOracle,
+  mapWithStateOracle,
+  reduceByKeyAndWindowOracle,
+  updateStateByKeyOracle,
+} from '../support/oracle';
 import { closeAfterEach } from '../support/runs';
 import { spaceSeparatedWords, visits, type Visit } from '../support/pipelines';
 
@@ -116,6 +123,71 @@ describe.each(faults)('quiet batches of a stateful pipeline, $name', ({ faults: 
         expect(result.progress?.inputRecords).toBe(0);
         expect(result.progress?.state.map((s) => s.partitions)).toEqual([0]);
       }
+    },
+  );
+
+  it.each([
+    { form: 'plain', inverse: undefined },
+    { form: 'incremental', inverse: (a: number, b: number): number => a - b },
+  ])(
+    'reduceByKeyAndWindow ($form): empty batches between window batches run nothing, and the output is the model',
+    async ({ form, inverse }) => {
+      // Arrange: a 4 s window sliding every 2 s over 1 s batches.
+      const g = { length: 4, slide: 2 };
+      const add = (a: number, b: number): number => a + b;
+      const stage = reduceByKeyAndWindow<string, number>('windowed', add, {
+        length: '4s',
+        slide: '2s',
+        partitions: 2,
+        ...(inverse ? { inverse } : {}),
+      });
+      const t = track(
+        testPipeline(
+          pipeline({ name: 'quiet-window', batchInterval: '1s', source, stages: [words, stage] }),
+          options,
+        ),
+      );
+      const input: readonly (readonly string[])[] = [
+        ['a', 'b'],
+        [],
+        [],
+        ['c'],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        ['a'],
+        [],
+        [],
+        [],
+      ];
+      const pairs = input.map((batch) => batch.map((word): [string, number] => [word, 1]));
+      const model = inverse
+        ? invertibleWindowOracle(pairs, g, add, 0)
+        : reduceByKeyAndWindowOracle(pairs, g, add);
+      // The rule: an empty batch that is not a window batch changes nothing; a window batch runs
+      // while the state holds keys: the plain form's keys are those with records in the window
+      // so far, the incremental form keeps every key it has seen (at 0).
+      const seenBefore = (n: number, from: number): boolean =>
+        input.slice(Math.max(0, from - 1), n - 1).some((batch) => batch.length > 0);
+      const mayBeQuiet = input.flatMap((batch, i) => {
+        const n = i + 1;
+        if (batch.length > 0) return [];
+        if (n % g.slide !== 0) return [n];
+        return seenBefore(n, form === 'plain' ? n - g.length + 1 : 1) ? [] : [n];
+      });
+
+      // Act
+      const results: BatchResult[] = [];
+      for (const batch of input) results.push(await t.push(batch.length ? [batch.join(' ')] : []).advance());
+
+      // Assert
+      for (const result of results) expect(result.status, result.failure).toBe('complete');
+      expect(canonicalBatches(results.map((r) => [...r.records]))).toEqual(canonicalBatches(model));
+      expect(results.filter((r) => !ran(r)).map((r) => r.batch)).toEqual(mayBeQuiet);
+      expect(mayBeQuiet.length).toBeGreaterThanOrEqual(5);
     },
   );
 
