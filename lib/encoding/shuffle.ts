@@ -25,22 +25,34 @@ export function encodeShuffle(
   const writer = new ByteWriter();
   const index: number[] = [0];
   for (const run of runs) {
-    for (const [key, value] of run) {
-      const start = writer.length;
-      try {
-        writeValue(writer, key);
-        writeValue(writer, value);
-      } catch (error) {
-        // A pair that cannot be encoded is left out whole (its bytes so far dropped) and handed to
-        // the caller to dead-letter; without a caller the task fails, as before.
-        if (!(error instanceof UnencodableValueError) || !onRefused) throw error;
-        writer.truncate(start);
-        onRefused(key, value, error);
-      }
-    }
+    for (const [key, value] of run) writePair(writer, key, value, onRefused);
     index.push(writer.length);
   }
   return { body: writer.toBuffer(), index };
+}
+
+/**
+ * Appends one (key, value) pair of a run. A pair that cannot be encoded is left out whole (its
+ * bytes so far dropped) and handed to `onRefused` to dead-letter; without it the task fails.
+ *
+ * @example
+ * writePair(writer, 'spark', 3);
+ */
+export function writePair(
+  writer: ByteWriter,
+  key: unknown,
+  value: unknown,
+  onRefused?: (key: unknown, value: unknown, error: UnencodableValueError) => void,
+): void {
+  const start = writer.length;
+  try {
+    writeValue(writer, key);
+    writeValue(writer, value);
+  } catch (error) {
+    if (!(error instanceof UnencodableValueError) || !onRefused) throw error;
+    writer.truncate(start);
+    onRefused(key, value, error);
+  }
 }
 
 /**

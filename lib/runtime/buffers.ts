@@ -1,16 +1,11 @@
 import { raiseHigh, type EventTimeHigh } from '../watermark';
 import { mapKey, partitionOf, type MapKey } from '../encoding/key';
 import { ByteWriter } from '../encoding/bytes';
-import { encodeShuffle, type EncodedShuffle } from '../encoding/shuffle';
+import { encodeShuffle, writePair, type EncodedShuffle } from '../encoding/shuffle';
 import { estimateBytes } from './memory';
 import { unencodable, UnencodableValueError } from '../encoding/value';
 import { takesPairs } from '../dsl/spec';
 import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
-
-interface Entry {
-  readonly key: unknown;
-  combiner: unknown;
-}
 
 /**
  * Collects a phase's output for the shuffle into the next keyed stage, combining per key on the
@@ -24,10 +19,17 @@ interface Entry {
  * same records and writes the same bytes.
  */
 export class ShuffleBuffer implements EventTimeSink {
-  /** Map key to combiner: no object per key, which showed in the garbage collector's time. */
-  private readonly combined = new Map<MapKey, unknown>();
-  /** The record key of each map key that is not the key itself (composite keys). */
-  private readonly originals = new Map<MapKey, unknown>();
+  /**
+   * Map key to its slot in the arrays below, in the order keys were first seen. A pair of a key
+   * already held then costs one lookup (the combiner is replaced in its array, not set in the map
+   * again), and there is no object per key, which showed in the garbage collector's time.
+   */
+  private readonly slots = new Map<MapKey, number>();
+  /** Each slot's record key, as the map key gives it back (-0 as 0). */
+  private readonly keys: unknown[] = [];
+  private readonly combiners: unknown[] = [];
+  /** Each slot's reduce partition. */
+  private readonly partitionOfSlot: number[] = [];
   private readonly raw: [unknown, unknown][][];
   private readonly combine: boolean;
   private readonly create: (value: unknown) => unknown;
@@ -116,34 +118,38 @@ export class ShuffleBuffer implements EventTimeSink {
       return;
     }
     const k = mapKey(key);
-    const combiner = this.combined.get(k);
-    // A combiner may itself be undefined; only a missing key starts a new one.
-    if (combiner === undefined && !this.combined.has(k)) {
-      // Checked once per key, where a record can still be dead-lettered whole: a key or combiner
-      // the shuffle cannot carry (a Date key, a Set combiner) is refused with the record.
-      const created = this.create(value);
-      const reason = unencodable(key) ?? unencodable(created);
-      if (reason !== undefined) throw new UnencodableValueError(reason);
-      if (k !== key && typeof key !== 'number') this.originals.set(k, key);
-      this.combined.set(k, created);
+    const slot = this.slots.get(k);
+    if (slot !== undefined) {
+      this.combiners[slot] = this.mergeValue(this.combiners[slot], value);
       this.records++;
-      // A combiner is counted as it was created: one that grows as it merges is counted low.
-      if (this.budget !== Number.POSITIVE_INFINITY)
-        this.hold(PAIR_BYTES + estimateBytes(key) + estimateBytes(created));
       return;
     }
-    this.combined.set(k, this.mergeValue(combiner, value));
+    // Checked once per key, where a record can still be dead-lettered whole: a key or combiner
+    // the shuffle cannot carry (a Date key, a Set combiner) is refused with the record.
+    const created = this.create(value);
+    const reason = unencodable(key) ?? unencodable(created);
+    if (reason !== undefined) throw new UnencodableValueError(reason);
+    this.slots.set(k, this.keys.length);
+    // A map gives a -0 key back as 0: so did the shuffle when the combiners were kept in one.
+    this.keys.push(Object.is(key, -0) ? 0 : key);
+    this.combiners.push(created);
+    this.partitionOfSlot.push(partitionOf(k, this.partitions));
     this.records++;
+    // A combiner is counted as it was created: one that grows as it merges is counted low.
+    if (this.budget !== Number.POSITIVE_INFINITY)
+      this.hold(PAIR_BYTES + estimateBytes(key) + estimateBytes(created));
   }
 
   /** Counts bytes newly held, and spills what is held once past the budget. */
   private hold(bytes: number): void {
     this.held += bytes;
     if (this.held <= this.budget) return;
-    this.spills.push(encodeShuffle(this.runsHeld(), this.onRefused));
+    this.spills.push(this.encodeHeld());
     this.held = 0;
-    this.combined.clear();
-    this.originals.clear();
+    this.slots.clear();
+    this.keys.length = 0;
+    this.combiners.length = 0;
+    this.partitionOfSlot.length = 0;
     for (const run of this.raw) run.length = 0;
   }
 
@@ -152,20 +158,40 @@ export class ShuffleBuffer implements EventTimeSink {
     return this.spills.length;
   }
 
-  /** What is held, as runs per partition. */
-  private runsHeld(): (readonly [unknown, unknown])[][] {
-    if (!this.combine) return this.raw;
-    const runs: (readonly [unknown, unknown])[][] = Array.from({ length: this.partitions }, () => []);
-    for (const [k, combiner] of this.combined) {
-      const key = this.originals.size > 0 && this.originals.has(k) ? this.originals.get(k) : k;
-      (runs[partitionOf(k, this.partitions)] as (readonly [unknown, unknown])[]).push([key, combiner]);
+  /**
+   * What is held, encoded: per partition, its keys in the order first seen. The slots are put in
+   * partition order by counting them first, rather than by an array of pairs per partition: no
+   * object per key.
+   */
+  private encodeHeld(): EncodedShuffle {
+    if (!this.combine) return encodeShuffle(this.raw, this.onRefused);
+    const { keys, combiners, partitionOfSlot, partitions } = this;
+    const starts = new Array<number>(partitions + 1).fill(0);
+    for (const p of partitionOfSlot) starts[p + 1] = (starts[p + 1] as number) + 1;
+    for (let p = 0; p < partitions; p++) starts[p + 1] = (starts[p + 1] as number) + (starts[p] as number);
+    const next = starts.slice(0, partitions);
+    const order = new Uint32Array(keys.length);
+    for (let slot = 0; slot < keys.length; slot++) {
+      const p = partitionOfSlot[slot] as number;
+      order[next[p] as number] = slot;
+      next[p] = (next[p] as number) + 1;
     }
-    return runs;
+    const writer = new ByteWriter();
+    const index = [0];
+    for (let p = 0; p < partitions; p++) {
+      const end = starts[p + 1] as number;
+      for (let i = starts[p] as number; i < end; i++) {
+        const slot = order[i] as number;
+        writePair(writer, keys[slot], combiners[slot], this.onRefused);
+      }
+      index.push(writer.length);
+    }
+    return { body: writer.toBuffer(), index };
   }
 
   /** The shuffle file and the partitions that got data. */
   encode(): EncodedShuffle & { withData: number[] } {
-    const last = encodeShuffle(this.runsHeld(), this.onRefused);
+    const last = this.encodeHeld();
     const encoded = this.spills.length === 0 ? last : concatRuns([...this.spills, last], this.partitions);
     // A partition has data when its run has bytes (a run of refused pairs has none).
     const { index } = encoded;
@@ -300,6 +326,14 @@ export interface FailedMerge {
   readonly values: unknown[];
 }
 
+/** Marks the slot of a key whose merge threw (no key of a shuffle is a symbol). */
+const GONE: unique symbol = Symbol('gone');
+
+/** What takes a reduce partition's output records, with the key each came from (a `PhaseRunner`). */
+export interface KeyedRecords {
+  record(value: unknown, raw: null, key: unknown): void;
+}
+
 /**
  * Merges the shuffle runs of one reduce partition per key: combiners with `mergeCombiners` when
  * the map side combined, raw values with `create`/`mergeValue` otherwise. A key whose merge throws
@@ -307,7 +341,14 @@ export interface FailedMerge {
  * later value of it are kept for its dead letter (`failures()`).
  */
 export class ShuffleMerger {
-  private readonly merged = new Map<MapKey, Entry>();
+  /**
+   * Map key to its slot in the arrays below, in the order keys were first seen: no object per key
+   * (they all lived until the partition's end, which showed in the garbage collector's time).
+   */
+  private readonly slots = new Map<MapKey, number>();
+  /** Each slot's key as first seen, or `GONE` once its merge threw. */
+  private readonly keys: unknown[] = [];
+  private readonly combiners: unknown[] = [];
   private readonly failed = new Map<MapKey, FailedMerge>();
   private readonly combined: boolean;
 
@@ -325,28 +366,52 @@ export class ShuffleMerger {
       return;
     }
     const { create, mergeValue, mergeCombiners } = this.stage.aggregator;
-    const entry = this.merged.get(k);
+    const slot = this.slots.get(k);
     try {
-      if (entry === undefined) this.merged.set(k, { key, combiner: this.combined ? value : create(value) });
-      else
-        entry.combiner = this.combined
-          ? mergeCombiners(entry.combiner, value)
-          : mergeValue(entry.combiner, value);
+      if (slot === undefined) {
+        const combiner = this.combined ? value : create(value);
+        this.slots.set(k, this.keys.length);
+        this.keys.push(key);
+        this.combiners.push(combiner);
+      } else {
+        const combiner = this.combiners[slot];
+        this.combiners[slot] = this.combined ? mergeCombiners(combiner, value) : mergeValue(combiner, value);
+      }
     } catch (error) {
-      this.merged.delete(k);
-      this.failed.set(k, { key, error, values: entry === undefined ? [value] : [entry.combiner, value] });
+      if (slot !== undefined) {
+        this.slots.delete(k);
+        this.keys[slot] = GONE;
+      }
+      const values = slot === undefined ? [value] : [this.combiners[slot], value];
+      this.failed.set(k, { key, error, values });
     }
   };
 
   /** The merged combiner of every key, in the order keys were first seen. */
   *entries(): Generator<{ key: unknown; combiner: unknown }> {
-    yield* this.merged.values();
+    const { keys, combiners } = this;
+    for (let slot = 0; slot < keys.length; slot++) {
+      const key = keys[slot];
+      if (key !== GONE) yield { key, combiner: combiners[slot] };
+    }
   }
 
   /** The stage's output records, in the order keys were first seen. */
   *outputs(): Generator<{ key: unknown; record: unknown }> {
-    for (const { key, combiner } of this.merged.values())
-      yield { key, record: this.stage.output(key, combiner) };
+    for (const { key, combiner } of this.entries()) yield { key, record: this.stage.output(key, combiner) };
+  }
+
+  /**
+   * The stage's output records into `runner`, in the order keys were first seen: `outputs`
+   * without an object per key.
+   */
+  outputTo(runner: KeyedRecords): void {
+    const { keys, combiners } = this;
+    const output = this.stage.output;
+    for (let slot = 0; slot < keys.length; slot++) {
+      const key = keys[slot];
+      if (key !== GONE) runner.record(output(key, combiners[slot]), null, key);
+    }
   }
 
   /** Keys whose merge threw, with their values, in the order they failed. */

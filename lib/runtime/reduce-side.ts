@@ -75,7 +75,7 @@ export class PartitionReduce {
       for (const { key, combiner } of this.merger.entries())
         expand(key, combiner, (record) => runner.record(record, null, key));
     } else {
-      for (const { key, record } of this.merger.outputs()) runner.record(record, null, key);
+      this.merger.outputTo(runner);
     }
   }
 }

@@ -334,7 +334,7 @@ describe('a window batch changes the keys entering and leaving the window, not e
   ])(
     '%s: 1,000 keys, 10 touched a batch: each window batch sets or deletes at most the 10 entering and the keys leaving',
     (_name, stage) => {
-      const changes = changesPerBatch(stage as WideStage<Rec, unknown>, 10, 8);
+      const changes = changesPerBatch(stage, 10, 8);
 
       // Batch 1 sets every key; the plain form deletes them as their only pane leaves (batch 3's
       // window is the last to hold batch 1), the inverse form keeps them at 0 (set once as their
