@@ -1,8 +1,12 @@
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { kinesis, pipeline, transform, updateStateByKey, utf8 } from '../../lib';
 import { stageId } from '../../lib/ids';
 import { loadTable } from '../../lib/runtime/state-commit';
+import { StateTable } from '../../lib/state/table';
+import type { SlottedHead } from '../../lib/storage/state-store';
 import { LEDGER_ITEM_KEYS } from '../../lib/storage/ledger/items';
 import type { FaultOptions } from '../../local/faults';
 import { LocalRuntime, type BatchResult } from '../../local/runtime';
@@ -117,4 +121,92 @@ describe.each(faults)('slotted state kept as deltas, $name', ({ faults: injected
     );
     expect(stored).toEqual(new Map(model[model.length - 1]?.map(([k, v]) => [k, v])));
   }, 120_000);
+});
+
+describe('slotted chunk and delta items are stored deflated', () => {
+  const runs: LocalRuntime<string, [string, number]>[] = [];
+  afterEach(async () => {
+    await Promise.all(runs.splice(0).map((run) => run.stop()));
+  });
+  const ref = { stage: stageId('totals'), partition: 0, since: 1 };
+  const head = (slots: string): SlottedHead => ({
+    kind: 'sluice.state/head@1',
+    batch: 1,
+    chunks: slots.length,
+    slots,
+    format: 'sluice.chunk@1',
+  });
+  const rawItem = async (run: LocalRuntime<string, [string, number]>, sk: string) =>
+    (
+      await run.clients.dynamo.send(
+        new GetCommand({
+          TableName: run.ctx.state.table,
+          Key: { pk: LEDGER_ITEM_KEYS.statePk('totals', 0), sk },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item ?? {};
+
+  it('deflates an item of a KB or more, keeps a small one raw, and reads both back as written', async () => {
+    // Arrange
+    const run = await LocalRuntime.start(counted);
+    runs.push(run);
+    const table = new StateTable();
+    for (let i = 0; i < 2000; i++) table.set(word(i), i);
+    const large = table.encode(1).bodies[0] ?? Buffer.alloc(0);
+    const small = Buffer.from(large.subarray(0, 200));
+
+    // Act
+    await run.ctx.state.writeChunk(ref, 0, '0', 1, large);
+    await run.ctx.state.writeChunk(ref, 1, '0', 1, small);
+    await run.ctx.state.writeDelta(ref, 2, 0, large);
+    const largeItem = await rawItem(run, 'chunk#0#0');
+    const smallItem = await rawItem(run, 'chunk#1#0');
+    const deltaItem = await rawItem(run, 'delta#0000000002#0');
+    const read = await run.ctx.state.read(ref, head('00'));
+    const deltas = await run.ctx.state.readDeltas(ref, [{ batch: 2, parts: 1, bytes: large.length }]);
+
+    // Assert: the large chunk and the delta are stored in less than half their bytes.
+    expect(largeItem.codec).toBe('deflate-raw');
+    expect((largeItem.data as Uint8Array).length).toBeLessThan(large.length / 2);
+    expect(deltaItem.codec).toBe('deflate-raw');
+    expect(smallItem).not.toHaveProperty('codec');
+    expect(read.map((bytes) => bytes.toString('hex'))).toEqual([
+      large.toString('hex'),
+      small.toString('hex'),
+    ]);
+    expect(deltas.map((bytes) => bytes.toString('hex'))).toEqual([large.toString('hex')]);
+  });
+
+  it('reads an item deflated as this format stores it (golden), and refuses a codec it does not know', async () => {
+    // Arrange
+    const golden = JSON.parse(
+      readFileSync(join(__dirname, '..', 'golden', 'state-deflated@1.json'), 'utf8'),
+    ) as { raw: string; deflated: string };
+    const run = await LocalRuntime.start(counted);
+    runs.push(run);
+    const put = (sk: string, codec: string) =>
+      run.clients.dynamo.send(
+        new PutCommand({
+          TableName: run.ctx.state.table,
+          Item: {
+            pk: LEDGER_ITEM_KEYS.statePk('totals', 0),
+            sk,
+            version: 1,
+            data: Buffer.from(golden.deflated, 'hex'),
+            codec,
+          },
+        }),
+      );
+    await put('chunk#0#0', 'deflate-raw');
+    await put('chunk#0#1', 'zstd');
+
+    // Act
+    const [bytes] = await run.ctx.state.read(ref, head('0'));
+    const refused = run.ctx.state.read(ref, head('1'));
+
+    // Assert
+    expect(bytes?.toString('hex')).toBe(golden.raw);
+    await expect(refused).rejects.toThrow(/stored as "zstd"; this code reads deflate-raw/);
+  });
 });

@@ -14,11 +14,13 @@ import {
 
 /**
  * The slotted layout's deltas, in memory: what a batch that changes a few keys writes (a delta,
- * pinned byte for byte), how the head lists it (stored as `sluice.state/head@2`), and when the
+ * pinned byte for byte), how the head lists it (stored as `sluice.state/head@3`), and when the
  * chunks are written again instead.
  */
 
-const GOLDEN = join(__dirname, '..', 'golden', 'state-slotted@2.json');
+const GOLDEN = join(__dirname, '..', 'golden', 'state-slotted@3.json');
+/** A head as the code before deflated items stored it: still read. */
+const GOLDEN_BEFORE = join(__dirname, '..', 'golden', 'state-slotted@2.json');
 const ref: StatePartition = { stage: stageId('totals'), partition: 0, since: 1 };
 const operator = updateState({
   update: (values, total) =>
@@ -124,7 +126,8 @@ describe('slotted state deltas', () => {
     expect(pending.next.retired).toEqual([
       { kind: 'deltas', deltas: (at.deltas ?? []).map(({ batch, parts }) => ({ batch, parts })) },
     ]);
-    expect(storedHead(pending.next).kind).toBe('sluice.state/head@1');
+    expect(storedHead(pending.next)).toMatchObject({ kind: 'sluice.state/head@3' });
+    expect(storedHead(pending.next)).not.toHaveProperty('deltas');
   });
 
   it('writes nothing but the head for a batch that changes nothing', () => {
@@ -134,9 +137,27 @@ describe('slotted state deltas', () => {
     expect(pending.next).toMatchObject({ batch: 5, deltas: head.deltas });
   });
 
+  it('reads a head@2 as the code before deflated items stored it', () => {
+    const golden = JSON.parse(readFileSync(GOLDEN_BEFORE, 'utf8')) as { head: Record<string, unknown> };
+
+    const parsed = parseStateHead({ pk: 'state#totals#0', sk: 'head', ...golden.head }, 'state#totals#0');
+
+    expect(parsed).toEqual({
+      kind: 'sluice.state/head@1',
+      batch: 5,
+      chunks: 1,
+      slots: '0',
+      format: 'sluice.chunk@1',
+      deltas: [
+        { batch: 3, parts: 1, bytes: 10 },
+        { batch: 5, parts: 1, bytes: 26 },
+      ],
+    });
+  });
+
   it('refuses a head@2 without deltas, which no code writes', () => {
     const item = { pk: 'p', sk: 'head', ...storedHead(head), deltas: [] };
 
-    expect(() => parseStateHead(item, 'p')).toThrow(/not a sluice.state\/head@1, head@2 or keyed@1/);
+    expect(() => parseStateHead(item, 'p')).toThrow(/not a sluice.state\/head@1, head@2, head@3 or keyed@1/);
   });
 });
