@@ -102,16 +102,15 @@ export async function reduceInput(
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
   const budget = taskBudget(ctx.config, phase.spec.phase);
   const opened = wide.stateful
-    ? await openState(
-        ctx.state,
-        stateRef(manifest, phase, partition),
-        sealedLayout(manifest, phase.spec),
-        manifest.batch,
-        wide.stateful,
+    ? await openState(ctx.state, {
+        ref: stateRef(manifest, phase, partition),
+        layout: sealedLayout(manifest, phase.spec),
+        batch: manifest.batch,
+        after: stateFrom(manifest),
+        operator: wide.stateful,
         scope,
-        stateFrom(manifest),
         budget,
-      )
+      })
     : undefined;
   const reports = await ctx.ledger.reports.list(manifest.batch, phase.spec.phase - 1);
   const reduce = new PartitionReduce(wide);

@@ -101,6 +101,9 @@ export interface OpenedState {
   readonly scope: ErrorScope;
 }
 
+/** What opening a partition's state for a batch needs: all of `OpenedState` but the head it reads. */
+export type PartitionToOpen = Omit<OpenedState, 'head'>;
+
 /** The chunks a partition's state was loaded from. */
 export interface ChunksRead {
   readonly chunks: number;
@@ -202,22 +205,14 @@ function averageTouched(before: number | undefined, touched: number): number {
  * before its turn.
  *
  * @example
- * const opened = await openState(ctx.state, ref, layout, manifest.batch, operator, scope, stateFrom(manifest));
+ * const opened = await openState(ctx.state, { ref, layout, batch, after: stateFrom(manifest), operator, scope });
  */
-export async function openState(
-  store: StateStore,
-  ref: StatePartition,
-  layout: StateLayout,
-  batch: number,
-  operator: StatefulOperator,
-  scope: ErrorScope,
-  after = batch - 1,
-  budget?: number,
-): Promise<OpenedState> {
+export async function openState(store: StateStore, partition: PartitionToOpen): Promise<OpenedState> {
+  const { ref, layout, batch, after, scope } = partition;
   const head = await headFor(store, ref, layout, batch, after, scope);
   if (head.batch >= batch)
     throw new StateAlreadyCommitted(`state of ${ref.stage}/${ref.partition} is at batch ${head.batch}`);
-  return { ref, layout, batch, after, operator, head, scope, ...(budget === undefined ? {} : { budget }) };
+  return { ...partition, head };
 }
 
 /**
@@ -557,22 +552,14 @@ async function headFor(
  * stands; either way the partition's state is whole.
  *
  * @example
- * await skipState(ctx.state, ref, layout, batch, manifest.time, operator, scope, stateFrom(manifest));
+ * await skipState(ctx.state, { ref, layout, batch, after: stateFrom(manifest), operator, scope }, clock);
  */
-export async function skipState(
-  store: StateStore,
-  ref: StatePartition,
-  layout: StateLayout,
-  batch: number,
-  time: number,
-  operator: StatefulOperator,
-  scope: ErrorScope,
-  after = batch - 1,
-): Promise<void> {
+export async function skipState(store: StateStore, partition: PartitionToOpen, time: number): Promise<void> {
+  const { ref, layout, batch, after, scope } = partition;
   const head = await headFor(store, ref, layout, batch, after, scope);
   if (head.batch >= batch) return;
   if (startsLayout(head, layout, batch)) {
-    const opened: OpenedState = { ref, layout, batch, after, operator, head, scope };
+    const opened: OpenedState = { ...partition, head };
     const loaded = await loadState(store, opened, [], time);
     await commitState(store, prepareState(opened, loaded, time));
     return;

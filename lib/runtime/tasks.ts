@@ -148,16 +148,18 @@ async function skipTask(
     throw new InvalidInputError(`phase ${event.phase} keeps no state: it has nothing to skip`, scope);
   }
   const manifest = await loadManifest(ctx, event.batch, scope);
-  const ref = stateRef(manifest, phase, event.task);
-  await skipState(
-    ctx.state,
-    ref,
-    sealedLayout(manifest, phase.spec),
-    event.batch,
-    dueClock(operator, statefulBatch(manifest, ctx.pipeline.batchIntervalMs)),
+  const partition = {
+    ref: stateRef(manifest, phase, event.task),
+    layout: sealedLayout(manifest, phase.spec),
+    batch: event.batch,
+    after: stateFrom(manifest),
     operator,
     scope,
-    stateFrom(manifest),
+  };
+  await skipState(
+    ctx.state,
+    partition,
+    dueClock(operator, statefulBatch(manifest, ctx.pipeline.batchIntervalMs)),
   );
   const report: TaskReport = {
     batch: event.batch,
