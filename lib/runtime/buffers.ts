@@ -396,14 +396,9 @@ export class ShuffleMerger {
     }
   }
 
-  /** The stage's output records, in the order keys were first seen. */
-  *outputs(): Generator<{ key: unknown; record: unknown }> {
-    for (const { key, combiner } of this.entries()) yield { key, record: this.stage.output(key, combiner) };
-  }
-
   /**
-   * The stage's output records into `runner`, in the order keys were first seen: `outputs`
-   * without an object per key.
+   * The stage's output records into `runner`, in the order keys were first seen, without an object
+   * per key.
    */
   outputTo(runner: KeyedRecords): void {
     const { keys, combiners } = this;
