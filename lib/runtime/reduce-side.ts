@@ -17,12 +17,10 @@ import {
   openState,
   prepareState,
   quietAfter,
-  stateFrom,
   statefulBatch,
-  stateRef,
+  partitionToOpen,
   type PendingState,
 } from './state-commit';
-import { sealedLayout } from '../state/layout';
 import { checkFits, taskBudget } from './memory';
 
 /**
@@ -103,12 +101,7 @@ export async function reduceInput(
   const budget = taskBudget(ctx.config, phase.spec.phase);
   const opened = wide.stateful
     ? await openState(ctx.state, {
-        ref: stateRef(manifest, phase, partition),
-        layout: sealedLayout(manifest, phase.spec),
-        batch: manifest.batch,
-        after: stateFrom(manifest),
-        operator: wide.stateful,
-        scope,
+        ...partitionToOpen(manifest, phase, partition, wide.stateful, scope),
         budget,
       })
     : undefined;

@@ -104,6 +104,30 @@ export interface OpenedState {
 /** What opening a partition's state for a batch needs: all of `OpenedState` but the head it reads. */
 export type PartitionToOpen = Omit<OpenedState, 'head'>;
 
+/**
+ * The stateful partition `task` of a phase, for the batch a manifest seals: its place in the
+ * table, the layout and the batch it was sealed with, and the batch its state applies on.
+ *
+ * @example
+ * const opened = await openState(ctx.state, partitionToOpen(manifest, phase, task, operator, scope));
+ */
+export function partitionToOpen(
+  manifest: Manifest,
+  phase: CompiledPhase,
+  task: number,
+  operator: StatefulOperator,
+  scope: ErrorScope,
+): PartitionToOpen {
+  return {
+    ref: stateRef(manifest, phase, task),
+    layout: sealedLayout(manifest, phase.spec),
+    batch: manifest.batch,
+    after: stateFrom(manifest),
+    operator,
+    scope,
+  };
+}
+
 /** The chunks a partition's state was loaded from. */
 export interface ChunksRead {
   readonly chunks: number;
@@ -205,7 +229,7 @@ function averageTouched(before: number | undefined, touched: number): number {
  * before its turn.
  *
  * @example
- * const opened = await openState(ctx.state, { ref, layout, batch, after: stateFrom(manifest), operator, scope });
+ * const opened = await openState(ctx.state, partitionToOpen(manifest, phase, task, operator, scope));
  */
 export async function openState(store: StateStore, partition: PartitionToOpen): Promise<OpenedState> {
   const { ref, layout, batch, after, scope } = partition;
@@ -464,8 +488,9 @@ function startsLayout(head: StateHead, layout: StateLayout, batch: number): bool
 /**
  * A rescaling batch's start: the previous layout's state, every one of its partitions as of the
  * batch n applies on (`after`; quiet batches after it left the state as it was), keeping the keys
- * that now hash to this partition. The previous layout is only read, so every new partition (and every re-run of one) reads the same state and keeps the same keys, in
- * the same order: exactly once, whatever runs twice. Its items stay where they are.
+ * that now hash to this partition. The previous layout is only read, so every new partition (and
+ * every re-run of one) reads the same state and keeps the same keys, in the same order: exactly
+ * once, whatever runs twice. Its items stay where they are.
  */
 async function rehashState(
   store: StateStore,
@@ -552,10 +577,15 @@ async function headFor(
  * stands; either way the partition's state is whole.
  *
  * @example
- * await skipState(ctx.state, { ref, layout, batch, after: stateFrom(manifest), operator, scope }, clock);
+ * await skipState(ctx.state, partitionToOpen(manifest, phase, task, operator, scope), statefulBatch(manifest, interval));
  */
-export async function skipState(store: StateStore, partition: PartitionToOpen, time: number): Promise<void> {
+export async function skipState(
+  store: StateStore,
+  partition: PartitionToOpen,
+  skipped: StatefulBatch,
+): Promise<void> {
   const { ref, layout, batch, after, scope } = partition;
+  const time = dueClock(partition.operator, skipped);
   const head = await headFor(store, ref, layout, batch, after, scope);
   if (head.batch >= batch) return;
   if (startsLayout(head, layout, batch)) {
@@ -822,10 +852,9 @@ function dueParts(
 
 /**
  * What a partition says of the batches after it: until when a batch without input would leave it
- * as `batch` leaves it, with no output and no change of state.
- * Forever for an empty state, and for an operator that reads only its keys without timeouts; with
- * timeouts, until the first key is due (from the whole state, or the time index and the entries
- * this batch writes to it). An operator on the watermark's clock (event-time windows) is quiet
+ * as `batch` leaves it, with no output and no change of state. Forever for an empty state, and for
+ * an operator that reads only its keys without timeouts; with timeouts, until the first key is
+ * due (from the whole state, or the time index and the entries this batch writes to it). An operator on the watermark's clock (event-time windows) is quiet
  * whatever the time while the sealed high stays at or below `quietHigh`: without input the
  * watermark moves only as earlier batches' highs are folded in. An operator that reads every key
  * says what its `idleUntil` says (a processing-time window: until its next window batch), or

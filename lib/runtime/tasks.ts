@@ -8,14 +8,12 @@ import { usageBetween } from '../cost/usage';
 import type { RuntimeContext } from './context';
 import type { TaskEvent } from './events';
 import { executeTask } from './execute';
-import { sealedLayout } from '../state/layout';
-import { dueClock } from '../state/operator';
 import { onTaskError } from './failure';
 import { driveBatch, invokeTasks } from './progress';
 import {
   commitState,
   skipState,
-  stateFrom,
+  partitionToOpen,
   statefulBatch,
   stateCommitted,
   StateAlreadyCommitted,
@@ -148,18 +146,10 @@ async function skipTask(
     throw new InvalidInputError(`phase ${event.phase} keeps no state: it has nothing to skip`, scope);
   }
   const manifest = await loadManifest(ctx, event.batch, scope);
-  const partition = {
-    ref: stateRef(manifest, phase, event.task),
-    layout: sealedLayout(manifest, phase.spec),
-    batch: event.batch,
-    after: stateFrom(manifest),
-    operator,
-    scope,
-  };
   await skipState(
     ctx.state,
-    partition,
-    dueClock(operator, statefulBatch(manifest, ctx.pipeline.batchIntervalMs)),
+    partitionToOpen(manifest, phase, event.task, operator, scope),
+    statefulBatch(manifest, ctx.pipeline.batchIntervalMs),
   );
   const report: TaskReport = {
     batch: event.batch,
