@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { kinesis, pipeline, transform, updateStateByKey, utf8 } from '../../lib';
+import { kinesis, pipeline, reduceByKeyAndWindow, transform, updateStateByKey, utf8 } from '../../lib';
 import { stageId } from '../../lib/ids';
 import { loadTable } from '../../lib/runtime/state-commit';
 import { StateTable } from '../../lib/state/table';
@@ -10,7 +10,7 @@ import type { SlottedHead } from '../../lib/storage/state-store';
 import { LEDGER_ITEM_KEYS } from '../../lib/storage/ledger/items';
 import type { FaultOptions } from '../../local/faults';
 import { LocalRuntime, type BatchResult } from '../../local/runtime';
-import { canonicalBatches, updateStateByKeyOracle } from '../support/oracle';
+import { canonicalBatches, reduceByKeyAndWindowOracle, updateStateByKeyOracle } from '../support/oracle';
 
 /**
  * Slotted state kept as deltas: a batch that changes a few keys of a larger state writes those
@@ -120,6 +120,51 @@ describe.each(faults)('slotted state kept as deltas, $name', ({ faults: injected
       tables.flatMap((table) => [...table.values()].map((e): [string, unknown] => [String(e.key), e.value])),
     );
     expect(stored).toEqual(new Map(model[model.length - 1]?.map(([k, v]) => [k, v])));
+  }, 120_000);
+});
+
+describe('a sliding window kept as deltas', () => {
+  const runs: LocalRuntime<string, [string, number]>[] = [];
+  afterEach(async () => {
+    await Promise.all(runs.splice(0).map((run) => run.stop()));
+  });
+
+  it('writes the keys a window batch changes, not every key it holds, and outputs the model', async () => {
+    // Arrange: a 10 s window sliding every 1 s batch; 2,000 words, then 10 a batch.
+    const add = (a: number, b: number): number => a + b;
+    const windowed = pipeline({
+      name: 'window-deltas',
+      batchInterval: '1s',
+      source,
+      stages: [
+        words,
+        reduceByKeyAndWindow<string, number>('counts', add, { length: '10s', slide: '1s', partitions: 2 }),
+      ],
+    });
+    const input = [range(0, 2000), range(0, 10), range(10, 10), range(20, 10)];
+    const model = reduceByKeyAndWindowOracle(
+      input.map((batch) => batch.map((w): [string, number] => [w, 1])),
+      { length: 10, slide: 1 },
+      add,
+    );
+    const run = await LocalRuntime.start(windowed);
+    runs.push(run);
+
+    // Act
+    const results: BatchResult[] = [];
+    for (const batch of input) {
+      const [result] = await run.push(lines(batch)).then(() => run.advance());
+      if (result) results.push(result);
+    }
+
+    // Assert: every window holds 2,000 keys; batches 2-4 wrote a delta of their 10 per partition.
+    expect(canonicalBatches(results.map((r) => [...r.records]))).toEqual(canonicalBatches(model));
+    for (const result of results.slice(1)) {
+      const state = result.progress?.state[0];
+      expect(state?.keys).toBeGreaterThanOrEqual(2000);
+      expect(state?.chunksWritten).toBeLessThanOrEqual(2);
+      expect(state?.bytesWritten).toBeLessThan((state?.bytes ?? 0) / 20);
+    }
   }, 120_000);
 });
 
