@@ -246,6 +246,8 @@ export interface TaskReport {
   readonly skipped?: boolean;
   /** How often the task's shuffle passed its memory budget and was spilled (encoded), when it was. */
   readonly spills?: number;
+  /** How many passes a reduce task's merge took, when its shuffle input did not fit its budget at once. */
+  readonly mergePasses?: number;
   /**
    * A stateful partition's: a batch without input at or before this time (epoch ms) would change
    * neither its state nor its output (`QUIET_FOREVER`: no such batch ever would). Unset: any might.

@@ -12,8 +12,16 @@ export interface MemoryReading {
    * each) or at the span's end.
    */
   readonly heapPeak: number;
+  /**
+   * The most the heap held just after a collection over the span (or at its start): garbage the
+   * collection found is left out, so this is near the live data, what decides running out of
+   * memory. An upper bound on it: a minor collection leaves the old generation's garbage in place.
+   */
+  readonly heapAfterGcPeak: number;
   /** Memory outside the V8 heap held by JavaScript objects (buffers) at the same moments, its peak. */
   readonly externalPeak: number;
+  /** The same when the span started, after a full GC. */
+  readonly externalStart: number;
   /** Resident memory of the process when the span started. */
   readonly rssStart: number;
   /** The process's resident high-water mark over the span (see `rssPeakSource`). */
@@ -56,6 +64,7 @@ function resetVmHwm(): boolean {
 
 interface Peaks {
   heap: number;
+  afterGc: number;
   external: number;
   rss: number;
 }
@@ -73,15 +82,20 @@ interface Peaks {
 export class MemoryWatch {
   private readonly gc = gcFunction();
   private profiler: GCProfiler | undefined;
-  private atStart: { heap: number; rss: number; exact: boolean } = { heap: 0, rss: 0, exact: false };
-  private peaks: Peaks = { heap: 0, external: 0, rss: 0 };
+  private atStart: { heap: number; external: number; rss: number; exact: boolean } = {
+    heap: 0,
+    external: 0,
+    rss: 0,
+    exact: false,
+  };
+  private peaks: Peaks = { heap: 0, afterGc: 0, external: 0, rss: 0 };
   private marked: Peaks | undefined;
 
   start(): void {
     this.gc();
     const { rss, heapUsed, external } = process.memoryUsage();
-    this.atStart = { heap: heapUsed, rss, exact: resetVmHwm() };
-    this.peaks = { heap: heapUsed, external, rss };
+    this.atStart = { heap: heapUsed, external, rss, exact: resetVmHwm() };
+    this.peaks = { heap: heapUsed, afterGc: heapUsed, external, rss };
     this.marked = undefined;
     this.profiler = new GCProfiler();
     this.profiler.start();
@@ -104,7 +118,9 @@ export class MemoryWatch {
     return {
       heapStart: this.atStart.heap,
       heapPeak: peaks.heap,
+      heapAfterGcPeak: peaks.afterGc,
       externalPeak: peaks.external,
+      externalStart: this.atStart.external,
       rssStart: this.atStart.rss,
       rssPeak: peaks.rss,
       rssPeakSource: this.atStart.exact ? 'VmHWM' : 'maxRSS',
@@ -118,8 +134,9 @@ export class MemoryWatch {
     const peaks = this.peaks;
     peaks.heap = Math.max(peaks.heap, heapUsed);
     peaks.external = Math.max(peaks.external, external);
-    for (const { beforeGC } of statistics) {
+    for (const { beforeGC, afterGC } of statistics) {
       peaks.heap = Math.max(peaks.heap, beforeGC.heapStatistics.usedHeapSize);
+      peaks.afterGc = Math.max(peaks.afterGc, afterGC.heapStatistics.usedHeapSize);
       peaks.external = Math.max(peaks.external, beforeGC.heapStatistics.externalMemory);
     }
     peaks.rss = this.atStart.exact ? (vmHwmBytes() ?? 0) : process.resourceUsage().maxRSS * 1024;

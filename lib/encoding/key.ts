@@ -60,6 +60,19 @@ export function partitionOf(key: MapKey, partitions: number): number {
 }
 
 /**
+ * The merge pass of a key among `passes`, when a reduce partition's input is merged in several
+ * passes (each keeps its own share of the keys): hash bits independent of those that chose its
+ * partition and its state chunk.
+ *
+ * @example
+ * passOf('spark', 3); // 0, 1 or 2, the same on every machine
+ */
+export function passOf(key: MapKey, passes: number): number {
+  if (passes === 1) return 0;
+  return hashKey(key, 0xc5811c9d) % passes;
+}
+
+/**
  * A stable 32-bit hash of a map key: FNV-1a over its text from the given offset basis, finished
  * with murmur3's mixer. Different bases give independent hashes (partitions, state chunks).
  *

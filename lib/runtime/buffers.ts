@@ -1,8 +1,9 @@
 import { raiseHigh, type EventTimeHigh } from '../watermark';
-import { mapKey, partitionOf, type MapKey } from '../encoding/key';
+import { mapKey, partitionOf, passOf, type MapKey } from '../encoding/key';
 import { ByteWriter } from '../encoding/bytes';
 import { encodeShuffle, writePair, type EncodedShuffle } from '../encoding/shuffle';
 import { estimateBytes } from './memory';
+import { toJsonLine } from './output';
 import { unencodable, UnencodableValueError } from '../encoding/value';
 import { takesPairs } from '../dsl/spec';
 import type { Downstream, EventTimeSink, WideStage } from '../dsl/types';
@@ -272,16 +273,73 @@ export class RecordStager implements Downstream {
   private static readonly NOT_A_PAIR = Symbol('value');
 }
 
-/** Collects a last phase's output records, in order. */
+/** Output text is turned into bytes every so many characters, so no string grows with the output. */
+const OUTPUT_PART_CHARS = 1 << 16;
+
+/**
+ * Collects a last phase's output records as JSON Lines, encoded as they are made: a partition's
+ * output is held as its bytes, not as objects. A record JSON would change (NaN, a Map, a function)
+ * goes to `onRefused` instead of the output. With `keepRecords` (a `foreachBatch` sink takes the
+ * records written) the records are kept as well.
+ *
+ * @example
+ * const output = new OutputCollector({ keepRecords: false, onRefused: (record, error) => dead(record, error) });
+ * output.value(['spark', 3]);
+ * output.body().toString(); // '["spark",3]\n'
+ */
 export class OutputCollector implements Downstream {
-  readonly records: unknown[] = [];
+  /** Records written. */
+  count = 0;
+  /** The records written, in order, when kept. */
+  readonly records: unknown[] | undefined;
+  private readonly parts: Buffer[] = [];
+  private text = '';
+  private readonly onRefused: ((record: unknown, error: unknown) => void) | undefined;
+
+  constructor(
+    options: {
+      /** Keep the records written as well as their bytes. @default false */
+      readonly keepRecords?: boolean;
+      /** Takes a record that cannot be written as JSON. @default throw its error */
+      readonly onRefused?: (record: unknown, error: unknown) => void;
+    } = {},
+  ) {
+    this.records = options.keepRecords ? [] : undefined;
+    this.onRefused = options.onRefused;
+  }
 
   value(value: unknown): void {
-    this.records.push(value);
+    this.add(value);
   }
 
   pair(key: unknown, value: unknown): void {
-    this.records.push([key, value]);
+    this.add([key, value]);
+  }
+
+  /** The JSON Lines written so far. */
+  body(): Buffer {
+    if (this.text.length > 0) this.flush();
+    return this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts);
+  }
+
+  private add(record: unknown): void {
+    let line: string;
+    try {
+      line = toJsonLine(record);
+    } catch (error) {
+      if (!this.onRefused) throw error;
+      this.onRefused(record, error);
+      return;
+    }
+    this.text += `${line}\n`;
+    this.count++;
+    this.records?.push(record);
+    if (this.text.length >= OUTPUT_PART_CHARS) this.flush();
+  }
+
+  private flush(): void {
+    this.parts.push(Buffer.from(this.text, 'utf8'));
+    this.text = '';
   }
 }
 
@@ -326,6 +384,12 @@ export interface FailedMerge {
   readonly values: unknown[];
 }
 
+/** One of the passes a reduce partition's input is merged in (`mergePlan`): `index` of `of`. */
+export interface MergePass {
+  readonly index: number;
+  readonly of: number;
+}
+
 /** Marks the slot of a key whose merge threw (no key of a shuffle is a symbol). */
 const GONE: unique symbol = Symbol('gone');
 
@@ -338,7 +402,8 @@ export interface KeyedRecords {
  * Merges the shuffle runs of one reduce partition per key: combiners with `mergeCombiners` when
  * the map side combined, raw values with `create`/`mergeValue` otherwise. A key whose merge throws
  * is taken out whole and never merged half-way: what it had, the value that failed and every
- * later value of it are kept for its dead letter (`failures()`).
+ * later value of it are kept for its dead letter (`failures()`). In one pass of several it merges
+ * only the keys `passOf` gives that pass.
  */
 export class ShuffleMerger {
   /**
@@ -352,7 +417,11 @@ export class ShuffleMerger {
   private readonly failed = new Map<MapKey, FailedMerge>();
   private readonly combined: boolean;
 
-  constructor(private readonly stage: WideStage<unknown, unknown>) {
+  constructor(
+    private readonly stage: WideStage<unknown, unknown>,
+    /** The merge pass this merger is, when the partition is merged in several: other keys are skipped. */
+    private readonly pass?: MergePass,
+  ) {
     this.combined = stage.spec.mapSideCombine;
   }
 
@@ -360,6 +429,7 @@ export class ShuffleMerger {
   readonly add = (key: unknown, value: unknown): void => {
     // Plain strings are their own map key (the common case, kept off the slow path).
     const k = mapKey(key);
+    if (this.pass !== undefined && passOf(k, this.pass.of) !== this.pass.index) return;
     const failure = this.failed.size > 0 ? this.failed.get(k) : undefined;
     if (failure) {
       failure.values.push(value);

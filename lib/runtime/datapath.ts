@@ -125,6 +125,11 @@ export interface PhaseRunnerOptions {
   readonly onDeadLetter: (entry: DeadLetter, error: unknown) => void;
   /** What the shuffle may hold before it spills, bytes (`ShuffleBuffer`). @default unbounded */
   readonly memoryBudget?: number;
+  /**
+   * In the last phase, keep the output records as well as their JSON Lines (a `foreachBatch` sink
+   * takes them). @default false
+   */
+  readonly keepOutput?: boolean;
 }
 
 /**
@@ -163,7 +168,13 @@ export class PhaseRunner {
             options.memoryBudget,
           ),
         }
-      : { kind: 'output', output: new OutputCollector() };
+      : {
+          kind: 'output',
+          output: new OutputCollector({
+            keepRecords: options.keepOutput === true,
+            onRefused: (record, error) => this.outputRefused(record, error),
+          }),
+        };
     this.terminal = terminal;
     this.current = { stage: phase.spec.function };
     this.stream = options.stream;

@@ -3,13 +3,13 @@ import type { TaskId } from '../ids';
 import type { Manifest } from '../manifest';
 import { sealedPhase, type CompiledPhase } from '../plan';
 import { deadLetterKey, shuffleKey } from '../storage/keys';
-import type { DeadLetterKind, Quietness, TaskReport } from '../batch';
+import type { DeadLetterKind, TaskReport } from '../batch';
 import type { RuntimeContext } from './context';
 import { NO_KEY, PhaseRunner, type DeadLetter } from './datapath';
 import { readSegments } from './map-side';
 import { toJsonLines } from './output';
-import { reduceInput } from './reduce-side';
-import { encodeOutput, writeOutput } from './sinks';
+import { reduceInput, type ReduceInput } from './reduce-side';
+import { takesRecords, writeOutput } from './sinks';
 import type { PendingState } from './state-commit';
 import { taskBudget } from './memory';
 
@@ -69,9 +69,10 @@ export async function executeTask(
     where: base,
     onDeadLetter: (entry, error) => dead.add(entry, error),
     memoryBudget: taskBudget(ctx.config, index),
+    keepOutput: takesRecords(ctx.pipeline.sinks),
   });
 
-  const read: { records: number; bytes: number; state?: PendingState } & Partial<Quietness> =
+  const read: ReduceInput =
     index === 0
       ? await readSegments(ctx, manifest, task, scope, runner)
       : await reduceInput(ctx, manifest, phase, task, scope, runner);
@@ -83,7 +84,7 @@ export async function executeTask(
   const made =
     terminal.kind === 'shuffle'
       ? { kind: terminal.kind, buffer: terminal.shuffle, shuffle: terminal.shuffle.encode() }
-      : { kind: terminal.kind, output: encodeOutput(terminal.output.records, runner) };
+      : { kind: terminal.kind, output: terminal.output };
 
   let bytesWritten = 0;
   let deadLetters: string | undefined;
@@ -103,6 +104,7 @@ export async function executeTask(
     ...(read.state ? { state: read.state.usage } : {}),
     ...(read.quietUntil === undefined ? {} : { quietUntil: read.quietUntil }),
     ...(read.quietHigh === undefined ? {} : { quietHigh: read.quietHigh }),
+    ...(read.mergePasses === undefined ? {} : { mergePasses: read.mergePasses }),
   };
   const withState = (report: TaskReport): { report: TaskReport; state?: PendingState } =>
     read.state ? { report, state: read.state } : { report };
@@ -131,7 +133,7 @@ export async function executeTask(
       const written = await writeOutput(ctx, manifest.batch, manifest.time, task, made.output);
       return withState({
         ...common,
-        recordsOut: made.output.records.length,
+        recordsOut: made.output.count,
         withData: [],
         ...(written ? { output: written.key } : {}),
         bytesWritten: bytesWritten + (written?.bytes ?? 0),

@@ -75,6 +75,34 @@ export function estimateBytes(value: unknown): number {
   }
 }
 
+/** How a reduce partition's shuffle input is merged under its budget (`mergePlan`). */
+export interface MergePlan {
+  /** Passes over the runs, each merging the keys `passOf` gives it: 1 when everything fits at once. */
+  readonly passes: number;
+  /** Whether the encoded runs are kept between passes (read once) rather than read again in each. */
+  readonly holdRuns: boolean;
+}
+
+/**
+ * How to merge `encodedBytes` of shuffle input within `budget` bytes: in one pass when its keys fit
+ * decoded, otherwise in as many passes as it takes for each pass's share of the keys to fit (a
+ * hash split, as a grace hash join splits its build side). The encoded runs are kept between
+ * passes when they take at most half the budget, and the passes share what is left; past that
+ * each pass reads them again. A function of the input's size and the budget alone, so a replay
+ * merges in the same passes and writes the same bytes.
+ *
+ * @example
+ * mergePlan(16 * 2 ** 20, 1 * 2 ** 20); // { passes: 1, holdRuns: false }
+ * mergePlan(16 * 2 ** 20, 4 * 2 ** 20); // { passes: 4, holdRuns: true }: 40 MiB decoded over 12 MiB
+ */
+export function mergePlan(budget: number, encodedBytes: number): MergePlan {
+  const decoded = encodedBytes * DECODED_EXPANSION;
+  if (decoded <= budget) return { passes: 1, holdRuns: false };
+  const holdRuns = encodedBytes <= budget / 2;
+  const room = holdRuns ? budget - encodedBytes : budget;
+  return { passes: Math.ceil(decoded / room), holdRuns };
+}
+
 /**
  * Refuses data that would not fit the budget once decoded: `encodedBytes` of `what` (a reduce
  * partition's shuffle input, its state), before it is decoded, so the task fails with the fix rather

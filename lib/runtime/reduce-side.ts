@@ -8,7 +8,7 @@ import type { Manifest } from '../manifest';
 import type { CompiledPhase } from '../plan';
 import { dueClock, type KeyedState, type StatefulBatch } from '../state/operator';
 import type { StateTable } from '../state/table';
-import { ShuffleMerger } from './buffers';
+import { ShuffleMerger, type MergePass } from './buffers';
 import type { RuntimeContext } from './context';
 import { NO_KEY, type PhaseRunner } from './datapath';
 import { fetchInOrder, GETS_AHEAD } from './prefetch';
@@ -21,7 +21,7 @@ import {
   partitionToOpen,
   type PendingState,
 } from './state-commit';
-import { checkFits, taskBudget } from './memory';
+import { checkFits, mergePlan, taskBudget, type MergePlan } from './memory';
 
 /**
  * The reduce side of one partition, in memory and without I/O: the partition's runs from every
@@ -36,11 +36,15 @@ import { checkFits, taskBudget } from './memory';
  */
 export class PartitionReduce {
   private readonly merger: ShuffleMerger;
-  /** Pairs read from the runs so far. */
+  /** Pairs read from the runs so far (in a pass of several, the pairs of other passes too). */
   pairs = 0;
 
-  constructor(private readonly wide: WideStage<unknown, unknown>) {
-    this.merger = new ShuffleMerger(wide);
+  constructor(
+    private readonly wide: WideStage<unknown, unknown>,
+    /** The pass, when the partition is merged in several (`mergePlan`): it merges its keys only. */
+    pass?: MergePass,
+  ) {
+    this.merger = new ShuffleMerger(wide, pass);
   }
 
   /** The keys merged so far, in the order first seen. */
@@ -78,11 +82,23 @@ export class PartitionReduce {
   }
 }
 
+/** What a reduce task read, and for a stateful stage the state to commit once its outputs are written. */
+export type ReduceInput = {
+  readonly records: number;
+  readonly bytes: number;
+  readonly state?: PendingState;
+  /** How many passes the merge took, when its input did not fit the budget at once. */
+  readonly mergePasses?: number;
+} & Partial<Quietness>;
+
 /**
  * A reduce task's input: the partition's state head first (if the previous batch is not applied yet
  * there is no point reading the shuffle), then its run from every previous-phase task that wrote
  * one, with one ranged GET each (a few ahead of the one being merged), merged in task order so the
- * merge order is fixed, then the state the merged keys need. Returns what was read and, for a stateful stage, the state to commit once
+ * merge order is fixed, then the state the merged keys need. A stateless stage's input that would
+ * not fit the task's budget decoded is merged in passes (`mergePlan`), each merging and outputting
+ * its share of the keys; a stateful stage's is refused with the fix, since its operator takes the
+ * batch's keys at once. Returns what was read and, for a stateful stage, the state to commit once
  * the outputs are written.
  *
  * @example
@@ -95,7 +111,7 @@ export async function reduceInput(
   partition: TaskId,
   scope: ErrorScope,
   runner: PhaseRunner,
-): Promise<{ records: number; bytes: number; state?: PendingState } & Partial<Quietness>> {
+): Promise<ReduceInput> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
   const budget = taskBudget(ctx.config, phase.spec.phase);
@@ -106,33 +122,27 @@ export async function reduceInput(
       })
     : undefined;
   const reports = await ctx.ledger.reports.list(manifest.batch, phase.spec.phase - 1);
-  const reduce = new PartitionReduce(wide);
   const runs = reports.flatMap((report) => {
     if (!report.shuffle || !report.index || !report.withData.includes(partition)) return [];
     const start = report.index[partition] ?? 0;
     return [{ key: report.shuffle, start, end: report.index[partition + 1] ?? start }];
   });
-  // The merge holds every key of the partition at once: refused before it is read if it cannot.
-  checkFits(
-    budget,
-    runs.reduce((sum, run) => sum + run.end - run.start, 0),
-    'shuffle input',
-    scope,
-  );
-  let bytes = 0;
-  await fetchInOrder(
-    runs,
-    GETS_AHEAD,
-    (run) => ctx.objects.getRange(run.key, run.start, run.end, scope),
-    (_run, body) => {
-      bytes += body.length;
-      reduce.addRun(body);
-    },
-  );
+  const encoded = runs.reduce((sum, run) => sum + run.end - run.start, 0);
+  const fetchRun = (run: (typeof runs)[number]): Promise<Buffer> =>
+    ctx.objects.getRange(run.key, run.start, run.end, scope);
   if (!opened) {
-    reduce.finish(runner);
-    return { records: reduce.pairs, bytes };
+    const plan = mergePlan(budget, encoded);
+    const merged = await mergeInPasses(wide, plan, runs, fetchRun, runner);
+    return { ...merged, ...(plan.passes > 1 ? { mergePasses: plan.passes } : {}) };
   }
+  // A stateful operator takes the batch's keys at once: refused before it is read if they cannot fit.
+  checkFits(budget, encoded, 'shuffle input', scope);
+  const reduce = new PartitionReduce(wide);
+  let bytes = 0;
+  await fetchInOrder(runs, GETS_AHEAD, fetchRun, (_run, body) => {
+    bytes += body.length;
+    reduce.addRun(body);
+  });
   const batch = statefulBatch(manifest, ctx.pipeline.batchIntervalMs);
   // Due times (the time index) are kept and read by the operator's clock.
   const clock = dueClock(opened.operator, batch);
@@ -143,6 +153,43 @@ export async function reduceInput(
   );
   const quiet = await quietAfter(ctx.state, opened, state, loaded.table, batch);
   return { records: reduce.pairs, bytes, state, ...quiet };
+}
+
+/**
+ * Merges a stateless keyed stage's runs and feeds its output into the runner, in the passes `plan`
+ * says: each pass merges the keys `passOf` gives it and outputs them before the next begins, so
+ * what is held decoded is one pass's share of the keys. Runs are read in order, a few ahead; read
+ * again in each pass unless the plan holds them. Returns the pairs read and the bytes fetched.
+ *
+ * @example
+ * const { records, bytes } = await mergeInPasses(wide, mergePlan(budget, encoded), runs, fetchRun, runner);
+ */
+export async function mergeInPasses<Run>(
+  wide: WideStage<unknown, unknown>,
+  plan: MergePlan,
+  runs: readonly Run[],
+  fetch: (run: Run) => Promise<Buffer>,
+  runner: PhaseRunner,
+): Promise<{ records: number; bytes: number }> {
+  const held: Buffer[] = [];
+  let bytes = 0;
+  let records = 0;
+  for (let index = 0; index < plan.passes; index++) {
+    const reduce = new PartitionReduce(wide, plan.passes > 1 ? { index, of: plan.passes } : undefined);
+    if (index > 0 && plan.holdRuns) {
+      for (const body of held) reduce.addRun(body);
+    } else {
+      await fetchInOrder(runs, GETS_AHEAD, fetch, (_run, body) => {
+        bytes += body.length;
+        if (plan.holdRuns) held.push(body);
+        reduce.addRun(body);
+      });
+    }
+    reduce.finish(runner);
+    // Every pass reads every pair; each merges its own.
+    records = reduce.pairs;
+  }
+  return { records, bytes };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { kinesis, pipeline, reduceByKey, transform, utf8 } from '../../lib';
+import { kinesis, pipeline, reduceByKey, transform, updateStateByKey, utf8, type Pipeline } from '../../lib';
 import { batchId } from '../../lib/ids';
 import { LocalRuntime } from '../../local/runtime';
 import { spaceSeparatedCounts, toCountMap } from '../support/corpus';
@@ -7,8 +7,9 @@ import { spaceSeparatedCounts, toCountMap } from '../support/corpus';
 /**
  * Tasks under their functions' memory budgets, on the emulator: at the smallest Lambda memory
  * (128 MiB: a 16 MiB budget) a transform task's map-side combine of 250,000 distinct words spills
- * and the counts stay exact; one reduce partition that would hold them all is refused with the fix,
- * before it is decoded, and the batch fails with the reason; four partitions hold them.
+ * and the counts stay exact; one reduce partition that holds them all merges in passes and counts
+ * exactly; a stateful partition that would hold them all is refused with the fix, before it is
+ * decoded, and the batch fails with the reason.
  */
 
 const source = kinesis({ stream: 'lines', decode: utf8 });
@@ -22,6 +23,19 @@ const counted = (partitions: number) =>
     source,
     stages: [words, reduceByKey<string, number>('count', (a, b) => a + b, { partitions })],
   });
+const totals = pipeline({
+  name: 'budget-state',
+  batchInterval: '10s',
+  source,
+  stages: [
+    words,
+    updateStateByKey<string, number, number>(
+      'total',
+      (values, total) => (total ?? 0) + values.reduce((a, b) => a + b, 0),
+      { partitions: 1 },
+    ),
+  ],
+});
 
 /** 250,000 distinct words, each twice, 100 to a line. */
 const DISTINCT = 250_000;
@@ -31,19 +45,19 @@ for (let i = 0; i < 2 * DISTINCT; i += 100) {
 }
 
 describe('tasks under a memory budget', () => {
-  const runs: LocalRuntime<string, [string, number]>[] = [];
+  const runs: { stop(): Promise<void> }[] = [];
   afterEach(async () => {
     await Promise.all(runs.splice(0).map((run) => run.stop()));
   });
-  const start = async (partitions: number): Promise<LocalRuntime<string, [string, number]>> => {
-    const run = await LocalRuntime.start(counted(partitions), { taskMemorySize: 128, shards: 1 });
+  const start = async <Out>(toRun: Pipeline<string, Out>): Promise<LocalRuntime<string, Out>> => {
+    const run = await LocalRuntime.start(toRun, { taskMemorySize: 128, shards: 1 });
     runs.push(run);
     return run;
   };
 
   it('spills the map-side combine past the budget and counts exactly', async () => {
     // Arrange
-    const run = await start(4);
+    const run = await start(counted(4));
     await run.push(lines);
 
     // Act
@@ -56,9 +70,25 @@ describe('tasks under a memory budget', () => {
     expect(reports.reduce((sum, report) => sum + (report.spills ?? 0), 0)).toBeGreaterThan(0);
   }, 120_000);
 
-  it('refuses a reduce partition that would not fit, saying what to do, and fails the batch', async () => {
+  it('merges a reduce partition over its budget in passes and counts exactly', async () => {
     // Arrange
-    const run = await start(1);
+    const run = await start(counted(1));
+    await run.push(lines);
+
+    // Act
+    const [result] = await run.advance();
+    const [reduced] = await run.ctx.ledger.reports.list(batchId(1), 1);
+
+    // Assert
+    expect(result?.status, result?.failure).toBe('complete');
+    expect(toCountMap(result?.records ?? [])).toEqual(spaceSeparatedCounts(lines));
+    expect(reduced?.mergePasses).toBeGreaterThan(1);
+    expect(reduced?.recordsIn).toBe(reports(await run.ctx.ledger.reports.list(batchId(1), 0)));
+  }, 120_000);
+
+  it('refuses a stateful partition that would not fit, saying what to do, and fails the batch', async () => {
+    // Arrange
+    const run = await start(totals);
     await run.push(lines);
 
     // Act
@@ -67,8 +97,13 @@ describe('tasks under a memory budget', () => {
     // Assert
     expect(result?.status).toBe('failed');
     expect(result?.failure).toMatch(
-      /the shuffle input of count\/0 is \d+ MiB encoded, about \d+ MiB decoded: over the task's memory budget of 16 MiB/,
+      /the shuffle input of total\/0 is \d+ MiB encoded, about \d+ MiB decoded: over the task's memory budget of 16 MiB/,
     );
-    expect((await run.ctx.ledger.batches.get(batchId(1)))?.failure?.stage).toBe('count');
+    expect((await run.ctx.ledger.batches.get(batchId(1)))?.failure?.stage).toBe('total');
   }, 120_000);
 });
+
+/** The pairs the transform tasks wrote to the shuffle, which the reduce side reads. */
+function reports(written: readonly { readonly recordsOut: number }[]): number {
+  return written.reduce((sum, report) => sum + report.recordsOut, 0);
+}

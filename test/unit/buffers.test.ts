@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { combineByKey, countByValue, groupByKey, reduceByKey } from '../../lib/dsl/reduce';
 import { filter, flatMap, map, transform } from '../../lib/dsl/transform';
 import type { Downstream, NarrowStage, WideStage } from '../../lib/dsl/types';
-import { mapKey, partitionOf } from '../../lib/encoding/key';
+import { mapKey, partitionOf, passOf } from '../../lib/encoding/key';
 import { decodeRun } from '../../lib/encoding/shuffle';
 import {
   OutputCollector,
@@ -11,7 +11,9 @@ import {
   ShuffleBuffer,
   ShuffleMerger,
   fuseStages,
+  type MergePass,
 } from '../../lib/runtime/buffers';
+import { toJsonLines } from '../../lib/runtime/output';
 
 /** A merger's output records with their keys, in the order it gives them (`outputTo`). */
 function outputsOf(merger: ShuffleMerger): { key: unknown; record: unknown }[] {
@@ -309,6 +311,43 @@ describe('ShuffleMerger', () => {
     },
   );
 
+  it('merges in passes the same keys and values as in one, each key in the pass passOf gives it (property)', () => {
+    fc.assert(
+      fc.property(
+        words,
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 2, max: 5 }),
+        (input, tasks, passes) => {
+          // Arrange
+          const buffers = Array.from({ length: tasks }, () => new ShuffleBuffer(group, 1));
+          input.forEach(([word, value], i) => buffers[i % tasks]?.pair(word, value));
+          const files = buffers.map((buffer) => buffer.encode());
+          const mergeOf = (pass?: MergePass): Map<unknown, unknown> => {
+            const merger = new ShuffleMerger(group, pass);
+            for (const { body, index } of files) decodeRun(body, index[0] ?? 0, index[1] ?? 0, merger.add);
+            return new Map(outputsOf(merger).map(({ key, record }) => [key, record]));
+          };
+
+          // Act
+          const whole = mergeOf();
+          const inPasses = Array.from({ length: passes }, (_, index) => mergeOf({ index, of: passes }));
+
+          // Assert: every key once, in its own pass, with the values (in order) of the one-pass merge.
+          const union = new Map<unknown, unknown>();
+          inPasses.forEach((merged, index) => {
+            for (const [key, record] of merged) {
+              expect(passOf(mapKey(key), passes)).toBe(index);
+              expect(union.has(key)).toBe(false);
+              union.set(key, record);
+            }
+          });
+          expect(union).toEqual(whole);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it('merges combiners with mergeCombiners when the map side combined', () => {
     const merger = new ShuffleMerger(sum);
     merger.add('a', 2);
@@ -478,13 +517,48 @@ describe('RecordStager', () => {
 });
 
 describe('OutputCollector', () => {
-  it('collects values and pairs as tuples, in order', () => {
-    const out = new OutputCollector();
-    out.value('a');
-    out.pair('k', 1);
-    out.value(2);
+  it('encodes values and pairs as JSON Lines as they come, in order, keeping records only when asked', () => {
+    const kept = new OutputCollector({ keepRecords: true });
+    const plain = new OutputCollector();
+    for (const out of [kept, plain]) {
+      out.value('a');
+      out.pair('k', 1n);
+      out.value(2);
+    }
 
-    expect(out.records).toEqual(['a', ['k', 1], 2]);
+    expect(kept.records).toEqual(['a', ['k', 1n], 2]);
+    expect(plain.records).toBeUndefined();
+    for (const out of [kept, plain]) {
+      expect(out.count).toBe(3);
+      expect(out.body().toString('utf8')).toBe('"a"\n["k","1"]\n2\n');
+    }
+  });
+
+  it('hands a record JSON would change to onRefused and leaves it out', () => {
+    const refused: unknown[] = [];
+    const out = new OutputCollector({ keepRecords: true, onRefused: (record) => refused.push(record) });
+
+    out.pair('avg', NaN);
+    out.pair('ok', 1);
+
+    expect(refused).toEqual([['avg', NaN]]);
+    expect(out.records).toEqual([['ok', 1]]);
+    expect(out.count).toBe(1);
+    expect(out.body().toString('utf8')).toBe('["ok",1]\n');
+    expect(() => new OutputCollector().value(new Map())).toThrow(/cannot write a Map as JSON/);
+  });
+
+  it('gives the same bytes for an output of many parts as JSON Lines written at once', () => {
+    // Arrange: over a megabyte of lines, several of the collector's parts, with multi-byte text.
+    const out = new OutputCollector();
+    const records = Array.from({ length: 30_000 }, (_, i) => [`wörd-${i}-${'x'.repeat(i % 50)}`, i]);
+
+    // Act
+    for (const [key, value] of records) out.pair(key, value);
+
+    // Assert
+    expect(out.body().equals(toJsonLines(records))).toBe(true);
+    expect(new OutputCollector().body()).toHaveLength(0);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   DECODED_EXPANSION,
   estimateBytes,
   memoryBudgetBytes,
+  mergePlan,
   taskBudget,
 } from '../../lib/runtime/memory';
 
@@ -53,4 +54,25 @@ describe('memory budgets', () => {
     expect(refused.hint).toMatch(/more partitions/);
     expect(refused.scope).toEqual(scope);
   });
+
+  it.each([
+    { encodedMb: 1, passes: 1, holdRuns: false },
+    { encodedMb: 1.6, passes: 1, holdRuns: false },
+    // 40 MiB decoded into the 12 MiB the held runs leave: 4 passes.
+    { encodedMb: 4, passes: 4, holdRuns: true },
+    { encodedMb: 8, passes: 10, holdRuns: true },
+    // Past half the budget the runs are read again in each pass, and each pass has it all.
+    { encodedMb: 10, passes: 7, holdRuns: false },
+    { encodedMb: 100, passes: 63, holdRuns: false },
+  ])(
+    'merges $encodedMb MiB of shuffle input under 16 MiB in $passes passes (runs held: $holdRuns)',
+    ({ encodedMb, passes, holdRuns }) => {
+      const plan = mergePlan(16 * MIB, encodedMb * MIB);
+
+      expect(plan).toEqual({ passes, holdRuns });
+      // Each pass's share of the keys, decoded, fits beside what is held.
+      const held = plan.holdRuns ? encodedMb * MIB : 0;
+      expect((encodedMb * MIB * DECODED_EXPANSION) / plan.passes + held).toBeLessThanOrEqual(16 * MIB);
+    },
+  );
 });

@@ -230,6 +230,7 @@ const reportSchema = z.object({
   state: z.optional(stateUsageSchema),
   skipped: z.optional(z.boolean()),
   spills: z.optional(count),
+  mergePasses: z.optional(count),
   quietUntil: z.optional(z.number()),
   quietHigh: z.optional(z.number()),
   usage: z.optional(usageSchema),
