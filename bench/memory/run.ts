@@ -5,13 +5,13 @@
  * with the budget a function of the given memory gets (`memoryBudgetBytes`), and without one.
  *
  * Each line of the input holds 100 words never seen before, so the map-side combine holds one entry
- * per word (its worst case) and the reduce partition gets every word once. The peak is the V8
- * heap's high-water mark over the task (exact: the largest heap seen just before a collection),
- * garbage included: the young generation fills (up to about 48 MiB with Node's default semi-spaces)
- * before it is collected. The input is encoded into segments before the measured span (a task reads
- * its slices one ranged GET at a time; here they are in memory before it starts); the transform's
- * span ends with the shuffle file encoded, as the task PUTs it, and the reduce's with its output's
- * JSON Lines.
+ * per word (its worst case) and the reduce partition (0 of 4) gets its quarter of them once each.
+ * The peak is the V8 heap's high-water mark over the task (exact: the largest heap seen just before
+ * a collection), garbage included: the young generation fills (up to about 48 MiB with Node's
+ * default semi-spaces) before it is collected. The input is encoded into segments before the
+ * measured span (a task reads its slices one ranged GET at a time; here they are in memory before
+ * it starts); the transform's span ends with the shuffle file encoded, as the task PUTs it, and the
+ * reduce's with its output's JSON Lines.
  *
  * `--heap MB` runs each row in a process of its own whose V8 heap is limited to MB MiB (as a
  * function's memory limits it) and says which task ran out of memory, if one did. `--task reduce`
@@ -133,7 +133,8 @@ interface Row {
 }
 
 /**
- * The reduce task of a transform task's shuffle (word count's one partition: every key), as
+ * The reduce task of partition 0 of a transform task's shuffle (word count has four: a quarter of
+ * the keys), as
  * `reduceInput` runs a stateless stage: `mergeInPasses` under the budget's `mergePlan`, each run a
  * fresh buffer as a ranged GET gives it, output encoded as JSON Lines as it is made.
  */
