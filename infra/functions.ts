@@ -18,6 +18,7 @@ import {
   functionMemory,
   INGEST_BATCH_SIZE,
   ingestBatchingWindowMs,
+  SCHEDULE_RATE_MS,
   type DeployedFunction,
   type Deployment,
 } from '../lib/deployment';
@@ -55,6 +56,15 @@ export interface FunctionProps {
    * @default Duration.seconds(80)
    */
   readonly coordinatorTimeout?: Duration;
+  /**
+   * Whether a coordinator invocation waits for each batch boundary while records arrive and seals
+   * the batch there (billed most of every minute while records flow). `false`: it ends after its
+   * pass, and the first ingest after the next boundary starts a coordinator that seals the batch
+   * (billed a short pass per batch); a batch after which no records come is sealed by the next
+   * minute's tick, up to a minute late.
+   * @default true
+   */
+  readonly coordinatorWaits?: boolean;
   /**
    * Memory of the transform and reduce functions, in MiB.
    * @default 1024
@@ -232,7 +242,7 @@ export function createSchedule(
   });
   const schedule = new scheduler.Schedule(scope, 'Tick', {
     description: `sluice ${pipelineName}: coordinator tick`,
-    schedule: scheduler.ScheduleExpression.rate(Duration.minutes(1)),
+    schedule: scheduler.ScheduleExpression.rate(Duration.millis(SCHEDULE_RATE_MS)),
     target: new targets.LambdaInvoke(coordinator, {
       role,
       // The coordinator refuses anything but this tick.
@@ -371,6 +381,7 @@ function createFunction(
       streams: deployment.streams.map((source) => [streamOf(streams, source).streamName, source] as const),
       sweepAfterMs: context.sweepAfter.toMilliseconds(),
       ledgerRetentionMs: context.ledgerRetention.toMilliseconds(),
+      ...(props.coordinatorWaits === false ? { coordinatorWaits: false } : {}),
     },
     (value) => stack.toJsonString(value),
   );

@@ -270,6 +270,7 @@ export class SluicePipeline<T = unknown, Out = unknown> extends Construct {
         ]),
         memoryMb: functionMemory(props),
         coordinatorTimeoutMs: coordinatorTimeout(props).toMilliseconds(),
+        coordinatorWaits: props.coordinatorWaits ?? true,
       } satisfies Record<keyof DeployedResources, unknown>),
     });
 

@@ -31,6 +31,14 @@ export const DEFAULT_MEMORY_MB: Readonly<Record<FunctionKind, number>> = Object.
   reduce: 1024,
 });
 
+/**
+ * How often the schedule starts a coordinator: EventBridge Scheduler's least rate, one minute.
+ *
+ * @example
+ * ScheduleExpression.rate(Duration.millis(SCHEDULE_RATE_MS));
+ */
+export const SCHEDULE_RATE_MS = 60_000;
+
 /** The memory a deployment gives its functions, MiB, by kind (unset: `DEFAULT_MEMORY_MB`). */
 export interface FunctionMemorySizes {
   readonly ingestMemorySize?: number;
@@ -275,6 +283,8 @@ export interface DeployedNames {
   readonly sweepAfterMs: number;
   /** How long the ledger keeps a settled batch's items. @default the runtime's, 7 days */
   readonly ledgerRetentionMs?: number;
+  /** Whether the coordinator waits for batch boundaries (`RuntimeConfig.coordinatorWaits`). @default true */
+  readonly coordinatorWaits?: boolean;
 }
 
 /**
@@ -306,6 +316,9 @@ export function functionEnvironment(
     ...(names.ledgerRetentionMs === undefined || fn.kind !== 'coordinator'
       ? {}
       : { [CONFIG_ENV.ledgerRetentionMs]: String(names.ledgerRetentionMs) }),
+    ...(names.coordinatorWaits === false && fn.kind === 'coordinator'
+      ? { [CONFIG_ENV.coordinatorWaits]: 'false' }
+      : {}),
     // As [name, source] pairs: a deployed stream name may be a token, and tokens resolve in values.
     [CONFIG_ENV.streams]: serialize(names.streams.map(([deployed, source]) => [deployed, source])),
   };
@@ -328,6 +341,8 @@ export interface DeployedResources {
   /** Memory of each kind of function, MiB. */
   readonly memoryMb: Readonly<Record<FunctionKind, number>>;
   readonly coordinatorTimeoutMs: number;
+  /** Whether the coordinator waits for batch boundaries (the construct's `coordinatorWaits`). @default true */
+  readonly coordinatorWaits?: boolean;
 }
 
 /** The description of a stack output that holds a pipeline's `DeployedResources`. */
@@ -357,6 +372,7 @@ export function parseDeployedResources(raw: unknown): DeployedResources {
         reduce: megabytes,
       }),
       coordinatorTimeoutMs: z.number().check(z.positive()),
+      coordinatorWaits: z.optional(z.boolean()),
     })
     .safeParse(raw);
   if (!parsed.success) {

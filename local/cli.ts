@@ -525,6 +525,7 @@ async function stackCostCommand(
         batchIntervalMs: pipeline.batchIntervalMs,
         memory: resources.memoryMb,
         coordinatorTimeoutMs: resources.coordinatorTimeoutMs,
+        ...(resources.coordinatorWaits === false ? { coordinatorWaits: false } : {}),
         shards,
       },
       ...(flags.rate === undefined ? {} : { recordsPerSecond: flags.rate }),

@@ -44,6 +44,8 @@ export interface FunctionDeployment {
   readonly meter: UsageMeter;
   /** Memory of the transform and reduce functions, MiB. @default DEFAULT_MEMORY_MB */
   readonly taskMemorySize?: number;
+  /** As the construct's `coordinatorWaits`. @default true */
+  readonly coordinatorWaits?: boolean;
 }
 
 /**
@@ -64,6 +66,7 @@ export function deployFunctions(options: FunctionDeployment): ReadonlyMap<string
     functionName: names.functionName,
     streams: Object.entries(names.streams).map(([source, stream]) => [stream, source] as const),
     sweepAfterMs: SWEEP_AFTER_MS,
+    ...(options.coordinatorWaits === false ? { coordinatorWaits: false } : {}),
   };
   const functions = new Map<string, PipelineHandlers>();
   const memory = functionMemory(options);

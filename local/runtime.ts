@@ -4,6 +4,7 @@ import { UsageMeter } from '../lib/cost/usage';
 import {
   deployedFunction,
   describeDeployment,
+  SCHEDULE_RATE_MS,
   type DeployedResources,
   type Deployment,
 } from '../lib/deployment';
@@ -103,6 +104,13 @@ export interface LocalRunOptions {
    * @default DEFAULT_MEMORY_MB (1024)
    */
   readonly taskMemorySize?: number;
+  /**
+   * As the construct's `coordinatorWaits`: `false` deploys a coordinator that does not wait for
+   * batch boundaries, and a system-clock run then ticks once a minute, as the deployed schedule
+   * does (records arriving after a boundary wake a coordinator through ingest).
+   * @default true
+   */
+  readonly coordinatorWaits?: boolean;
 }
 
 /** What `LocalRuntime.start` has built by the time the runtime itself is made. */
@@ -120,6 +128,8 @@ interface RuntimeParts<T, Out> {
   readonly clock: LocalClock;
   /** The coordinator's deployed name. */
   readonly coordinatorName: string;
+  /** How often a system-clock run's scheduler passes: the interval, or the minute of a schedule. */
+  readonly tickMs: number;
 }
 
 /**
@@ -185,7 +195,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       ledger: this.ctx.ledger,
       meter: parts.usage,
     });
-    this.scheduler = new LocalScheduler(this.pollers, () => this.tick(), parts.pipeline.batchIntervalMs);
+    this.scheduler = new LocalScheduler(this.pollers, () => this.tick(), parts.tickMs);
   }
 
   /** Starts the emulator (unless an endpoint is given), creates the resources, and wires the runtime. */
@@ -254,6 +264,7 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       print: options.print ?? (() => {}),
       meter: usage,
       ...(options.taskMemorySize === undefined ? {} : { taskMemorySize: options.taskMemorySize }),
+      ...(options.coordinatorWaits === false ? { coordinatorWaits: false } : {}),
     });
     const ledger = handlersOf(functions, 'coordinator').ctx.ledger;
     const state = await ledger.pipeline.get();
@@ -271,6 +282,9 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       guard,
       clock,
       coordinatorName: names.functionName('coordinator'),
+      // A coordinator that waits passes at every boundary (the scheduler stands in for its loop);
+      // one that does not is started by the schedule's minute tick, and by ingest.
+      tickMs: options.coordinatorWaits === false ? SCHEDULE_RATE_MS : configured.batchIntervalMs,
     });
     // The stream's zero time is fixed when the run starts, as a deployment's first coordinator
     // pass fixes it: batch 1 then ends one interval after the start. A continued run keeps its own.
@@ -338,6 +352,16 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       results.push({ ...(await this.result(batchId(n))), processingMs: elapsed });
     }
     return results;
+  }
+
+  /**
+   * Manual clock: moves time on by `intervals` batch intervals and nothing else, as time passes
+   * between two ticks of the schedule: what is due then waits for a coordinator (a tick,
+   * `advance()`, or ingest waking one).
+   */
+  passTime(intervals = 1): void {
+    if (this.clock.kind !== 'manual') throw new Error('passTime() needs the manual clock');
+    this.clock.advance(intervals);
   }
 
   /** One coordinator invocation, as the schedule sends it; resolves when it has finished. */

@@ -19,6 +19,8 @@ export interface PipelineStatus {
   readonly paused?: Pause;
   /** Since when the coordinator sleeps because the stream is idle (the tick still seals each minute). */
   readonly asleep?: number;
+  /** With `asleep`, on a stream with records: the boundary after which the first ingest wakes one. */
+  readonly wakeAt?: number;
   /** Sealed batches not finished yet. */
   readonly open: readonly number[];
   /** Records and segments written ahead but not in any batch yet. */
@@ -80,6 +82,7 @@ export async function pipelineStatus(ctx: RuntimeContext, now: number): Promise<
     schedulingDelayMs: Math.max(0, now - nextBatchTime),
     ...(state.paused ? { paused: state.paused } : {}),
     ...(state.asleep === undefined ? {} : { asleep: state.asleep }),
+    ...(state.wakeAt === undefined ? {} : { wakeAt: state.wakeAt }),
     open: items
       .filter((item) => item.status === 'sealed' || item.status === 'skipping')
       .map((item) => item.batch),
@@ -117,6 +120,8 @@ const millis = (ms: number | undefined): string => (ms === undefined ? '-' : `${
 function stateLine(status: PipelineStatus): string {
   if (status.paused) return `paused since ${iso(status.paused.at)} (${status.paused.reason})`;
   if (status.failed.length > 0) return 'running, with failed batches';
+  if (status.asleep !== undefined && status.wakeAt !== undefined)
+    return `running; no coordinator waits: the first ingest after ${iso(status.wakeAt)} wakes one`;
   if (status.asleep !== undefined)
     return `running; the stream is idle, the coordinator asleep since ${iso(status.asleep)}`;
   return 'running';

@@ -12,7 +12,7 @@
  * input at all.
  *
  * Usage: npm run bench:cost -- [--rates idle,100,1000,5000] [--pipelines wordcount,stateful]
- *   [--batches N] [--vocabulary N] [--shards N] [--seed N] [--json]
+ *   [--batches N] [--vocabulary N] [--shards N] [--seed N] [--coordinator-waits true|false] [--json]
  */
 import { performance } from 'node:perf_hooks';
 import type { ProjectionInput } from '../../lib/cost/model';
@@ -50,12 +50,14 @@ interface Options {
   readonly vocabulary: number;
   readonly shards: number;
   readonly seed: number;
+  /** As the construct's `coordinatorWaits`: the run and the month with that coordinator. */
+  readonly coordinatorWaits: boolean;
   readonly json: boolean;
 }
 
 const USAGE =
   'use --rates idle,100,1000,5000, --pipelines wordcount,stateful, --batches N, --vocabulary N, ' +
-  '--shards N, --seed N, --json';
+  '--shards N, --seed N, --coordinator-waits true|false, --json';
 
 function parseArgs(argv: readonly string[]): Options {
   const options = {
@@ -65,6 +67,7 @@ function parseArgs(argv: readonly string[]): Options {
     vocabulary: 30_000,
     shards: 2,
     seed: 1,
+    coordinatorWaits: true,
     json: false,
   };
   const args = new BenchArguments(argv);
@@ -77,6 +80,7 @@ function parseArgs(argv: readonly string[]): Options {
     else if (flag === '--vocabulary') options.vocabulary = args.whole();
     else if (flag === '--shards') options.shards = args.whole();
     else if (flag === '--seed') options.seed = args.whole();
+    else if (flag === '--coordinator-waits') options.coordinatorWaits = args.boolean();
     else if (flag === '--json') options.json = true;
     else args.unknown(USAGE);
   }
@@ -161,7 +165,11 @@ async function measureRate(
   const started = performance.now();
   const subject = pipelineOf(name);
   const corpus = new Corpus(options.vocabulary, seededRandom(options.seed));
-  const run = await LocalRuntime.start(subject, { endpoint, shards: options.shards });
+  const run = await LocalRuntime.start(subject, {
+    endpoint,
+    shards: options.shards,
+    ...(options.coordinatorWaits ? {} : { coordinatorWaits: false }),
+  });
   try {
     const items = new ItemMeter(run.usage);
     items.attach(run.clients.dynamo);
@@ -204,6 +212,7 @@ async function measureRate(
       batchIntervalMs: subject.batchIntervalMs,
       shards: options.shards,
       memory: DEFAULT_MEMORY_MB,
+      ...(options.coordinatorWaits ? {} : { coordinatorWaits: false }),
     };
     const report = costReport({ ...input, prices: US_EAST_1 });
     const { steps, s3ByKind } = monthBySteps(
@@ -329,6 +338,11 @@ async function main(): Promise<void> {
     );
     console.log(
       "         Lambda GB-seconds from this machine's durations at the default memory; requests and request units as metered",
+    );
+    console.log(
+      options.coordinatorWaits
+        ? '         coordinator as deployed by default: it waits for each batch boundary while records arrive'
+        : '         coordinatorWaits: false: no coordinator waits; ingest wakes one after each boundary, a tick a minute',
     );
   }
   const started = performance.now();

@@ -59,6 +59,13 @@ export class BenchArguments {
       });
   }
 
+  /** The current flag's value as `true` or `false`. */
+  boolean(): boolean {
+    const value = this.value();
+    if (value === 'true' || value === 'false') return value === 'true';
+    throw new UsageError(`${this.flag} is true or false, not '${value}'`);
+  }
+
   /** Refuses the current flag, saying what the bench takes. */
   unknown(usage: string): never {
     throw new UsageError(`unknown argument '${this.flag}' (${usage})`);

@@ -172,6 +172,11 @@ export interface ProjectionInput {
   /** The coordinator's timeout. @default 80 s, the construct's */
   readonly coordinatorTimeoutMs?: number;
   /**
+   * Whether the coordinator waits for batch boundaries (the construct's `coordinatorWaits`); the
+   * run should have been metered with the same setting. @default true
+   */
+  readonly coordinatorWaits?: boolean;
+  /**
    * How long the event-source mapping gathers records before invoking ingest.
    * @default the construct's: `ingestBatchingWindowMs(batchIntervalMs)`
    */
@@ -265,11 +270,20 @@ export function projectMonth(input: ProjectionInput, prices: PriceTable): Projec
   if (perPass) addOperations(quantities, perPass.operations, batchesPerMonth);
   const ticks = MONTH_SECONDS / 60;
   quantities.lambdaRequests += ticks;
-  const looping = coordinatorSeconds(input.batchIntervalMs, input.coordinatorTimeoutMs ?? 80_000);
-  // With no records the coordinator sleeps: each tick seals the minute's batches and ends.
-  const asleep = ((perPass?.durationMs ?? 0) / 1000) * Math.max(1, 60 / (input.batchIntervalMs / 1000));
-  quantities.gbSeconds +=
-    ticks * (input.recordsPerSecond > 0 ? looping : Math.min(looping, asleep)) * (memory.coordinator / 1024);
+  const passSeconds = (perPass?.durationMs ?? 0) / 1000;
+  // With no records the coordinator sleeps, waiting or not: each tick seals the minute's batches.
+  const asleep = passSeconds * Math.max(1, 60 / (input.batchIntervalMs / 1000));
+  if (input.coordinatorWaits === false && input.recordsPerSecond > 0) {
+    // No invocation waits: ingest wakes a coordinator after each boundary, whose pass seals the
+    // batch; each tick is a pass too, counted with the run's average pass's requests.
+    if (perPass) addOperations(quantities, perPass.operations, ticks);
+    quantities.lambdaRequests += batchesPerMonth;
+    quantities.gbSeconds += (ticks + batchesPerMonth) * passSeconds * (memory.coordinator / 1024);
+  } else {
+    const looping = coordinatorSeconds(input.batchIntervalMs, input.coordinatorTimeoutMs ?? 80_000);
+    const perTick = input.recordsPerSecond > 0 ? looping : Math.min(looping, asleep);
+    quantities.gbSeconds += ticks * perTick * (memory.coordinator / 1024);
+  }
 
   const outsidePut = Object.entries(usage.outside)
     .filter(([key]) => key.startsWith('kinesis:'))
@@ -356,6 +370,8 @@ export interface PricedBatch {
   readonly requests: Readonly<Record<string, number>>;
   readonly readUnits: number;
   readonly writeUnits: number;
+  /** How long its seal took, ms: a coordinator pass that does not wait is about that long. */
+  readonly sealMs?: number;
   readonly functions: Readonly<
     Partial<Record<FunctionKind, { readonly invocations: number; readonly durationMs: number }>>
   >;
@@ -368,6 +384,13 @@ export interface DeployedSpan {
   readonly batchIntervalMs: number;
   readonly memory: FunctionMemory;
   readonly coordinatorTimeoutMs: number;
+  /** Whether the coordinator waits for batch boundaries. @default true */
+  readonly coordinatorWaits?: boolean;
+  /**
+   * How long a pass of a coordinator that does not wait bills, ms.
+   * @default the mean seal time of the batches priced
+   */
+  readonly coordinatorPassMs?: number;
   /** Open shards of the pipeline's streams. */
   readonly shards: number;
 }
@@ -403,10 +426,20 @@ export function priceBatches(batches: readonly PricedBatch[], span: DeployedSpan
   }
   const ticks = span.hours * 60;
   quantities.lambdaRequests += ticks;
-  quantities.gbSeconds +=
-    ticks *
-    coordinatorSeconds(span.batchIntervalMs, span.coordinatorTimeoutMs) *
-    (span.memory.coordinator / 1024);
+  if (span.coordinatorWaits === false) {
+    // Every batch's seal is billed once, in the pass that made it (a tick's, or one ingest woke for
+    // a batch with input), and each tick's own pass about as long as a seal.
+    const woken = batches.filter((batch) => batch.inputRecords > 0).length;
+    const sealSeconds = batches.reduce((sum, batch) => sum + (batch.sealMs ?? 0), 0) / 1000;
+    const passSeconds = (span.coordinatorPassMs ?? meanSealMs(batches)) / 1000;
+    quantities.lambdaRequests += woken;
+    quantities.gbSeconds += (sealSeconds + ticks * passSeconds) * (span.memory.coordinator / 1024);
+  } else {
+    quantities.gbSeconds +=
+      ticks *
+      coordinatorSeconds(span.batchIntervalMs, span.coordinatorTimeoutMs) *
+      (span.memory.coordinator / 1024);
+  }
   const shardHours = span.shards * span.hours;
   return bill(quantities, prices, [
     {
@@ -422,6 +455,12 @@ export function priceBatches(batches: readonly PricedBatch[], span: DeployedSpan
       dollars: shardHours * prices.kinesis.shardHour,
     },
   ]);
+}
+
+/** The mean seal time of batches, ms (0 for none). */
+function meanSealMs(batches: readonly PricedBatch[]): number {
+  if (batches.length === 0) return 0;
+  return batches.reduce((sum, batch) => sum + (batch.sealMs ?? 0), 0) / batches.length;
 }
 
 /** A bill's lines added to another's, line by line (by service and item). */
@@ -457,8 +496,10 @@ export function projectBatches(
   recordsPerSecond: number,
   prices: PriceTable,
 ): Projection {
-  const hourly = priceBatches([], { ...span, hours: MONTH_SECONDS / 3600 }, prices);
-  const work = priceBatches(batches, { ...span, hours: 0, shards: 0 }, prices);
+  // The ticks of a coordinator that does not wait are passes as long as these batches' seals.
+  const passed = { ...span, coordinatorPassMs: span.coordinatorPassMs ?? meanSealMs(batches) };
+  const hourly = priceBatches([], { ...passed, hours: MONTH_SECONDS / 3600 }, prices);
+  const work = priceBatches(batches, { ...passed, hours: 0, shards: 0 }, prices);
   const records = batches.reduce((sum, b) => sum + b.inputRecords, 0);
   const recordsPerMonth = recordsPerSecond * MONTH_SECONDS;
   // Without records in the span, its batches' cost goes on by the hour.

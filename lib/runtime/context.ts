@@ -27,6 +27,13 @@ export interface RuntimeConfig {
   readonly ledgerRetentionMs?: number;
   /** The function's memory, MiB (Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`): its tasks' budget follows. */
   readonly memoryMb?: number;
+  /**
+   * Whether a coordinator invocation waits for each batch boundary while records arrive, sealing
+   * the batch there. `false`: it ends after its pass, and the first ingest after the next boundary
+   * wakes a coordinator (a batch after which no records come is sealed by the next tick). The
+   * coordinator's only. @default true
+   */
+  readonly coordinatorWaits?: boolean;
 }
 
 /** How long the ledger keeps a settled batch's items unless configured: 7 days. */
@@ -42,6 +49,8 @@ export const CONFIG_ENV = Object.freeze({
   sweepAfterMs: 'SLUICE_SWEEP_AFTER_MS',
   streams: 'SLUICE_STREAMS',
   ledgerRetentionMs: 'SLUICE_LEDGER_RETENTION_MS',
+  /** `false`: the coordinator does not wait for batch boundaries (ingest wakes it after each). */
+  coordinatorWaits: 'SLUICE_COORDINATOR_WAITS',
 });
 
 /** Set by Lambda in every function's environment: the function's own name. */
@@ -97,8 +106,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RuntimeConfig {
       throw new ConfigError(`${CONFIG_ENV.streams} is not JSON: ${(error as Error).message}`);
     }
   }
+  const rawWaits = env[CONFIG_ENV.coordinatorWaits];
+  if (rawWaits !== undefined && rawWaits !== 'true' && rawWaits !== 'false') {
+    throw new ConfigError(`${CONFIG_ENV.coordinatorWaits} must be true or false`);
+  }
   const memoryMb = Number(env[MEMORY_ENV]);
   return Object.freeze({
+    ...(rawWaits === 'false' ? { coordinatorWaits: false } : {}),
     ...(Number.isFinite(memoryMb) && memoryMb > 0 ? { memoryMb } : {}),
     bucket,
     table,

@@ -138,6 +138,11 @@ export async function sleepWhileIdle(ctx: RuntimeContext): Promise<boolean> {
     if (asleep) await ctx.ledger.pipeline.wake();
     return false;
   }
+  return sleepIdle(ctx, cursors);
+}
+
+/** Marks an idle stream's coordinator asleep; true unless records came meanwhile (see `sleepWhileIdle`). */
+async function sleepIdle(ctx: RuntimeContext, cursors: Cursors): Promise<boolean> {
   await ctx.ledger.pipeline.sleep(ctx.clock.now());
   // Only new segments can have changed the answer (a batch sealed meanwhile moves the cursors past
   // segments, which then count as waiting here: it stays awake, which is safe).
@@ -151,7 +156,32 @@ export async function sleepWhileIdle(ctx: RuntimeContext): Promise<boolean> {
 }
 
 /**
- * Starts a coordinator if one is asleep (the stream was idle): called by ingest once its segments
+ * Between two passes of a coordinator that does not wait for boundaries (`coordinatorWaits:
+ * false`): true when it should end its invocation. On an idle stream it sleeps as
+ * `sleepWhileIdle` does; while records arrive it marks itself asleep until `due` (the next batch
+ * boundary), for the first ingest at or after it to wake a coordinator, and then looks at the
+ * clock once more: an ingest past `due` that looked before the mark was set has not woken anyone,
+ * so a boundary already passed keeps this invocation going (unless another caller cleared the
+ * mark and started one).
+ *
+ * @example
+ * if (await sleepUntilDue(ctx, report.nextBatchTime)) return outcome();
+ */
+export async function sleepUntilDue(ctx: RuntimeContext, due: number): Promise<boolean> {
+  const { idle, cursors } = await streamIdle(ctx);
+  if (idle) return sleepIdle(ctx, cursors);
+  // One write: a mark left by the pass before is overwritten with this boundary.
+  await ctx.ledger.pipeline.sleep(ctx.clock.now(), due);
+  if (ctx.clock.now() < due) {
+    ctx.log.info('coordinator ends: ingest wakes one after the next boundary', { due });
+    return true;
+  }
+  return !(await ctx.ledger.pipeline.wake());
+}
+
+/**
+ * Starts a coordinator if one is asleep (the stream was idle, or a coordinator that does not wait
+ * ended before the next boundary and that boundary has passed): called by ingest once its segments
  * are registered. Only the caller that clears the mark starts one.
  *
  * @example
@@ -160,8 +190,13 @@ export async function sleepWhileIdle(ctx: RuntimeContext): Promise<boolean> {
 export async function wakeCoordinator(ctx: RuntimeContext): Promise<void> {
   const state = await ctx.ledger.pipeline.get();
   if (state?.asleep === undefined) return;
+  if (state.wakeAt !== undefined && ctx.clock.now() < state.wakeAt) return;
   if (!(await ctx.ledger.pipeline.wake())) return;
-  ctx.log.info('waking the coordinator: records arrived on an idle stream');
+  ctx.log.info(
+    state.wakeAt === undefined
+      ? 'waking the coordinator: records arrived on an idle stream'
+      : 'waking the coordinator: a batch boundary has passed',
+  );
   await ctx.invoker.wake({ kind: 'sluice.tick@1', pipeline: ctx.pipeline.name });
 }
 

@@ -9,7 +9,7 @@ import {
   type RuntimeContext,
   type RuntimeDeps,
 } from './context';
-import { coordinate, sleepWhileIdle, type CoordinatorReport } from './coordinator';
+import { coordinate, sleepUntilDue, sleepWhileIdle, type CoordinatorReport } from './coordinator';
 import { parseKinesisEvent, parseTaskEvent, parseTickEvent, type TaskEvent, type TickEvent } from './events';
 import { ingest, type IngestResult } from './ingest';
 import { handleTask } from './tasks';
@@ -133,6 +133,13 @@ export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): Pipel
         // on) looks again, rather than a loop of passes that find the next batch overdue at once.
         if (report.halted || report.paused) return outcome();
         const wait = report.nextBatchTime - ctx.clock.now();
+        if (ctx.config.coordinatorWaits === false) {
+          // It never waits for a boundary: it leaves the next one to the first ingest after it
+          // (or to the next tick), and only goes on when the next batch is due already.
+          if (await sleepUntilDue(ctx, report.nextBatchTime)) return outcome();
+          if (remainingMs() < COORDINATOR_MARGIN_MS) return outcome();
+          continue;
+        }
         if (remainingMs() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS) return outcome();
         // An idle stream is not worth an invocation waiting out the minute: the next tick seals
         // the batches that come due meanwhile, and ingest wakes a coordinator when records come.

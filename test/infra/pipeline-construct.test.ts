@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AnyPipeline } from '../../lib/dsl/pipeline';
 import { RESOURCES_OUTPUT_DESCRIPTION } from '../../lib/deployment';
-import { configFromEnv } from '../../lib/runtime/context';
+import { CONFIG_ENV, configFromEnv } from '../../lib/runtime/context';
 import { parseTickEvent } from '../../lib/runtime/events';
 import {
   build,
@@ -450,6 +450,24 @@ describe('SluicePipeline: functions', () => {
     expect(fn(sluice.functions.split ?? sluice.ingest)).toMatchObject({ MemorySize: 2048, Timeout: 180 });
     expect(fn(sluice.coordinator)).toMatchObject({ MemorySize: 256, Timeout: 90 });
     expect(fn(sluice.ingest)).toMatchObject({ MemorySize: 256, Timeout: 60 });
+  });
+
+  it('tells only the coordinator not to wait for boundaries when coordinatorWaits is false, and says so in its output', () => {
+    // Act
+    const { stack, sluice, template } = build('two-phase', { coordinatorWaits: false });
+    const waiting = build('two-phase');
+    const env = (built: typeof waiting, fn: Parameters<typeof logicalId>[1]) =>
+      resolvedEnvironment(built.template, logicalId(built.stack, fn));
+    const outputs = Object.values(template.findOutputs('*', { Description: RESOURCES_OUTPUT_DESCRIPTION }));
+
+    // Assert
+    expect(env({ stack, sluice, template }, sluice.coordinator)[CONFIG_ENV.coordinatorWaits]).toBe('false');
+    expect(configFromEnv(env({ stack, sluice, template }, sluice.coordinator)).coordinatorWaits).toBe(false);
+    for (const fn of [sluice.ingest, ...Object.values(sluice.functions)])
+      expect(env({ stack, sluice, template }, fn)).not.toHaveProperty(CONFIG_ENV.coordinatorWaits);
+    expect(env(waiting, waiting.sluice.coordinator)).not.toHaveProperty(CONFIG_ENV.coordinatorWaits);
+    expect(configFromEnv(env(waiting, waiting.sluice.coordinator)).coordinatorWaits).toBeUndefined();
+    expect(JSON.stringify(outputs[0]?.Value)).toContain('\\"coordinatorWaits\\":false');
   });
 
   it('names its resources, memory and coordinator timeout in a stack output the CLI reads', () => {

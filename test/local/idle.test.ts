@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import wordcount from '../../examples/wordcount/pipeline';
-import { sleepWhileIdle } from '../../lib/runtime/coordinator';
+import { batchId } from '../../lib/ids';
+import { sleepUntilDue, sleepWhileIdle } from '../../lib/runtime/coordinator';
 import { LocalRuntime } from '../../local/runtime';
 import { formatStatus, pipelineStatus } from '../../local/status';
 
@@ -67,5 +68,94 @@ describe('the coordinator asleep on an idle stream', () => {
     // Assert
     expect(asleep).toBe(false);
     expect((await run.ctx.ledger.pipeline.get())?.asleep).toBeUndefined();
+  });
+});
+
+/**
+ * A coordinator that does not wait for batch boundaries (`coordinatorWaits: false`): after its pass
+ * on a stream with records it ends, marked asleep until the next boundary, and the first ingest
+ * after that boundary (not one before it) wakes a coordinator, which seals the batch that ended
+ * there; an idle stream sleeps as before.
+ */
+describe('a coordinator that does not wait for boundaries', () => {
+  const runs: LocalRuntime<string, [string, number]>[] = [];
+  afterEach(async () => {
+    await Promise.all(runs.splice(0).map((run) => run.stop()));
+  });
+
+  it('leaves the next boundary to the first ingest after it, which wakes one coordinator', async () => {
+    // Arrange: a batch with records, sealed and run by a tick.
+    const run = await LocalRuntime.start(wordcount, { coordinatorWaits: false });
+    runs.push(run);
+    await run.push(['to be or not to be']);
+    const [first] = await run.advance();
+    const marked = await run.ctx.ledger.pipeline.get();
+    const shown = formatStatus(await pipelineStatus(run.ctx, run.now()), 'here');
+
+    // Act: records before the next boundary, then after it, with no tick in between.
+    await run.push(['that is the question']);
+    await run.ingestPending();
+    const beforeBoundary = run.invoker.calls.get('ingest -> coordinator') ?? 0;
+    run.passTime(1);
+    await run.push(['whether tis nobler']);
+    await run.ingestPending();
+    await run.invoker.idle();
+    const second = await run.result(batchId(2));
+    const after = await run.ctx.ledger.pipeline.get();
+
+    // Assert
+    expect(first?.status).toBe('complete');
+    expect(marked?.asleep).toBeTypeOf('number');
+    expect(marked?.wakeAt).toBe((first?.time ?? 0) + wordcount.batchIntervalMs);
+    expect(shown).toMatch(/state: +running; no coordinator waits: the first ingest after \S+ wakes one/);
+    expect(beforeBoundary).toBe(0);
+    expect(run.invoker.calls.get('ingest -> coordinator')).toBe(1);
+    expect(run.invoker.refused).toEqual([]);
+    // Sealed and run by the coordinator ingest woke: both lines, the whole count.
+    expect(second.status).toBe('complete');
+    expect(second.inputRecords).toBe(2);
+    expect(new Map(second.records as [string, number][])).toEqual(
+      new Map([
+        ['that', 1],
+        ['is', 1],
+        ['the', 1],
+        ['question', 1],
+        ['whether', 1],
+        ['tis', 1],
+        ['nobler', 1],
+      ]),
+    );
+    // It marked itself asleep until the boundary after batch 2.
+    expect(after?.wakeAt).toBe(second.time + wordcount.batchIntervalMs);
+  });
+
+  it('goes on when the boundary passed while it marked itself, and sleeps without a time when idle', async () => {
+    // Arrange: records waiting behind the cursors (a busy stream).
+    const run = await LocalRuntime.start(wordcount, { coordinatorWaits: false });
+    runs.push(run);
+    await run.advance();
+    await run.push(['to be or not to be']);
+    await run.ingestPending();
+    // The coordinator those records woke has marked itself asleep until the next boundary.
+    await run.invoker.idle();
+
+    // Act
+    const passed = await sleepUntilDue(run.ctx, run.now() - 1);
+    const afterPassed = await run.ctx.ledger.pipeline.get();
+    const ahead = await sleepUntilDue(run.ctx, run.now() + 1_000);
+    const afterAhead = await run.ctx.ledger.pipeline.get();
+    await run.advance();
+    await run.advance();
+    const idle = await sleepUntilDue(run.ctx, run.now() + 1_000);
+    const afterIdle = await run.ctx.ledger.pipeline.get();
+
+    // Assert
+    expect(passed).toBe(false);
+    expect(afterPassed?.asleep).toBeUndefined();
+    expect(ahead).toBe(true);
+    expect(afterAhead?.wakeAt).toBe(run.now() - 2 * wordcount.batchIntervalMs + 1_000);
+    expect(idle).toBe(true);
+    expect(afterIdle?.asleep).toBeTypeOf('number');
+    expect(afterIdle?.wakeAt).toBeUndefined();
   });
 });

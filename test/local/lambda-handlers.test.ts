@@ -80,34 +80,43 @@ describe('the Lambda handlers', () => {
     ).rejects.toThrow(/a tick for pipeline 'another'/);
   });
 
-  it('the coordinator seals what is due, then sleeps instead of looping while the stream is idle', async () => {
-    const fresh = await LocalRuntime.start(fast);
-    try {
-      const handlers = lambdaHandlers(fast, {
-        ...env,
-        AWS_ENDPOINT_URL: fresh.resources.endpoint,
-        [CONFIG_ENV.bucket]: fresh.resources.bucket,
-        [CONFIG_ENV.table]: fresh.resources.table,
-      });
-      // A few 200 ms batches come due first.
-      await new Promise((resolve) => setTimeout(resolve, 700));
-      const deadline = Date.now() + 8_500;
+  it.each([
+    { waits: 'waits', variables: {} },
+    { waits: 'does not wait', variables: { [CONFIG_ENV.coordinatorWaits]: 'false' } },
+  ])(
+    'the coordinator that $waits seals what is due, then sleeps instead of looping while the stream is idle',
+    async ({ variables }) => {
+      const fresh = await LocalRuntime.start(fast);
+      try {
+        const handlers = lambdaHandlers(fast, {
+          ...env,
+          ...variables,
+          AWS_ENDPOINT_URL: fresh.resources.endpoint,
+          [CONFIG_ENV.bucket]: fresh.resources.bucket,
+          [CONFIG_ENV.table]: fresh.resources.table,
+        });
+        // A few 200 ms batches come due first.
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        const deadline = Date.now() + 8_500;
 
-      const outcome = await handlers.coordinator(fresh.deployment.tick, {
-        getRemainingTimeInMillis: () => deadline - Date.now(),
-      });
-      const reports = outcome.kind === 'sluice.passes@1' ? outcome.passes : [];
-      const batches = await fresh.ctx.ledger.batches.from(1);
-      const state = await fresh.ctx.ledger.pipeline.get();
+        const outcome = await handlers.coordinator(fresh.deployment.tick, {
+          getRemainingTimeInMillis: () => deadline - Date.now(),
+        });
+        const reports = outcome.kind === 'sluice.passes@1' ? outcome.passes : [];
+        const batches = await fresh.ctx.ledger.batches.from(1);
+        const state = await fresh.ctx.ledger.pipeline.get();
 
-      // One pass: the batches due were sealed (empty, so complete), and no invocation waits.
-      expect(reports).toHaveLength(1);
-      expect(reports[0]?.sealed.length).toBeGreaterThan(0);
-      expect(batches.map((b) => b.status)).toEqual(batches.map(() => 'complete'));
-      expect(state?.asleep).toBeTypeOf('number');
-      expect(deadline - Date.now()).toBeGreaterThan(5_000);
-    } finally {
-      await fresh.stop();
-    }
-  });
+        // One pass: the batches due were sealed (empty, so complete), and no invocation waits.
+        expect(reports).toHaveLength(1);
+        expect(reports[0]?.sealed.length).toBeGreaterThan(0);
+        expect(batches.map((b) => b.status)).toEqual(batches.map(() => 'complete'));
+        expect(state?.asleep).toBeTypeOf('number');
+        // Idle, it sleeps until records come, not until a boundary.
+        expect(state?.wakeAt).toBeUndefined();
+        expect(deadline - Date.now()).toBeGreaterThan(5_000);
+      } finally {
+        await fresh.stop();
+      }
+    },
+  );
 });

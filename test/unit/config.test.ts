@@ -24,3 +24,20 @@ describe('configFromEnv: the ledger retention', () => {
     expect(read).toThrow(/SLUICE_LEDGER_RETENTION_MS must be a number of milliseconds/);
   });
 });
+
+describe('configFromEnv: whether the coordinator waits for boundaries', () => {
+  it('waits unless told false, and refuses anything but true or false', () => {
+    // Act
+    const unset = configFromEnv(base);
+    const waits = configFromEnv({ ...base, [CONFIG_ENV.coordinatorWaits]: 'true' });
+    const not = configFromEnv({ ...base, [CONFIG_ENV.coordinatorWaits]: 'false' });
+    const read = () => configFromEnv({ ...base, [CONFIG_ENV.coordinatorWaits]: 'no' });
+
+    // Assert
+    expect(unset.coordinatorWaits).toBeUndefined();
+    expect(waits.coordinatorWaits).toBeUndefined();
+    expect(not.coordinatorWaits).toBe(false);
+    expect(read).toThrow(ConfigError);
+    expect(read).toThrow(/SLUICE_COORDINATOR_WAITS must be true or false/);
+  });
+});

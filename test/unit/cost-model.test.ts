@@ -56,6 +56,17 @@ const USAGE: Usage = {
   outside: { 'kinesis:PutRecords': op(1, { putUnits: 1000 }), 'dynamodb:GetItem': op(9, { readUnits: 9 }) },
 };
 
+/** USAGE's one batch of 1,000 records, projected at 100 records/s in 10 s batches on two shards. */
+const AT_100 = {
+  usage: USAGE,
+  batches: 1,
+  records: 1000,
+  recordsPerSecond: 100,
+  batchIntervalMs: 10_000,
+  shards: 2,
+  memory: DEFAULT_MEMORY_MB,
+};
+
 describe('priceRun', () => {
   it('prices invocations, requests and units at list prices', () => {
     // Act
@@ -79,18 +90,7 @@ describe('priceRun', () => {
 describe('projectMonth', () => {
   it('scales tasks by batches, ingest by shard windows (the batch interval), and adds the deployed coordinator', () => {
     // Act
-    const projection = projectMonth(
-      {
-        usage: USAGE,
-        batches: 1,
-        records: 1000,
-        recordsPerSecond: 100,
-        batchIntervalMs: 10_000,
-        shards: 2,
-        memory: DEFAULT_MEMORY_MB,
-      },
-      US_EAST_1,
-    );
+    const projection = projectMonth(AT_100, US_EAST_1);
 
     // Assert
     const batches = MONTH_SECONDS / 10;
@@ -105,6 +105,38 @@ describe('projectMonth', () => {
     expect(projection.recordsPerMonth).toBe(100 * MONTH_SECONDS);
     expect(projection.beyondKinesis).toBeCloseTo(
       projection.month.total - (projection.month.byService.kinesis ?? 0),
+      9,
+    );
+  });
+
+  it('prices a coordinator that does not wait as a pass per tick and per batch, not a looping minute', () => {
+    // Arrange
+    const input = AT_100;
+
+    // Act
+    const waiting = projectMonth(input, US_EAST_1);
+    const woken = projectMonth({ ...input, coordinatorWaits: false }, US_EAST_1);
+    const idle = projectMonth({ ...input, recordsPerSecond: 0, coordinatorWaits: false }, US_EAST_1);
+
+    // Assert: the run's pass is 100 ms at 256 MiB, with a PUT and two Queries (one read unit).
+    const batches = MONTH_SECONDS / 10;
+    const ticks = MONTH_SECONDS / 60;
+    const gbSeconds = (p: typeof waiting) =>
+      p.month.lines.find((l) => l.item === 'GB-seconds')?.quantity ?? 0;
+    const requests = (p: typeof waiting) => p.month.lines.find((l) => l.item === 'requests')?.quantity ?? 0;
+    expect(gbSeconds(waiting) - gbSeconds(woken)).toBeCloseTo(
+      ticks * coordinatorSeconds(10_000, 80_000) * 0.25 - (ticks + batches) * 0.1 * 0.25,
+      3,
+    );
+    // A woken invocation per batch; each tick's pass makes the pass's requests too.
+    expect(requests(woken) - requests(waiting)).toBeCloseTo(batches, 3);
+    const s3Writes = (p: typeof waiting) =>
+      p.month.lines.find((l) => l.item === 'PUT and LIST requests')?.quantity ?? 0;
+    expect(s3Writes(woken) - s3Writes(waiting)).toBeCloseTo(ticks, 3);
+    expect(woken.beyondKinesis).toBeLessThan(waiting.beyondKinesis - 5);
+    // Idle, it sleeps as a waiting one does: each tick seals the minute's batches.
+    expect(idle.month.total).toBeCloseTo(
+      projectMonth({ ...input, recordsPerSecond: 0 }, US_EAST_1).month.total,
       9,
     );
   });
@@ -256,6 +288,31 @@ describe('priceBatches and projectBatches (a deployed stack, from progress recor
       2 * 0.015;
     expect(bill.total).toBeCloseTo(expected, 12);
     expect(bill.lines.find((l) => l.item === 'GB-seconds')?.quantity).toBeCloseTo(gbSeconds, 9);
+  });
+
+  it('prices a coordinator that does not wait by its passes: each seal once, each tick as long as a seal', () => {
+    // Arrange: seals of 40 and 60 ms, one batch without input.
+    const sealed = [
+      { ...batch, sealMs: 40 },
+      { ...batch, sealMs: 60, inputRecords: 0 },
+    ];
+    const woken = { ...span, coordinatorWaits: false };
+
+    // Act
+    const bill = priceBatches(sealed, woken, US_EAST_1);
+    const month = projectBatches(sealed, woken, 100, US_EAST_1);
+
+    // Assert: both seals, once each, and the 60 ticks' passes of 50 ms (the mean seal) at 256 MiB.
+    const gbSeconds = 2 * (0.4 * 0.5 + 1 * 2 + 3 * 1) + (0.1 + 60 * 0.05) * 0.25;
+    expect(bill.lines.find((l) => l.item === 'GB-seconds')?.quantity).toBeCloseTo(gbSeconds, 9);
+    expect(bill.lines.find((l) => l.item === 'requests')?.quantity).toBeCloseTo(2 * 5 + 60 + 1, 9);
+    // The month's ticks are passes as long as these seals, not looping minutes.
+    const hourly = priceBatches([], { ...woken, hours: 730, coordinatorPassMs: 50 }, US_EAST_1);
+    expect(hourly.lines.find((l) => l.item === 'GB-seconds')?.quantity).toBeCloseTo(
+      730 * 60 * 0.05 * 0.25,
+      6,
+    );
+    expect(month.month.total).toBeLessThan(projectBatches(sealed, span, 100, US_EAST_1).month.total);
   });
 
   it('projects a month: the hourly part for 730 hours, the batches by the records at the rate', () => {

@@ -119,6 +119,7 @@ const pipelineSchema = z.object({
   settledThrough: z.optional(count),
   expiredThrough: z.optional(count),
   asleep: z.optional(z.number()),
+  wakeAt: z.optional(z.number()),
 });
 
 const shardsSchema = z.object({ kind: z.literal(LEDGER_KINDS.shards), ids: z.set(z.string()) });
@@ -333,6 +334,7 @@ export function parsePipelineItem(raw: Record<string, unknown>): PipelineItem {
     ...(item.settledThrough === undefined ? {} : { settledThrough: item.settledThrough }),
     ...(item.expiredThrough === undefined ? {} : { expiredThrough: item.expiredThrough }),
     ...(item.asleep === undefined ? {} : { asleep: item.asleep }),
+    ...(item.wakeAt === undefined ? {} : { wakeAt: item.wakeAt }),
   };
 }
 

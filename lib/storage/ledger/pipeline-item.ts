@@ -75,15 +75,19 @@ export class PipelineItems {
     );
   }
 
-  /** Marks the coordinator asleep: no invocation waits for the next batch (an idle stream). */
-  async sleep(now: number): Promise<void> {
+  /**
+   * Marks the coordinator asleep: no invocation waits for the next batch. Without `wakeAt` (an idle
+   * stream) the first ingest wakes one; with it, the first ingest at or after that time.
+   */
+  async sleep(now: number, wakeAt?: number): Promise<void> {
     await this.table.dynamo.send(
       new UpdateCommand({
         TableName: this.table.name,
         Key: LEDGER_ITEM_KEYS.pipeline,
-        UpdateExpression: 'SET asleep = :now',
+        UpdateExpression:
+          wakeAt === undefined ? 'SET asleep = :now REMOVE wakeAt' : 'SET asleep = :now, wakeAt = :at',
         ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':now': now },
+        ExpressionAttributeValues: { ':now': now, ...(wakeAt === undefined ? {} : { ':at': wakeAt }) },
       }),
     );
   }
@@ -98,7 +102,7 @@ export class PipelineItems {
         new UpdateCommand({
           TableName: this.table.name,
           Key: LEDGER_ITEM_KEYS.pipeline,
-          UpdateExpression: 'REMOVE asleep',
+          UpdateExpression: 'REMOVE asleep, wakeAt',
           ConditionExpression: 'attribute_exists(asleep)',
         }),
       ),
