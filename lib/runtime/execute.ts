@@ -11,7 +11,7 @@ import { toJsonLines } from './output';
 import { reduceInput, type ReduceInput } from './reduce-side';
 import { takesRecords, writeOutput } from './sinks';
 import type { PendingState } from './state-commit';
-import { taskBudget } from './memory';
+import { shareBudget, taskBudget } from './memory';
 
 /** Collects dead letters, or fails the task at the first one under `onError: 'fail'`. */
 class DeadLetters {
@@ -58,24 +58,29 @@ export async function executeTask(
   const index = phase.spec.phase;
   const dead = new DeadLetters(ctx, scope);
   const base = { batch: manifest.batch, phase: index, task };
+  // Keys go to the partitions the batch was sealed with, which a newer bundle may have changed.
+  const next = sealedPhase(ctx.plan.phases[index + 1], manifest);
+  const budget = shareBudget(taskBudget(ctx.config, index), {
+    reduces: index > 0,
+    shuffles: next?.wide !== undefined,
+  });
   const runner = new PhaseRunner({
     phase,
-    // Keys go to the partitions the batch was sealed with, which a newer bundle may have changed.
-    next: sealedPhase(ctx.plan.phases[index + 1], manifest),
+    next,
     decoder: ctx.pipeline.source.decoder,
     stream: ctx.pipeline.source.spec.stream,
     watermarkHigh: manifest.watermarkHigh ?? null,
     batchTime: manifest.time,
     where: base,
     onDeadLetter: (entry, error) => dead.add(entry, error),
-    memoryBudget: taskBudget(ctx.config, index),
+    memoryBudget: budget.shuffle,
     keepOutput: takesRecords(ctx.pipeline.sinks),
   });
 
   const read: ReduceInput =
     index === 0
       ? await readSegments(ctx, manifest, task, scope, runner)
-      : await reduceInput(ctx, manifest, phase, task, scope, runner);
+      : await reduceInput(ctx, manifest, phase, task, scope, runner, budget.input);
   if (index > 0 && read.records === 0 && phase.wide?.whenEmpty) {
     for (const value of phase.wide.whenEmpty()) runner.record(value, null, NO_KEY);
   }

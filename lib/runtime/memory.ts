@@ -75,6 +75,22 @@ export function estimateBytes(value: unknown): number {
   }
 }
 
+/**
+ * How a task's budget is shared: a reduce task that shuffles into another keyed stage holds its
+ * merged input (and state) and its outgoing map-side combine at once, so each gets half; any other
+ * task gives its one map the whole budget.
+ *
+ * @example
+ * const { input, shuffle } = shareBudget(taskBudget(ctx.config, 1), { reduces: true, shuffles: true });
+ */
+export function shareBudget(
+  budget: number,
+  task: { readonly reduces: boolean; readonly shuffles: boolean },
+): { readonly input: number; readonly shuffle: number } {
+  if (task.reduces && task.shuffles) return { input: budget / 2, shuffle: budget / 2 };
+  return { input: budget, shuffle: budget };
+}
+
 /** How a reduce partition's shuffle input is merged under its budget (`mergePlan`). */
 export interface MergePlan {
   /** Passes over the runs, each merging the keys `passOf` gives it: 1 when everything fits at once. */

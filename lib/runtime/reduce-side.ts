@@ -21,7 +21,7 @@ import {
   partitionToOpen,
   type PendingState,
 } from './state-commit';
-import { checkFits, mergePlan, taskBudget, type MergePlan } from './memory';
+import { checkFits, DECODED_EXPANSION, mergePlan, type MergePlan } from './memory';
 
 /**
  * The reduce side of one partition, in memory and without I/O: the partition's runs from every
@@ -102,7 +102,7 @@ export type ReduceInput = {
  * the outputs are written.
  *
  * @example
- * const read = await reduceInput(ctx, manifest, phase, partition, scope, runner);
+ * const read = await reduceInput(ctx, manifest, phase, partition, scope, runner, budget.input);
  */
 export async function reduceInput(
   ctx: RuntimeContext,
@@ -111,15 +111,13 @@ export async function reduceInput(
   partition: TaskId,
   scope: ErrorScope,
   runner: PhaseRunner,
+  /** What the merged input (and the state) may take, bytes (`shareBudget`). */
+  budget: number,
 ): Promise<ReduceInput> {
   const wide = phase.wide;
   if (!wide) throw new InvalidInputError(`phase ${phase.spec.phase} has no keyed stage`, scope);
-  const budget = taskBudget(ctx.config, phase.spec.phase);
   const opened = wide.stateful
-    ? await openState(ctx.state, {
-        ...partitionToOpen(manifest, phase, partition, wide.stateful, scope),
-        budget,
-      })
+    ? await openState(ctx.state, partitionToOpen(manifest, phase, partition, wide.stateful, scope))
     : undefined;
   const reports = await ctx.ledger.reports.list(manifest.batch, phase.spec.phase - 1);
   const runs = reports.flatMap((report) => {
@@ -135,8 +133,10 @@ export async function reduceInput(
     const merged = await mergeInPasses(wide, plan, runs, fetchRun, runner);
     return { ...merged, ...(plan.passes > 1 ? { mergePasses: plan.passes } : {}) };
   }
-  // A stateful operator takes the batch's keys at once: refused before it is read if they cannot fit.
+  // A stateful operator takes the batch's keys at once: refused before it is read if they cannot
+  // fit, and state read whole gets what they leave.
   checkFits(budget, encoded, 'shuffle input', scope);
+  const stateToLoad = { ...opened, budget: budget - encoded * DECODED_EXPANSION };
   const reduce = new PartitionReduce(wide);
   let bytes = 0;
   await fetchInOrder(runs, GETS_AHEAD, fetchRun, (_run, body) => {
@@ -145,13 +145,13 @@ export async function reduceInput(
   });
   const batch = statefulBatch(manifest, ctx.pipeline.batchIntervalMs);
   // Due times (the time index) are kept and read by the operator's clock.
-  const clock = dueClock(opened.operator, batch);
-  const loaded = await loadState(ctx.state, opened, reduce.keys(), clock);
+  const clock = dueClock(stateToLoad.operator, batch);
+  const loaded = await loadState(ctx.state, stateToLoad, reduce.keys(), clock);
   reduce.finish(runner, { table: loaded.table, batch });
-  const state = prepareState(opened, loaded, clock, (key, value, error) =>
+  const state = prepareState(stateToLoad, loaded, clock, (key, value, error) =>
     runner.stateFailed(key, error, { state: value }),
   );
-  const quiet = await quietAfter(ctx.state, opened, state, loaded.table, batch);
+  const quiet = await quietAfter(ctx.state, stateToLoad, state, loaded.table, batch);
   return { records: reduce.pairs, bytes, state, ...quiet };
 }
 

@@ -7,6 +7,7 @@ import {
   estimateBytes,
   memoryBudgetBytes,
   mergePlan,
+  shareBudget,
   taskBudget,
 } from '../../lib/runtime/memory';
 
@@ -24,6 +25,21 @@ describe('memory budgets', () => {
   it("takes a task's budget from its function's memory, or its kind's default", () => {
     expect(taskBudget({ memoryMb: 128 }, 1)).toBe(16 * MIB);
     expect(taskBudget({}, 0)).toBe(memoryBudgetBytes(1024));
+  });
+
+  it('halves the budget between the merge and the outgoing shuffle of a reduce task that shuffles', () => {
+    expect(shareBudget(16 * MIB, { reduces: true, shuffles: true })).toEqual({
+      input: 8 * MIB,
+      shuffle: 8 * MIB,
+    });
+    expect(shareBudget(16 * MIB, { reduces: true, shuffles: false })).toEqual({
+      input: 16 * MIB,
+      shuffle: 16 * MIB,
+    });
+    expect(shareBudget(16 * MIB, { reduces: false, shuffles: true })).toEqual({
+      input: 16 * MIB,
+      shuffle: 16 * MIB,
+    });
   });
 
   it('estimates sizes from the values alone', () => {
