@@ -158,4 +158,31 @@ describe('a coordinator that does not wait for boundaries', () => {
     expect(afterIdle?.asleep).toBeTypeOf('number');
     expect(afterIdle?.wakeAt).toBeUndefined();
   });
+
+  it('lets an ingest clear only the mark it read, not one set again for a later boundary', async () => {
+    // Arrange: a mark for one boundary, then (a coordinator's next pass) for the one after.
+    const run = await LocalRuntime.start(wordcount, { coordinatorWaits: false });
+    runs.push(run);
+    const { pipeline } = run.ctx.ledger;
+    const first = run.now() + wordcount.batchIntervalMs;
+    const second = first + wordcount.batchIntervalMs;
+    await pipeline.sleep(run.now(), first);
+    await pipeline.sleep(run.now(), second);
+
+    // Act
+    const stale = await pipeline.wake({ wakeAt: first });
+    const kept = (await pipeline.get())?.wakeAt;
+    const current = await pipeline.wake({ wakeAt: second });
+    await pipeline.sleep(run.now());
+    const idleByBoundary = await pipeline.wake({ wakeAt: second });
+    const idle = await pipeline.wake({});
+
+    // Assert
+    expect(stale).toBe(false);
+    expect(kept).toBe(second);
+    expect(current).toBe(true);
+    expect(idleByBoundary).toBe(false);
+    expect(idle).toBe(true);
+    expect((await pipeline.get())?.asleep).toBeUndefined();
+  });
 });

@@ -94,9 +94,19 @@ export class PipelineItems {
 
   /**
    * Clears the asleep mark: true for the one caller that cleared it (and so starts a coordinator or
-   * stays awake), false if it was not set.
+   * stays awake), false if it was not set. With `seen` (what an ingest read), only that mark: one
+   * a coordinator has set again meanwhile, for a later boundary, stays.
    */
-  async wake(): Promise<boolean> {
+  async wake(seen?: { readonly wakeAt?: number }): Promise<boolean> {
+    const same =
+      seen === undefined
+        ? {}
+        : seen.wakeAt === undefined
+          ? { ConditionExpression: 'attribute_exists(asleep) AND attribute_not_exists(wakeAt)' }
+          : {
+              ConditionExpression: 'attribute_exists(asleep) AND wakeAt = :at',
+              ExpressionAttributeValues: { ':at': seen.wakeAt },
+            };
     return conditionalWrite(() =>
       this.table.dynamo.send(
         new UpdateCommand({
@@ -104,6 +114,7 @@ export class PipelineItems {
           Key: LEDGER_ITEM_KEYS.pipeline,
           UpdateExpression: 'REMOVE asleep, wakeAt',
           ConditionExpression: 'attribute_exists(asleep)',
+          ...same,
         }),
       ),
     );
