@@ -119,6 +119,8 @@ interface RunFlags {
   /** Serve the streaming page while the run goes on, and after it until Ctrl-C. */
   ui?: boolean;
   uiPort?: number;
+  /** `--no-coordinator-waits`: as the construct's `coordinatorWaits: false`. */
+  coordinatorWaits?: boolean;
 }
 
 /** The input as a byte stream; a terminal is told how to end it, as nothing else would. */
@@ -240,6 +242,7 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
     concurrency: flags.concurrency,
     clock: manual ? 'manual' : 'system',
     ...(flags.run ? { run: flags.run } : {}),
+    ...(flags.coordinatorWaits === false ? { coordinatorWaits: false } : {}),
   });
   const where = run.resources.embedded ? 'embedded emulator' : 'endpoint';
   const continued = run.resources.resumed ? `continuing run '${flags.run ?? ''}' ` : '';
@@ -316,6 +319,7 @@ async function runCommand(file: string, flags: RunFlags): Promise<number> {
       batchIntervalMs: run.pipeline.batchIntervalMs,
       shards: flags.shards,
       memory: DEFAULT_MEMORY_MB,
+      ...(flags.coordinatorWaits === false ? { coordinatorWaits: false } : {}),
       prices,
     });
     process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatCostReport(report));
@@ -706,7 +710,11 @@ function costOptions(command: Command): Command {
       rate,
     )
     .option('--region <region>', 'list prices of this region (built in: us-east-1)')
-    .option('--prices <file>', 'a JSON price table instead of the built-in one');
+    .option('--prices <file>', 'a JSON price table instead of the built-in one')
+    .option(
+      '--no-coordinator-waits',
+      "run and price a coordinator that does not wait for batch boundaries (the construct's coordinatorWaits: false): ingest wakes one after each boundary, and a system-clock run ticks once a minute",
+    );
 }
 
 /** The `sluice` command line. */

@@ -103,6 +103,29 @@ describe('what a run costs', () => {
     expect(report.projection.month.total).toBeGreaterThan(report.projection.beyondKinesis);
   });
 
+  it('`sluice cost --no-coordinator-waits` runs and prices a coordinator that does not wait: no looping minute', async () => {
+    // Arrange
+    const input = path.join(dir, 'waits.txt');
+    writeFileSync(input, `${generateLines(600, 6).join('\n')}\n`);
+    const cost = (...more: string[]) =>
+      runCli(['cost', 'examples/wordcount/pipeline.ts', '-i', input, '--rate', '20/s', '--json', ...more]);
+
+    // Act
+    const waiting = await cost();
+    const woken = await cost('--no-coordinator-waits');
+
+    // Assert: the same batches; the month's Lambda time without a coordinator waiting out each minute.
+    expect(waiting.code, waiting.stderr).toBe(0);
+    expect(woken.code, woken.stderr).toBe(0);
+    const [before, after] = [waiting, woken].map((r) => JSON.parse(r.stdout) as CostReport);
+    expect(after?.run).toMatchObject({ batches: 3, records: 600 });
+    const gbSeconds = (report: CostReport | undefined) =>
+      report?.projection.month.lines.find((l) => l.item === 'GB-seconds')?.quantity ?? 0;
+    // A waiting coordinator bills about 68 s of every minute at 256 MiB: 43,800 ticks.
+    expect(gbSeconds(before) - gbSeconds(after)).toBeGreaterThan(0.9 * 43_800 * 68 * 0.25);
+    expect(after?.projection.beyondKinesis).toBeLessThan((before?.projection.beyondKinesis ?? 0) - 5);
+  });
+
   it('prices with a price table from a file (`--prices`)', async () => {
     // Arrange: every list price doubled, under another region's name
     const doubled = JSON.parse(JSON.stringify(US_EAST_1), (_key, value: unknown) =>
