@@ -14,8 +14,11 @@ const PAST_BOUNDARY_MS = 5;
 const MAX_PASS_WAIT_MS = 1_000;
 
 /**
- * What runs a system-clock run in the background: EventBridge's schedule (a coordinator pass at
- * each batch boundary) and the event-source mappings (the pollers, polling all the time). Passes
+ * What runs a system-clock run in the background: EventBridge's schedule and the event-source
+ * mappings (the pollers, polling all the time). For a coordinator that waits for boundaries, a pass
+ * at each batch boundary (standing in for its loop), and at least every second so a pass that gave
+ * up is re-driven soon; for one that does not (`ticksOnly`), a pass every `intervalMs` (the
+ * schedule's minute) and nothing between: ingest wakes a coordinator after each boundary. Passes
  * run one at a time, as a pass may take longer than an interval on a slow endpoint.
  *
  * @example
@@ -31,6 +34,8 @@ export class LocalScheduler {
     /** One coordinator pass; resolves when it has finished. */
     private readonly pass: () => Promise<void>,
     private readonly intervalMs: number,
+    /** Pass only every `intervalMs`, as the schedule ticks, not at batch boundaries. @default false */
+    private readonly ticksOnly = false,
   ) {}
 
   /** Starts the pass and poll loops, unless they are running already. */
@@ -47,10 +52,17 @@ export class LocalScheduler {
         }
       })(),
       (async () => {
+        // The first pass at once, as a deployment's first tick; then at the schedule's rate.
+        let nextTick = Date.now();
         while (!run.stopped) {
-          await this.pass();
-          const untilBoundary = this.intervalMs - (Date.now() % this.intervalMs);
-          await sleep(Math.min(untilBoundary + PAST_BOUNDARY_MS, MAX_PASS_WAIT_MS));
+          if (!this.ticksOnly || Date.now() >= nextTick) {
+            await this.pass();
+            nextTick = Date.now() + this.intervalMs;
+          }
+          const untilBoundary = this.ticksOnly
+            ? Math.max(nextTick - Date.now(), 0)
+            : this.intervalMs - (Date.now() % this.intervalMs) + PAST_BOUNDARY_MS;
+          await sleep(Math.min(untilBoundary, MAX_PASS_WAIT_MS));
         }
       })(),
     ];

@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import wordcount from '../../examples/wordcount/pipeline';
+import { withSettings } from '../../lib/dsl/pipeline';
 import { batchId } from '../../lib/ids';
 import { sleepUntilDue, sleepWhileIdle } from '../../lib/runtime/coordinator';
 import { LocalRuntime } from '../../local/runtime';
@@ -184,5 +186,45 @@ describe('a coordinator that does not wait for boundaries', () => {
     expect(idleByBoundary).toBe(false);
     expect(idle).toBe(true);
     expect((await pipeline.get())?.asleep).toBeUndefined();
+  });
+
+  it('on the system clock: the schedule passes once a minute, and ingest after each boundary seals the batches', async () => {
+    // Arrange: one-second batches, records for a few seconds.
+    const run = await LocalRuntime.start(withSettings(wordcount, { batchInterval: '1s' }), {
+      clock: 'system',
+      coordinatorWaits: false,
+    });
+    runs.push(run);
+    const lines = Array.from({ length: 12 }, (_, i) => `word${i % 3} more`);
+
+    // Act
+    run.startBackground();
+    for (const line of lines) {
+      await run.push([line]);
+      await sleep(300);
+    }
+    const sealedWhileRunning = (await run.ctx.ledger.pipeline.get())?.lastSealed ?? 0;
+    await run.stopBackground();
+    await run.settle();
+    const sealed = (await run.ctx.ledger.pipeline.get())?.lastSealed ?? 0;
+    const counts = new Map<unknown, number>();
+    for (let n = 1; n <= sealed; n++) {
+      for (const [word, count] of (await run.result(batchId(n))).records as [string, number][])
+        counts.set(word, (counts.get(word) ?? 0) + count);
+    }
+
+    // Assert: batches were sealed while records came, by coordinators ingest woke (the schedule's
+    // first pass found nothing due, and its next is a minute away), and every word counted once.
+    expect(sealedWhileRunning).toBeGreaterThanOrEqual(2);
+    expect(run.invoker.calls.get('ingest -> coordinator') ?? 0).toBeGreaterThanOrEqual(sealedWhileRunning);
+    expect(run.invoker.refused).toEqual([]);
+    expect(counts).toEqual(
+      new Map([
+        ['word0', 4],
+        ['word1', 4],
+        ['word2', 4],
+        ['more', 12],
+      ]),
+    );
   });
 });
