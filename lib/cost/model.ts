@@ -232,7 +232,8 @@ function perUnit(use: FunctionUsage | undefined, count: number): FunctionUsage |
  * A month of the deployed pipeline at `recordsPerSecond`, projected from a metered local run:
  * transform and reduce tasks as the run's average batch, every batch interval; ingest as the run's
  * average invocation, once per shard per batching window while records arrive; the coordinator as
- * deployed (a minute-long invocation every minute, a pass per batch); one EventBridge Scheduler
+ * deployed (a minute-long invocation every minute, a pass per batch; with `coordinatorWaits:
+ * false`, a woken pass per batch and one per tick); one EventBridge Scheduler
  * tick a minute; Kinesis shard-hours and PUT payload units. A faithful projection needs a run whose
  * batches are the size the rate gives (`--lines-per-batch` = rate x interval).
  *
@@ -400,7 +401,8 @@ export interface DeployedSpan {
  * ingest invocations and tasks (invocations, and GB-seconds from their durations at the deployed
  * memory), the requests and request units of them and of the sealing passes; the coordinator as
  * deployed (a tick a minute, each billed for `coordinatorSeconds`, which covers the sealing passes'
- * time); the scheduler's ticks; the streams' shard-hours and one PUT payload unit per record (records
+ * time; with `coordinatorWaits: false`, each seal once and each tick as a pass as long as a seal);
+ * the scheduler's ticks; the streams' shard-hours and one PUT payload unit per record (records
  * under 25 KB).
  *
  * @example
