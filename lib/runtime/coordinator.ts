@@ -199,7 +199,7 @@ export async function wakeCoordinator(ctx: RuntimeContext): Promise<void> {
       ? 'waking the coordinator: records arrived on an idle stream'
       : 'waking the coordinator: a batch boundary has passed',
   );
-  await ctx.invoker.wake({ kind: 'sluice.tick@1', pipeline: ctx.pipeline.name });
+  await ctx.invoker.wake({ kind: 'sluice.tick@1', pipeline: ctx.pipeline.name, sweep: false });
 }
 
 /**

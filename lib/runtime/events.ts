@@ -41,18 +41,21 @@ export function parseTaskEvent(raw: unknown): TaskEvent {
 /**
  * What the coordinator is invoked with: the schedule's tick every minute (and locally, a tick per
  * batch interval). `stuckBefore` makes the sweep treat batches idle since then as stuck (the local
- * runtime uses it to re-drive at once what Lambda would re-drive after `sweepAfterMs`).
+ * runtime uses it to re-drive at once what Lambda would re-drive after `sweepAfterMs`). `sweep:
+ * false` (a coordinator ingest woke to seal a batch) leaves the sweep to the schedule's ticks.
  */
 export interface TickEvent {
   readonly kind: 'sluice.tick@1';
   readonly pipeline: string;
   readonly stuckBefore?: number;
+  readonly sweep?: boolean;
 }
 
 const tickEventSchema = z.object({
   kind: z.literal('sluice.tick@1'),
   pipeline: z.string(),
   stuckBefore: z.optional(z.number()),
+  sweep: z.optional(z.boolean()),
 });
 
 /**
@@ -67,9 +70,13 @@ export function parseTickEvent(raw: unknown, pipeline: string): TickEvent {
   if (parsed.data.pipeline !== pipeline) {
     throw new InvalidInputError(`a tick for pipeline '${parsed.data.pipeline}' reached '${pipeline}'`);
   }
-  return parsed.data.stuckBefore === undefined
-    ? { kind: parsed.data.kind, pipeline: parsed.data.pipeline }
-    : parsed.data;
+  const { kind, stuckBefore, sweep } = parsed.data;
+  return {
+    kind,
+    pipeline,
+    ...(stuckBefore === undefined ? {} : { stuckBefore }),
+    ...(sweep === undefined ? {} : { sweep }),
+  };
 }
 
 /** One record of a Kinesis event-source mapping event, as Lambda delivers it. */

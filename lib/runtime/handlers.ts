@@ -125,7 +125,9 @@ export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): Pipel
       for (;;) {
         const report = await coordinate(ctx, {
           ...(tick.stuckBefore === undefined ? {} : { stuckBefore: tick.stuckBefore }),
-          sweep: reports.length === 0,
+          // Stuck means minutes without progress: a tick's first pass is enough, and an invocation
+          // ingest started to seal a batch leaves it to the ticks.
+          sweep: reports.length === 0 && tick.sweep !== false,
         });
         reports.push(report);
         afterPass?.(report);

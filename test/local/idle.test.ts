@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import wordcount from '../../examples/wordcount/pipeline';
 import { withSettings } from '../../lib/dsl/pipeline';
 import { batchId } from '../../lib/ids';
@@ -93,6 +93,7 @@ describe('a coordinator that does not wait for boundaries', () => {
     const [first] = await run.advance();
     const marked = await run.ctx.ledger.pipeline.get();
     const shown = formatStatus(await pipelineStatus(run.ctx, run.now()), 'here');
+    const wake = vi.spyOn(run.context('ingest').invoker, 'wake');
 
     // Act: records before the next boundary, then after it, with no tick in between.
     await run.push(['that is the question']);
@@ -112,6 +113,8 @@ describe('a coordinator that does not wait for boundaries', () => {
     expect(shown).toMatch(/state: +running; no coordinator waits: the first ingest after \S+ wakes one/);
     expect(beforeBoundary).toBe(0);
     expect(run.invoker.calls.get('ingest -> coordinator')).toBe(1);
+    // It seals; the sweep is left to the schedule's ticks.
+    expect(wake.mock.calls).toEqual([[{ kind: 'sluice.tick@1', pipeline: wordcount.name, sweep: false }]]);
     expect(run.invoker.refused).toEqual([]);
     // Sealed and run by the coordinator ingest woke: both lines, the whole count.
     expect(second.status).toBe('complete');

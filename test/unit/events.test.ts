@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../lib/errors';
-import { parseKinesisEvent, parseTaskEvent } from '../../lib/runtime/events';
+import { parseKinesisEvent, parseTaskEvent, parseTickEvent } from '../../lib/runtime/events';
 import { parseFaults, type FaultOptions } from '../../local/faults';
 
 const task = { kind: 'sluice.task@1', pipeline: 'wc', batch: 3, phase: 1, task: 2 };
@@ -51,6 +51,21 @@ describe('parseTaskEvent', () => {
     } catch (error) {
       expect((error as InvalidInputError).retryable).toBe(false);
     }
+  });
+});
+
+describe('parseTickEvent', () => {
+  it("keeps a tick's own fields, and refuses another pipeline's or a malformed one", () => {
+    const tick = { kind: 'sluice.tick@1', pipeline: 'wc' };
+
+    expect(parseTickEvent({ ...tick, extra: 1 }, 'wc')).toEqual(tick);
+    expect(parseTickEvent({ ...tick, stuckBefore: 5, sweep: false }, 'wc')).toEqual({
+      ...tick,
+      stuckBefore: 5,
+      sweep: false,
+    });
+    expect(() => parseTickEvent({ ...tick, sweep: 'no' }, 'wc')).toThrow(/not a coordinator tick/);
+    expect(() => parseTickEvent(tick, 'other')).toThrow(/a tick for pipeline 'wc' reached 'other'/);
   });
 });
 
