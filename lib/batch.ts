@@ -44,9 +44,9 @@ export interface PipelineItem {
    */
   readonly asleep?: number;
   /**
-   * Set with `asleep` by a coordinator that does not wait for boundaries (`coordinatorWaits: false`)
-   * when it ended its invocation while records arrive: the next batch boundary (epoch ms). Only an
-   * ingest at or after it wakes a coordinator, which seals the batch that ended there.
+   * Set with `asleep` by a coordinator that does not wait for boundaries (`coordinatorWaits:
+   * false`) when it ended its invocation while records arrive: the next batch boundary (epoch ms).
+   * Only an ingest at or after it wakes a coordinator, which seals the batch that ended there.
    */
   readonly wakeAt?: number;
 }

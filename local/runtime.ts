@@ -128,8 +128,6 @@ interface RuntimeParts<T, Out> {
   readonly clock: LocalClock;
   /** The coordinator's deployed name. */
   readonly coordinatorName: string;
-  /** As the construct's `coordinatorWaits`: what a system-clock run's scheduler stands in for. */
-  readonly coordinatorWaits: boolean;
 }
 
 /**
@@ -195,11 +193,13 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       ledger: this.ctx.ledger,
       meter: parts.usage,
     });
-    // A coordinator that waits passes at every boundary (the scheduler stands in for its loop);
-    // one that does not is started by the schedule's minute tick, and by ingest.
-    this.scheduler = parts.coordinatorWaits
-      ? new LocalScheduler(this.pollers, () => this.tick(), parts.pipeline.batchIntervalMs)
-      : new LocalScheduler(this.pollers, () => this.tick(), SCHEDULE_RATE_MS, true);
+    // As the deployed coordinator is configured: one that waits passes at every boundary (the
+    // scheduler stands in for its loop); one that does not is started by the schedule's minute
+    // tick, and by ingest.
+    this.scheduler =
+      this.ctx.config.coordinatorWaits !== false
+        ? new LocalScheduler(this.pollers, () => this.tick(), parts.pipeline.batchIntervalMs)
+        : new LocalScheduler(this.pollers, () => this.tick(), SCHEDULE_RATE_MS, true);
   }
 
   /** Starts the emulator (unless an endpoint is given), creates the resources, and wires the runtime. */
@@ -286,7 +286,6 @@ export class LocalRuntime<T = unknown, Out = unknown> {
       guard,
       clock,
       coordinatorName: names.functionName('coordinator'),
-      coordinatorWaits: options.coordinatorWaits !== false,
     });
     // The stream's zero time is fixed when the run starts, as a deployment's first coordinator
     // pass fixes it: batch 1 then ends one interval after the start. A continued run keeps its own.

@@ -192,8 +192,7 @@ export async function wakeCoordinator(ctx: RuntimeContext): Promise<void> {
   if (state?.asleep === undefined) return;
   if (state.wakeAt !== undefined && ctx.clock.now() < state.wakeAt) return;
   // Only the mark it read: a coordinator may have marked a later boundary since.
-  if (!(await ctx.ledger.pipeline.wake({ ...(state.wakeAt === undefined ? {} : { wakeAt: state.wakeAt }) })))
-    return;
+  if (!(await ctx.ledger.pipeline.wake({ wakeAt: state.wakeAt }))) return;
   ctx.log.info(
     state.wakeAt === undefined
       ? 'waking the coordinator: records arrived on an idle stream'

@@ -9,11 +9,11 @@ import { DEFAULT_LEDGER_RETENTION_MS, type RuntimeContext } from './context';
 const MAX_EXPIRED_PER_PASS = 100;
 
 /**
- * Deletes the ledger items of settled batches (complete or skipped, but the last sealed) whose batch
- * time is older than the retention: each one's task reports and segment items, then its batch
- * item, oldest first, then moves the pipeline's `expiredThrough`. The emulator has no TTL, and DynamoDB's would not
- * know which batches are settled; a pass that stops half-way leaves the rest to the next one
- * (deleting what is gone is no error). Returns the batches it expired.
+ * Deletes the ledger items of settled batches (complete or skipped, but the last sealed) whose
+ * batch time is older than the retention: each one's task reports and segment items, then its batch
+ * item, oldest first, then moves the pipeline's `expiredThrough`. The emulator has no TTL, and
+ * DynamoDB's would not know which batches are settled; a pass that stops half-way leaves the rest
+ * to the next one (deleting what is gone is no error). Returns the batches it expired.
  *
  * @example
  * const expired = await expireSettledBatches(ctx, state, settledThrough);

@@ -134,7 +134,6 @@ export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): Pipel
         // Halted or paused, there is nothing to seal until an operator acts: the next tick (a minute
         // on) looks again, rather than a loop of passes that find the next batch overdue at once.
         if (report.halted || report.paused) return outcome();
-        const wait = report.nextBatchTime - ctx.clock.now();
         if (ctx.config.coordinatorWaits === false) {
           // It never waits for a boundary: it leaves the next one to the first ingest after it
           // (or to the next tick), and only goes on when the next batch is due already.
@@ -142,6 +141,7 @@ export function createHandlers(pipeline: AnyPipeline, deps: FunctionDeps): Pipel
           if (remainingMs() < COORDINATOR_MARGIN_MS) return outcome();
           continue;
         }
+        const wait = report.nextBatchTime - ctx.clock.now();
         if (remainingMs() - Math.max(wait, 0) < COORDINATOR_MARGIN_MS) return outcome();
         // An idle stream is not worth an invocation waiting out the minute: the next tick seals
         // the batches that come due meanwhile, and ingest wakes a coordinator when records come.

@@ -138,11 +138,7 @@ export async function reduceInput(
   checkFits(budget, encoded, 'shuffle input', scope);
   const stateToLoad = { ...opened, budget: budget - encoded * DECODED_EXPANSION };
   const reduce = new PartitionReduce(wide);
-  let bytes = 0;
-  await fetchInOrder(runs, GETS_AHEAD, fetchRun, (_run, body) => {
-    bytes += body.length;
-    reduce.addRun(body);
-  });
+  const bytes = await readRuns(runs, fetchRun, (body) => reduce.addRun(body));
   const batch = statefulBatch(manifest, ctx.pipeline.batchIntervalMs);
   // Due times (the time index) are kept and read by the operator's clock.
   const clock = dueClock(stateToLoad.operator, batch);
@@ -179,8 +175,7 @@ export async function mergeInPasses<Run>(
     if (index > 0 && plan.holdRuns) {
       for (const body of held) reduce.addRun(body);
     } else {
-      await fetchInOrder(runs, GETS_AHEAD, fetch, (_run, body) => {
-        bytes += body.length;
+      bytes += await readRuns(runs, fetch, (body) => {
         if (plan.holdRuns) held.push(body);
         reduce.addRun(body);
       });
@@ -190,6 +185,23 @@ export async function mergeInPasses<Run>(
     records = reduce.pairs;
   }
   return { records, bytes };
+}
+
+/**
+ * Reads runs in order, a few ahead of the one being taken (`fetchInOrder`), handing each body to
+ * `take`; returns the bytes read.
+ */
+async function readRuns<Run>(
+  runs: readonly Run[],
+  fetch: (run: Run) => Promise<Buffer>,
+  take: (body: Buffer) => void,
+): Promise<number> {
+  let bytes = 0;
+  await fetchInOrder(runs, GETS_AHEAD, fetch, (_run, body) => {
+    bytes += body.length;
+    take(body);
+  });
+  return bytes;
 }
 
 /**

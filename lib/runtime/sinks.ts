@@ -13,7 +13,7 @@ import type { OutputCollector } from './buffers';
  * const runner = new PhaseRunner({ ...options, keepOutput: takesRecords(ctx.pipeline.sinks) });
  */
 export function takesRecords(sinks: RuntimeContext['pipeline']['sinks']): boolean {
-  return sinks.some((sink) => isForeachBatch(sink));
+  return sinks.some(isForeachBatch);
 }
 
 function isForeachBatch<S extends RuntimeContext['pipeline']['sinks'][number]>(

@@ -851,14 +851,15 @@ function dueParts(
 }
 
 /**
- * What a partition says of the batches after it: until when a batch without input would leave it
- * as `batch` leaves it, with no output and no change of state. Forever for an empty state, and for
- * an operator that reads only its keys without timeouts; with timeouts, until the first key is
- * due (from the whole state, or the time index and the entries this batch writes to it). An operator on the watermark's clock (event-time windows) is quiet
- * whatever the time while the sealed high stays at or below `quietHigh`: without input the
- * watermark moves only as earlier batches' highs are folded in. An operator that reads every key
- * says what its `idleUntil` says (a processing-time window: until its next window batch), or
- * nothing (`updateStateByKey`, snapshots): it acts on every batch while it holds state.
+ * What a partition says of the batches after it: until when a batch without input would leave it as
+ * `batch` leaves it, with no output and no change of state. Forever for an empty state, and for an
+ * operator that reads only its keys without timeouts; with timeouts, until the first key is due
+ * (from the whole state, or the time index and the entries this batch writes to it). An operator on
+ * the watermark's clock (event-time windows) is quiet whatever the time while the sealed high stays
+ * at or below `quietHigh`: without input the watermark moves only as earlier batches' highs are
+ * folded in. An operator that reads every key says what its `idleUntil` says (a processing-time
+ * window: until its next window batch), or nothing (`updateStateByKey`, snapshots): it acts on
+ * every batch while it holds state.
  *
  * @example
  * const quiet = await quietAfter(ctx.state, opened, pending, loaded.table, batch);

@@ -180,7 +180,7 @@ describe('a coordinator that does not wait for boundaries', () => {
     const current = await pipeline.wake({ wakeAt: second });
     await pipeline.sleep(run.now());
     const idleByBoundary = await pipeline.wake({ wakeAt: second });
-    const idle = await pipeline.wake({});
+    const idle = await pipeline.wake({ wakeAt: undefined });
 
     // Assert
     expect(stale).toBe(false);

@@ -97,7 +97,7 @@ export class PipelineItems {
    * stays awake), false if it was not set. With `seen` (what an ingest read), only that mark: one
    * a coordinator has set again meanwhile, for a later boundary, stays.
    */
-  async wake(seen?: { readonly wakeAt?: number }): Promise<boolean> {
+  async wake(seen?: { readonly wakeAt: number | undefined }): Promise<boolean> {
     const same =
       seen === undefined
         ? {}
